@@ -1,0 +1,1 @@
+"""The common library of plane-workers: settings, runtime, registry and CLI."""

@@ -1,0 +1,1 @@
+"""Real servers started from Python packages, used when no URL is configured (dev, demo, tests)."""

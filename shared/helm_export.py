@@ -1,0 +1,60 @@
+"""The chart's workload list, generated from the registry (`plane-workers export-helm`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from shared import registry
+
+CHART_DIR = Path(__file__).resolve().parent.parent / "charts" / "plane-workers"
+WORKLOADS_FILE = CHART_DIR / "workloads.yaml"
+
+HEADER = (
+    "# GENERATED from shared/registry.py by `plane-workers export-helm`. Do not edit by hand:\n"
+    "# the chart tests and `export-helm --check` fail when this file is stale.\n"
+)
+
+
+def workloads() -> dict[str, Any]:
+    consumers = {
+        spec.name: {
+            "topic": spec.topic,
+            "group": spec.group,
+            "partitions": spec.partitions,
+            "dlqTopic": spec.dlq_topic,
+            "retryTopics": list(spec.retry_topics),
+            "args": spec.args,
+            "resources": spec.resources.as_k8s(),
+            "gpu": spec.resources.gpu > 0,
+            "description": spec.description,
+        }
+        for spec in registry.CONSUMERS
+    }
+    jobs = {
+        spec.name: {
+            "schedule": spec.schedule,
+            "args": spec.args,
+            "activeDeadlineSeconds": spec.active_deadline_seconds,
+            "startingDeadlineSeconds": spec.starting_deadline_seconds,
+            "backoffLimit": spec.backoff_limit,
+            "resources": spec.resources.as_k8s(),
+            "description": spec.description,
+        }
+        for spec in registry.JOBS
+    }
+    return {"consumers": consumers, "cronjobs": jobs}
+
+
+def render() -> str:
+    return HEADER + yaml.safe_dump(workloads(), sort_keys=True, width=120)
+
+
+def write(path: Path = WORKLOADS_FILE) -> None:
+    path.write_text(render())
+
+
+def is_current(path: Path = WORKLOADS_FILE) -> bool:
+    return path.exists() and path.read_text() == render()

@@ -1,0 +1,149 @@
+"""THE registry: every Kafka consumer and every scheduled job of plane-workers.
+
+Plain data with dotted paths to the code, so listing it or exporting it to Helm imports nothing
+heavy. The CLI (`list`, `consume`, `job`, `dev`), the topic set (`topics create`) and the chart's
+`workloads.yaml` (`export-helm`) are all derived from these two tuples. Adding a workload is one
+handler module plus one entry here, then `plane-workers export-helm`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Literal
+
+# Kubernetes object names get the release name and a suffix prepended/appended; keep room.
+NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{1,40}[a-z0-9]$")
+
+
+@dataclass(frozen=True)
+class Resources:
+    cpu_request: str = "100m"
+    memory_request: str = "256Mi"
+    memory_limit: str = "512Mi"
+    gpu: int = 0
+
+    def as_k8s(self) -> dict[str, dict[str, str | int]]:
+        limits: dict[str, str | int] = {"memory": self.memory_limit}
+        if self.gpu:
+            limits["nvidia.com/gpu"] = self.gpu
+        return {
+            "requests": {"cpu": self.cpu_request, "memory": self.memory_request},
+            "limits": limits,
+        }
+
+
+@dataclass(frozen=True)
+class ConsumerSpec:
+    """A Kafka consumer: a handler the shared runtime calls once per valid event."""
+
+    name: str
+    topic: str  # logical name; physical = KAFKA_TOPIC_PREFIX + topic
+    handler: str  # "package.module:function"
+    event_types: tuple[str, ...]
+    description: str
+    owner: str = "platform"
+    partitions: int = 6
+    # Delays of the retry tiers; tier i is topic `<topic>.retry.<i>`. Empty: no retry (DLQ only).
+    retry_delays_s: tuple[float, ...] = (5.0, 60.0, 600.0)
+    # "transaction": the runtime claims the event id and runs the handler in one DB transaction,
+    # so a redelivered event changes nothing. "handler": the handler makes itself idempotent.
+    idempotency: Literal["transaction", "handler"] = "transaction"
+    resources: Resources = field(default_factory=Resources)
+
+    @property
+    def group(self) -> str:
+        return self.name
+
+    @property
+    def dlq_topic(self) -> str:
+        return f"{self.topic}.dlq"
+
+    def retry_topic(self, tier: int) -> str:
+        return f"{self.topic}.retry.{tier}"
+
+    @property
+    def retry_topics(self) -> tuple[str, ...]:
+        return tuple(self.retry_topic(i) for i in range(len(self.retry_delays_s)))
+
+    @property
+    def args(self) -> list[str]:
+        return ["consume", self.name]
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """A scheduled job: `run(ctx) -> JobResult`, idempotent and safe to start twice."""
+
+    name: str
+    entrypoint: str  # "package.module:function"
+    schedule: str  # cron, UTC
+    description: str
+    owner: str = "platform"
+    active_deadline_seconds: int = 3600
+    starting_deadline_seconds: int = 600
+    backoff_limit: int = 1
+    resources: Resources = field(default_factory=Resources)
+
+    @property
+    def args(self) -> list[str]:
+        return ["job", self.name]
+
+
+CONSUMERS: tuple[ConsumerSpec, ...] = (
+    ConsumerSpec(
+        name="issue-description-versions",
+        topic="issue-description-versions",
+        handler="services.issue_description_versions.handler:handle",
+        event_types=("plane.issue_description_version.v1",),
+        description="Snapshots issue descriptions (Plane's issue_description_version_task).",
+    ),
+)
+
+JOBS: tuple[JobSpec, ...] = (
+    JobSpec(
+        name="cleanup-api-logs",
+        entrypoint="cronjobs.cleanup_api_logs:run",
+        schedule="30 2 * * *",
+        description="Deletes API activity logs older than HARD_DELETE_AFTER_DAYS (delete_api_logs).",
+        active_deadline_seconds=3600,
+    ),
+)
+
+
+class UnknownWorkload(KeyError):
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def consumer(name: str) -> ConsumerSpec:
+    for spec in CONSUMERS:
+        if spec.name == name:
+            return spec
+    known = ", ".join(s.name for s in CONSUMERS)
+    raise UnknownWorkload(f"no consumer named {name!r} (known: {known})")
+
+
+def job(name: str) -> JobSpec:
+    for spec in JOBS:
+        if spec.name == name:
+            return spec
+    known = ", ".join(s.name for s in JOBS)
+    raise UnknownWorkload(f"no job named {name!r} (known: {known})")
+
+
+def all_topics() -> list[tuple[str, int]]:
+    """Every logical topic the consumers need, with its partition count (DLQ and retry included)."""
+    topics: dict[str, int] = {}
+    for spec in CONSUMERS:
+        for topic in (spec.topic, spec.dlq_topic, *spec.retry_topics):
+            topics[topic] = max(topics.get(topic, 0), spec.partitions)
+    return sorted(topics.items())
+
+
+def load(dotted: str) -> object:
+    """Import `package.module:attribute`."""
+    import importlib
+
+    module_name, _, attribute = dotted.partition(":")
+    return getattr(importlib.import_module(module_name), attribute)

@@ -1,0 +1,155 @@
+"""One frozen settings object, built once per process from named environment variables.
+
+Plane's own variable names are reused where Plane has one, so an operator can point plane-workers
+at the same environment as Plane's API. Every variable is listed in `VARIABLES`; the README's
+configuration table is generated from it (`plane-workers config --markdown`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from functools import cache
+
+
+@dataclass(frozen=True)
+class Variable:
+    env: str
+    default: str
+    help: str
+    secret: bool = False
+
+
+VARIABLES: tuple[Variable, ...] = (
+    Variable("DATABASE_URL", "", "Plane's PostgreSQL. Empty: the embedded PostgreSQL (dev/demo)."),
+    Variable("KAFKA_BOOTSTRAP_SERVERS", "", "Kafka brokers, comma separated. Empty: embedded."),
+    Variable("KAFKA_TOPIC_PREFIX", "plane.", "Prefix mapping logical topic names to physical ones."),
+    Variable("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT", "librdkafka security.protocol."),
+    Variable("KAFKA_SASL_MECHANISM", "", "librdkafka sasl.mechanism (e.g. SCRAM-SHA-512)."),
+    Variable("KAFKA_SASL_USERNAME", "", "SASL user name."),
+    Variable("KAFKA_SASL_PASSWORD", "", "SASL password.", secret=True),
+    Variable("KAFKA_SESSION_TIMEOUT_MS", "10000", "Consumer group session timeout."),
+    Variable("KAFKA_MAX_POLL_INTERVAL_MS", "300000", "Max time between polls before eviction."),
+    Variable("EVENT_MAX_BYTES", "1048576", "Events larger than this go to the DLQ as oversize."),
+    Variable("DLQ_MAX_CONSECUTIVE", "1000", "Consecutive dead letters per partition before stop."),
+    Variable("DLQ_MAX_RATIO", "0.5", "Share of dead letters per partition before the consumer stops."),
+    Variable("HEALTH_FILE", "/tmp/plane-workers-health", "File the consumer loop touches (liveness)."),
+    Variable("METRICS_PORT", "9100", "Port of the consumer's /metrics endpoint (0: off)."),
+    Variable("PUSHGATEWAY_URL", "", "Prometheus Pushgateway for job metrics (empty: no push)."),
+    Variable("LOG_LEVEL", "INFO", "Python log level."),
+    Variable("LOG_FORMAT", "json", "json (one object per line) or text."),
+    Variable("SECRET_KEY", "", "Plane's SECRET_KEY (decrypts instance configuration).", secret=True),
+    Variable("HARD_DELETE_AFTER_DAYS", "60", "Retention for soft-deleted rows and logs, in days."),
+    Variable("AWS_S3_ENDPOINT_URL", "", "S3 endpoint (MinIO, moto...). Empty: AWS."),
+    Variable("AWS_S3_BUCKET_NAME", "uploads", "Plane's uploads bucket."),
+    Variable("AWS_REGION", "us-east-1", "S3 region."),
+    Variable("AWS_ACCESS_KEY_ID", "", "S3 access key.", secret=True),
+    Variable("AWS_SECRET_ACCESS_KEY", "", "S3 secret key.", secret=True),
+    Variable("EMAIL_HOST", "", "SMTP host."),
+    Variable("EMAIL_PORT", "587", "SMTP port."),
+    Variable("EMAIL_HOST_USER", "", "SMTP user."),
+    Variable("EMAIL_HOST_PASSWORD", "", "SMTP password.", secret=True),
+    Variable("EMAIL_USE_TLS", "1", "STARTTLS (1/0)."),
+    Variable("EMAIL_USE_SSL", "0", "Implicit TLS (1/0)."),
+    Variable("EMAIL_FROM", "Team Plane <team@mailer.plane.so>", "From address of every mail."),
+    Variable("WEBHOOK_ALLOWED_IPS", "", "IPs/CIDRs webhooks may reach despite the SSRF rules."),
+    Variable("WEBHOOK_ALLOWED_HOSTS", "", "Exact host names webhooks may reach despite SSRF rules."),
+    Variable("PLANE_WORKERS_STATE_DIR", ".plane-workers", "Where the embedded stack keeps its data."),
+)
+
+
+def _bool(value: str) -> bool:
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _csv(value: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    kafka_bootstrap_servers: str
+    kafka_topic_prefix: str
+    kafka_security_protocol: str
+    kafka_sasl_mechanism: str
+    kafka_sasl_username: str
+    kafka_sasl_password: str = field(repr=False)
+    kafka_session_timeout_ms: int = 10000
+    kafka_max_poll_interval_ms: int = 300000
+    event_max_bytes: int = 1048576
+    dlq_max_consecutive: int = 1000
+    dlq_max_ratio: float = 0.5
+    health_file: str = "/tmp/plane-workers-health"
+    metrics_port: int = 9100
+    pushgateway_url: str = ""
+    log_level: str = "INFO"
+    log_format: str = "json"
+    secret_key: str = field(default="", repr=False)
+    hard_delete_after_days: int = 60
+    aws_s3_endpoint_url: str = ""
+    aws_s3_bucket_name: str = "uploads"
+    aws_region: str = "us-east-1"
+    aws_access_key_id: str = field(default="", repr=False)
+    aws_secret_access_key: str = field(default="", repr=False)
+    email_host: str = ""
+    email_port: int = 587
+    email_host_user: str = ""
+    email_host_password: str = field(default="", repr=False)
+    email_use_tls: bool = True
+    email_use_ssl: bool = False
+    email_from: str = "Team Plane <team@mailer.plane.so>"
+    webhook_allowed_ips: tuple[str, ...] = ()
+    webhook_allowed_hosts: tuple[str, ...] = ()
+    plane_workers_state_dir: str = ".plane-workers"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        types = {f.name: f.type for f in fields(cls)}
+        for var in VARIABLES:
+            name = var.env.lower()
+            raw = env.get(var.env, var.default)
+            kind = types[name]
+            try:
+                if kind == "int":
+                    values[name] = int(raw)
+                elif kind == "float":
+                    values[name] = float(raw)
+                elif kind == "bool":
+                    values[name] = _bool(raw)
+                elif kind == "tuple[str, ...]":
+                    values[name] = _csv(raw)
+                else:
+                    values[name] = raw
+            except ValueError as exc:
+                raise ValueError(f"{var.env}={raw!r} is not a valid {kind}") from exc
+        return cls(**values)  # type: ignore[arg-type]
+
+    def topic(self, logical: str) -> str:
+        """The physical Kafka topic of a logical name (`issue-activity` -> `plane.issue-activity`)."""
+        return f"{self.kafka_topic_prefix}{logical}"
+
+
+@cache
+def get_settings() -> Settings:
+    return Settings.from_env()
+
+
+def secret_values(settings: Settings) -> tuple[str, ...]:
+    """The configured secret values, so log output can redact them wherever they appear."""
+    secret_names = {v.env.lower() for v in VARIABLES if v.secret}
+    return tuple(
+        str(getattr(settings, name)) for name in secret_names if getattr(settings, name)
+    )
+
+
+def markdown_table() -> str:
+    rows = ["| Variable | Default | Meaning |", "|---|---|---|"]
+    for var in VARIABLES:
+        default = f"`{var.default}`" if var.default else "(empty)"
+        secret = " Secret." if var.secret else ""
+        rows.append(f"| `{var.env}` | {default} | {var.help}{secret} |")
+    return "\n".join(rows)
