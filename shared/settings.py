@@ -141,9 +141,7 @@ def get_settings() -> Settings:
 def secret_values(settings: Settings) -> tuple[str, ...]:
     """The configured secret values, so log output can redact them wherever they appear."""
     secret_names = {v.env.lower() for v in VARIABLES if v.secret}
-    return tuple(
-        str(getattr(settings, name)) for name in secret_names if getattr(settings, name)
-    )
+    return tuple(str(getattr(settings, name)) for name in secret_names if getattr(settings, name))
 
 
 def markdown_table() -> str:

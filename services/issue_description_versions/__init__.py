@@ -1,0 +1,1 @@
+"""Consumer `issue-description-versions`: Plane's issue_description_version_task."""

@@ -1,0 +1,1 @@
+"""The `plane-workers` command line."""

@@ -1,0 +1,72 @@
+"""`plane-workers dev`: every consumer as a child process plus an in-process cron schedule.
+
+Child processes (not threads) so each consumer runs exactly as it does in its pod. The schedule
+fires `plane-workers job NAME --scheduled-for T` at each job's cron time.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from croniter import croniter
+
+from shared import registry
+from shared.embedded.bootstrap import prepare
+from shared.embedded.stack import EmbeddedStack, env_for
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "shared.cli.main", *args]
+
+
+def run_dev(settings: Settings, state_dir: Path | None) -> int:
+    stopping = False
+
+    def on_signal(_signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    with EmbeddedStack(settings, state_dir) as stack:
+        prepare(stack.settings)
+        env = env_for(stack.settings)
+        children = {
+            spec.name: subprocess.Popen(command(*spec.args), env=env | {"METRICS_PORT": "0"})
+            for spec in registry.CONSUMERS
+        }
+        now = datetime.now(UTC)
+        schedule = {spec.name: croniter(spec.schedule, now) for spec in registry.JOBS}
+        due = {name: it.get_next(datetime) for name, it in schedule.items()}
+        print(
+            f"dev: {len(children)} consumer(s) and {len(due)} job(s) on {stack.settings.kafka_bootstrap_servers}"
+        )
+        for name, when in sorted(due.items(), key=lambda kv: kv[1]):
+            print(f"  next {name}: {when.isoformat()}")
+        try:
+            while not stopping:
+                for name, child in children.items():
+                    if child.poll() is not None:
+                        log.error("consumer %s exited with %s", name, child.returncode)
+                        return 1
+                now = datetime.now(UTC)
+                for name, when in due.items():
+                    if when <= now:
+                        subprocess.Popen(command("job", name, "--scheduled-for", when.isoformat()), env=env)
+                        due[name] = schedule[name].get_next(datetime)
+                time.sleep(0.5)
+        finally:
+            for child in children.values():
+                child.terminate()
+            for child in children.values():
+                child.wait(timeout=30)
+    return 0

@@ -1,0 +1,148 @@
+"""Runs one registry job: once at a time (advisory lock), recorded, measured, with exit codes.
+
+Exit codes: 0 the work is done (or another run holds the lock and is doing it), 1 the job
+failed (the run record says why), 2 bad usage or configuration.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import socket
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import cast
+
+from sqlalchemy import Engine, func, select, text, update
+
+from shared import metrics, registry
+from shared.db.engine import get_engine
+from shared.db.state import JobRun
+from shared.logs import log_context
+from shared.registry import JobSpec
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+@dataclass
+class JobContext:
+    name: str
+    settings: Settings
+    engine: Engine
+    dry_run: bool
+    # The run's notion of "now": the CronJob's scheduled time when given, so a re-run of a
+    # missed schedule computes the same cut-offs as the original would have.
+    now: datetime
+    counts: Counter[str] = field(default_factory=Counter)
+
+    def count(self, action: str, n: int = 1) -> None:
+        self.counts[action] += n
+        if not self.dry_run:
+            metrics.JOB_ROWS.labels(self.name, action).inc(n)
+
+
+JobFunction = Callable[[JobContext], None]
+
+
+def lock_key(job: str) -> int:
+    """A stable signed 64-bit advisory-lock key per job name."""
+    digest = hashlib.sha256(f"plane-workers:job:{job}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def run_job(
+    spec: JobSpec,
+    settings: Settings,
+    *,
+    dry_run: bool = False,
+    scheduled_for: datetime | None = None,
+) -> tuple[int, JobContext | None]:
+    function = cast(JobFunction, registry.load(spec.entrypoint))
+    engine = get_engine(settings.database_url)
+    ctx = JobContext(
+        name=spec.name,
+        settings=settings,
+        engine=engine,
+        dry_run=dry_run,
+        now=scheduled_for or datetime.now(UTC),
+    )
+    started = time.monotonic()
+    with log_context(job=spec.name, dry_run=dry_run), engine.connect() as lock_conn:
+        # A session-level lock on a connection of its own, held for the whole run; released by
+        # PostgreSQL if this process dies, so a killed run never blocks the next one.
+        locked = lock_conn.scalar(select(func.pg_try_advisory_lock(lock_key(spec.name))))
+        lock_conn.commit()
+        if not locked:
+            log.info("another run of %s holds the lock; nothing to do", spec.name)
+            _record(engine, spec.name, "skipped", dry_run, scheduled_for, {}, None, finished=True)
+            metrics.JOB_RUNS.labels(spec.name, "skipped_locked").inc()
+            return EXIT_OK, None
+        run_id = _record(engine, spec.name, "running", dry_run, scheduled_for, {}, None)
+        try:
+            log.info("job started")
+            function(ctx)
+        except Exception as exc:
+            log.exception("job failed")
+            _finish(engine, run_id, "failure", ctx.counts, f"{type(exc).__name__}: {exc}")
+            metrics.JOB_RUNS.labels(spec.name, "failure").inc()
+            return EXIT_FAILED, ctx
+        finally:
+            lock_conn.execute(select(func.pg_advisory_unlock(lock_key(spec.name))))
+            lock_conn.commit()
+            metrics.JOB_DURATION_SECONDS.labels(spec.name).set(time.monotonic() - started)
+            metrics.push(settings.pushgateway_url, spec.name)
+        status = "dry_run" if dry_run else "success"
+        _finish(engine, run_id, status, ctx.counts, None)
+        metrics.JOB_RUNS.labels(spec.name, status).inc()
+        if not dry_run:
+            metrics.JOB_LAST_SUCCESS.labels(spec.name).set(time.time())
+        metrics.push(settings.pushgateway_url, spec.name)
+        log.info("job finished", extra={"fields": {"counts": dict(ctx.counts)}})
+        return EXIT_OK, ctx
+
+
+def _record(
+    engine: Engine,
+    job: str,
+    status: str,
+    dry_run: bool,
+    scheduled_for: datetime | None,
+    counts: dict[str, int],
+    error: str | None,
+    finished: bool = False,
+) -> int:
+    with engine.begin() as conn:
+        return conn.execute(
+            JobRun.__table__.insert()
+            .values(
+                job=job,
+                status=status,
+                dry_run=dry_run,
+                scheduled_for=scheduled_for,
+                counts=counts,
+                error=error,
+                host=socket.gethostname(),
+                finished_at=func.now() if finished else None,
+            )
+            .returning(JobRun.id)
+        ).scalar_one()
+
+
+def _finish(engine: Engine, run_id: int, status: str, counts: Counter[str], error: str | None) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            update(JobRun)
+            .where(JobRun.id == run_id)
+            .values(status=status, counts=dict(counts), error=error, finished_at=func.now())
+        )
+
+
+def set_statement_timeout(conn: object, seconds: float) -> None:
+    """Bound a batch's statements so one slow batch cannot hold locks for long."""
+    conn.execute(text(f"SET LOCAL statement_timeout = {int(seconds * 1000)}"))  # type: ignore[attr-defined]

@@ -1,0 +1,50 @@
+"""librdkafka configuration built from settings, shared by consumers, producers and admin."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shared.settings import Settings
+
+
+def client_config(settings: Settings) -> dict[str, Any]:
+    if not settings.kafka_bootstrap_servers:
+        raise RuntimeError(
+            "KAFKA_BOOTSTRAP_SERVERS is not set (use `plane-workers dev` for the embedded stack)"
+        )
+    config: dict[str, Any] = {
+        "bootstrap.servers": settings.kafka_bootstrap_servers,
+        "security.protocol": settings.kafka_security_protocol,
+        "client.id": "plane-workers",
+    }
+    if settings.kafka_sasl_mechanism:
+        config |= {
+            "sasl.mechanism": settings.kafka_sasl_mechanism,
+            "sasl.username": settings.kafka_sasl_username,
+            "sasl.password": settings.kafka_sasl_password,
+        }
+    return config
+
+
+def producer_config(settings: Settings) -> dict[str, Any]:
+    # Idempotent producer: broker-side dedupe of librdkafka's own retries, acks from all ISRs.
+    return client_config(settings) | {
+        "enable.idempotence": True,
+        "acks": "all",
+        "linger.ms": 5,
+        "message.max.bytes": max(settings.event_max_bytes * 2, 1_048_576),
+    }
+
+
+def consumer_config(settings: Settings, group: str) -> dict[str, Any]:
+    return client_config(settings) | {
+        "group.id": group,
+        "auto.offset.reset": "earliest",
+        # arroyo stores and commits offsets itself, only after the strategy says they are done.
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "session.timeout.ms": settings.kafka_session_timeout_ms,
+        "heartbeat.interval.ms": max(settings.kafka_session_timeout_ms // 6, 500),
+        "max.poll.interval.ms": settings.kafka_max_poll_interval_ms,
+        "fetch.max.bytes": max(settings.event_max_bytes * 4, 52_428_800),
+    }

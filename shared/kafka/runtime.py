@@ -1,0 +1,119 @@
+"""`plane-workers consume NAME`: one process runs a consumer's main topic and its retry tiers.
+
+arroyo's StreamProcessor reads one topic, so each retry tier gets its own processor (and group)
+on its own thread. SIGTERM/SIGINT ask every processor to stop; each closes its strategy, commits
+what is done and leaves the group. If any processor dies, the others are stopped and the process
+exits non-zero, so Kubernetes restarts a whole, consistent consumer.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from dataclasses import dataclass
+from types import FrameType
+from typing import cast
+
+from arroyo.backends.kafka import KafkaConsumer
+from arroyo.commit import ONCE_PER_SECOND
+from arroyo.processing import StreamProcessor
+from arroyo.types import Topic
+
+from shared import metrics, registry
+from shared.db.engine import session_factory
+from shared.events.producer import EventProducer
+from shared.kafka.config import consumer_config
+from shared.kafka.deadletter import DeadLetterLimit, DeadLetters
+from shared.kafka.handler import Handler
+from shared.kafka.strategy import Clock, EventProcessor, EventStrategyFactory
+from shared.registry import ConsumerSpec
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+JOIN_TIMEOUT_S = 20.0  # inside the chart's 45 s termination grace period
+
+
+@dataclass
+class ConsumerRun:
+    spec: ConsumerSpec
+    processors: list[StreamProcessor]
+    producer: EventProducer
+    errors: list[BaseException]
+
+    def shutdown(self) -> None:
+        for processor in self.processors:
+            processor.signal_shutdown()
+
+
+def build(spec: ConsumerSpec, settings: Settings, clock: Clock | None = None) -> ConsumerRun:
+    handler = cast(Handler, registry.load(spec.handler))
+    producer = EventProducer(settings)
+    sessions = session_factory(settings.database_url) if settings.database_url else None
+    limit = DeadLetterLimit(settings.dlq_max_consecutive, settings.dlq_max_ratio)
+    dead_letters = DeadLetters(producer, settings.topic(spec.dlq_topic), limit)
+    extra = {"clock": clock} if clock else {}
+
+    processors = []
+    tiers: list[tuple[str, str, int | None]] = [(spec.topic, spec.group, None)]
+    tiers += [(spec.retry_topic(i), f"{spec.group}-retry-{i}", i) for i in range(len(spec.retry_delays_s))]
+    for topic, group, tier in tiers:
+        processor = EventProcessor(
+            spec, handler, settings, producer, sessions, dead_letters, tier=tier, **extra
+        )
+        processors.append(
+            StreamProcessor(
+                KafkaConsumer(consumer_config(settings, group)),
+                Topic(settings.topic(topic)),
+                EventStrategyFactory(processor, settings.health_file),
+                commit_policy=ONCE_PER_SECOND,
+                join_timeout=JOIN_TIMEOUT_S,
+            )
+        )
+    return ConsumerRun(spec, processors, producer, [])
+
+
+def run(run: ConsumerRun, install_signals: bool = True) -> int:
+    """Run until signalled or until a processor fails. Returns the process exit code."""
+    stopped = threading.Event()
+
+    def target(processor: StreamProcessor) -> None:
+        try:
+            processor.run()
+        except BaseException as exc:  # a dead processor must take the consumer down with it
+            log.exception("processor failed: %s", exc)
+            run.errors.append(exc)
+            run.shutdown()
+        finally:
+            stopped.set()
+
+    if install_signals:
+
+        def on_signal(signum: int, _frame: FrameType | None) -> None:
+            log.info("received %s, shutting down", signal.Signals(signum).name)
+            run.shutdown()
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+
+    threads = [
+        threading.Thread(target=target, args=(p,), name=f"{run.spec.name}-{i}", daemon=True)
+        for i, p in enumerate(run.processors)
+    ]
+    for thread in threads:
+        thread.start()
+    log.info("consumer %s started (%d processors)", run.spec.name, len(threads))
+    # Wake up periodically so signals are handled promptly on the main thread.
+    while any(t.is_alive() for t in threads):
+        stopped.wait(0.5)
+        stopped.clear()
+    run.producer.close()
+    log.info("consumer %s stopped", run.spec.name)
+    return 1 if run.errors else 0
+
+
+def consume(name: str, settings: Settings) -> int:
+    spec = registry.consumer(name)
+    metrics.serve(settings.metrics_port)
+    return run(build(spec, settings))

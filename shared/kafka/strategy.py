@@ -1,0 +1,220 @@
+"""The processing step every consumer shares: validate, run the handler once, retry or DLQ.
+
+arroyo drives it: `RunTask(process) -> CommitOffsets`, wrapped in `Healthcheck`. An offset is
+committed only after `process` returned, i.e. after the handler's transaction committed, the
+retry was confirmed by the broker, or the dead letter was.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+
+from arroyo.backends.kafka import KafkaPayload
+from arroyo.processing.strategies import (
+    CommitOffsets,
+    Healthcheck,
+    MessageRejected,
+    ProcessingStrategy,
+    ProcessingStrategyFactory,
+    RunTask,
+)
+from arroyo.types import BrokerValue, Commit, Message, Partition
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session, sessionmaker
+
+from shared.db.state import ProcessedEvent
+from shared.events.envelope import Event, InvalidEvent, parse_event
+from shared.events.producer import EventProducer
+from shared.kafka import headers as h
+from shared.kafka.deadletter import DeadLetters
+from shared.kafka.handler import DependencyUnavailable, Handler, HandlerContext, PermanentError
+from shared.logs import log_context
+from shared.metrics import EVENT_PROCESSING_SECONDS, EVENTS_PROCESSED
+from shared.registry import ConsumerSpec
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], float]
+
+
+class EventProcessor:
+    """Handles one message end to end. `tier` is None on the main topic, i on retry tier i."""
+
+    def __init__(
+        self,
+        spec: ConsumerSpec,
+        handler: Handler,
+        settings: Settings,
+        producer: EventProducer,
+        sessions: sessionmaker[Session] | None,
+        dead_letters: DeadLetters,
+        tier: int | None = None,
+        clock: Clock = time.time,
+    ) -> None:
+        self.spec = spec
+        self.handler = handler
+        self.settings = settings
+        self.producer = producer
+        self.sessions = sessions
+        self.dead_letters = dead_letters
+        self.tier = tier
+        self.clock = clock
+        self._hold_until = 0.0  # while a dependency is down, do not hammer it
+
+    def __call__(self, message: Message[KafkaPayload]) -> None:
+        value = message.value
+        assert isinstance(value, BrokerValue)
+        payload = value.payload
+        headers = h.as_dict(payload.headers)
+        now = self.clock()
+        if self.tier is not None and now < float(headers.get(h.DUE_AT, "0") or 0):
+            raise MessageRejected()  # not due: arroyo pauses the partition and keeps polling
+        if now < self._hold_until:
+            raise MessageRejected()
+
+        with log_context(
+            consumer=self.spec.name,
+            topic=value.partition.topic.name,
+            partition=value.partition.index,
+            offset=value.offset,
+        ):
+            self._process(value, headers)
+
+    def _process(self, value: BrokerValue[KafkaPayload], headers: Mapping[str, str]) -> None:
+        payload = value.payload
+        try:
+            event = parse_event(payload.value, max_bytes=self.settings.event_max_bytes)
+        except InvalidEvent as exc:
+            self._dead_letter(value, headers, f"InvalidEvent.{exc.kind}", str(exc))
+            return
+
+        with log_context(event_id=event.id, event_type=event.type):
+            started = time.perf_counter()
+            try:
+                outcome = self._run_handler(event)
+            except DependencyUnavailable as exc:
+                self._hold(exc)
+                raise MessageRejected() from exc
+            except sa_exc.OperationalError as exc:
+                if exc.connection_invalidated or _is_connect_error(exc):
+                    self._hold(exc)
+                    raise MessageRejected() from exc
+                self._retry_or_dead_letter(value, headers, exc)
+                return
+            except PermanentError as exc:
+                self._dead_letter(value, headers, _error_class(exc), str(exc))
+                return
+            except Exception as exc:
+                self._retry_or_dead_letter(value, headers, exc)
+                return
+            finally:
+                EVENT_PROCESSING_SECONDS.labels(self.spec.name).observe(time.perf_counter() - started)
+        self._hold_until = 0.0
+        self.dead_letters.limit.record_ok(value.partition.index)
+        EVENTS_PROCESSED.labels(self.spec.name, outcome).inc()
+
+    def _run_handler(self, event: Event) -> str:
+        if self.spec.idempotency == "handler" or self.sessions is None:
+            self.handler(event, self._context(None))
+            return "ok"
+        with self.sessions.begin() as session:
+            claimed = session.execute(
+                insert(ProcessedEvent)
+                .values(consumer=self.spec.name, event_id=uuid.UUID(event.id))
+                .on_conflict_do_nothing()
+                .returning(ProcessedEvent.event_id)
+            ).first()
+            if claimed is None:
+                return "duplicate"  # its effects were committed by an earlier delivery
+            self.handler(event, self._context(session))
+        return "ok"
+
+    def _context(self, session: Session | None) -> HandlerContext:
+        return HandlerContext(self.spec.name, self.settings, self.producer, session)
+
+    def _failure(
+        self, value: BrokerValue[KafkaPayload], headers: Mapping[str, str], cls: str, msg: str
+    ) -> h.Failure:
+        first = h.ORIGINAL_TOPIC not in headers
+        return h.Failure(
+            topic=value.partition.topic.name if first else headers[h.ORIGINAL_TOPIC],
+            partition=value.partition.index if first else int(headers[h.ORIGINAL_PARTITION]),
+            offset=value.offset if first else int(headers[h.ORIGINAL_OFFSET]),
+            attempts=int(headers.get(h.ATTEMPTS, "0") or 0) + 1,
+            first_failed_at=headers.get(h.FIRST_FAILED_AT)
+            or datetime.fromtimestamp(self.clock(), UTC).isoformat(),
+            error_class=cls,
+            error_message=msg,
+        )
+
+    def _dead_letter(
+        self, value: BrokerValue[KafkaPayload], headers: Mapping[str, str], cls: str, msg: str
+    ) -> None:
+        failure = self._failure(value, headers, cls, msg)
+        payload = value.payload
+        self.dead_letters.send(
+            payload.key, payload.value, list(payload.headers), failure, value.partition.index
+        )
+        log.warning("dead-lettered: %s: %s", cls, msg, extra={"fields": {"attempts": failure.attempts}})
+        EVENTS_PROCESSED.labels(self.spec.name, "dead_lettered").inc()
+
+    def _retry_or_dead_letter(
+        self, value: BrokerValue[KafkaPayload], headers: Mapping[str, str], exc: Exception
+    ) -> None:
+        failure = self._failure(value, headers, _error_class(exc), str(exc))
+        delays = self.spec.retry_delays_s
+        tier = failure.attempts - 1
+        if tier >= len(delays):
+            log.error("retries exhausted", exc_info=exc)
+            self._dead_letter(value, headers, failure.error_class, failure.error_message)
+            return
+        # Full jitter on the upper half, so a burst of failures does not come back as a burst.
+        due = self.clock() + delays[tier] * random.uniform(0.5, 1.0)
+        payload = value.payload
+        own = [(k, v) for k, v in payload.headers if k not in h.RUNTIME_HEADERS]
+        self.producer.send_raw(
+            self.settings.topic(self.spec.retry_topic(tier)),
+            payload.value,
+            key=payload.key,
+            headers=[
+                *own,
+                *failure.headers(),
+                (h.DUE_AT, f"{due:.3f}".encode()),
+                (h.RETRY_TIER, str(tier).encode()),
+            ],
+        )
+        log.warning("will retry in tier %d: %s: %s", tier, failure.error_class, failure.error_message)
+        self.dead_letters.limit.record_ok(value.partition.index)
+        EVENTS_PROCESSED.labels(self.spec.name, "retried").inc()
+
+    def _hold(self, exc: BaseException) -> None:
+        if self._hold_until <= self.clock():
+            log.warning("dependency unavailable, holding the partition: %s", exc)
+        self._hold_until = self.clock() + 1.0
+
+
+def _error_class(exc: BaseException) -> str:
+    return f"{type(exc).__module__}.{type(exc).__qualname__}"
+
+
+def _is_connect_error(exc: sa_exc.OperationalError) -> bool:
+    text = str(exc.orig).lower()
+    return any(s in text for s in ("could not connect", "connection refused", "server closed"))
+
+
+class EventStrategyFactory(ProcessingStrategyFactory[KafkaPayload]):
+    def __init__(self, processor: EventProcessor, health_file: str) -> None:
+        self.processor = processor
+        self.health_file = health_file
+
+    def create_with_partitions(
+        self, commit: Commit, partitions: Mapping[Partition, int]
+    ) -> ProcessingStrategy[KafkaPayload]:
+        return Healthcheck(self.health_file, RunTask(self.processor, CommitOffsets(commit)))

@@ -1,0 +1,81 @@
+"""Every Prometheus metric of plane-workers, in one place.
+
+Consumers serve them on `/metrics` (METRICS_PORT); jobs push them to a Pushgateway when
+PUSHGATEWAY_URL is set. Names follow Prometheus conventions (`_total`, `_seconds`).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    push_to_gateway,
+    start_http_server,
+)
+
+REGISTRY = CollectorRegistry()
+
+EVENTS_PROCESSED = Counter(
+    "plane_workers_events_processed_total",
+    "Events a consumer finished, by outcome (ok, duplicate, retried, dead_lettered, skipped).",
+    ["consumer", "outcome"],
+    registry=REGISTRY,
+)
+EVENT_PROCESSING_SECONDS = Histogram(
+    "plane_workers_event_processing_seconds",
+    "Time a handler spent on one event, including its database transaction.",
+    ["consumer"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+    registry=REGISTRY,
+)
+EVENTS_PRODUCED = Counter(
+    "plane_workers_events_produced_total",
+    "Events produced and confirmed by the broker, by logical topic.",
+    ["topic"],
+    registry=REGISTRY,
+)
+JOB_RUNS = Counter(
+    "plane_workers_job_runs_total",
+    "Job runs by outcome (success, failure, skipped_locked, dry_run).",
+    ["job", "outcome"],
+    registry=REGISTRY,
+)
+JOB_ROWS = Counter(
+    "plane_workers_job_rows_total",
+    "Rows a job affected (deleted, archived, updated...).",
+    ["job", "action"],
+    registry=REGISTRY,
+)
+JOB_DURATION_SECONDS = Gauge(
+    "plane_workers_job_duration_seconds",
+    "Wall time of the job's last run.",
+    ["job"],
+    registry=REGISTRY,
+)
+JOB_LAST_SUCCESS = Gauge(
+    "plane_workers_job_last_success_timestamp_seconds",
+    "Unix time of the job's last successful run (alert when it gets old).",
+    ["job"],
+    registry=REGISTRY,
+)
+
+log = logging.getLogger(__name__)
+
+
+def serve(port: int) -> None:
+    if port:
+        start_http_server(port, registry=REGISTRY)
+
+
+def push(gateway: str, job: str) -> None:
+    """Push job metrics; a Pushgateway outage must not fail the job itself."""
+    if not gateway:
+        return
+    try:
+        push_to_gateway(gateway, job=f"plane-workers-{job}", registry=REGISTRY, timeout=10)
+    except OSError as exc:
+        log.warning("could not push metrics to %s: %s", gateway, exc)

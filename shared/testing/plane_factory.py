@@ -1,0 +1,127 @@
+"""Plane rows with every NOT NULL column filled the way Plane's models default them.
+
+Plane's columns have no database defaults (Django fills them in Python), so anything writing
+Plane rows outside Django must supply them. These builders are for the demo, tests and
+benchmarks; the workers themselves only write the tables their tasks write.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from shared.db.plane import APIActivityLog, Issue, Project, User, Workspace
+
+
+def user(n: int = 0, **values: Any) -> User:
+    uid = uuid.uuid4()
+    return User.new(
+        **{
+            "id": uid,
+            "password": "!",  # Django's unusable password
+            "username": f"user-{uid.hex[:12]}",
+            "email": f"user{n}-{uid.hex[:6]}@example.com",
+            "first_name": f"User{n}",
+            "last_name": "Demo",
+            "avatar": "",
+            "date_joined": datetime.now(UTC),
+            "last_location": "",
+            "created_location": "",
+            "is_superuser": False,
+            "is_managed": False,
+            "is_password_expired": False,
+            "is_active": True,
+            "is_staff": False,
+            "is_email_verified": True,
+            "is_password_autoset": False,
+            "token": uid.hex,
+            "user_timezone": "UTC",
+            "last_login_ip": "",
+            "last_logout_ip": "",
+            "last_login_medium": "email",
+            "last_login_uagent": "",
+            "is_bot": False,
+            "display_name": f"user{n}",
+            "is_email_valid": True,
+            "is_password_reset_required": False,
+            **values,
+        }
+    )
+
+
+def workspace(owner: User, slug: str = "demo", **values: Any) -> Workspace:
+    return Workspace.new(
+        **{
+            "name": slug.title(),
+            "slug": slug,
+            "owner_id": owner.id,
+            "created_by_id": owner.id,
+            "updated_by_id": owner.id,
+            "timezone": "UTC",
+            "background_color": "#3f76ff",
+            **values,
+        }
+    )
+
+
+def project(ws: Workspace, identifier: str = "DEMO", **values: Any) -> Project:
+    return Project.new(
+        **{
+            "name": f"{identifier} project",
+            "description": "",
+            "network": 2,
+            "identifier": identifier,
+            "workspace_id": ws.id,
+            "created_by_id": ws.owner_id,
+            "updated_by_id": ws.owner_id,
+            "cycle_view": True,
+            "module_view": True,
+            "issue_views_view": True,
+            "page_view": True,
+            "intake_view": False,
+            "archive_in": 0,
+            "close_in": 0,
+            "logo_props": {},
+            "is_time_tracking_enabled": False,
+            "is_issue_type_enabled": False,
+            "guest_view_all_features": False,
+            "timezone": "UTC",
+            **values,
+        }
+    )
+
+
+def issue(proj: Project, sequence_id: int, html: str = "<p></p>", **values: Any) -> Issue:
+    return Issue.new(
+        **{
+            "name": f"Issue {sequence_id}",
+            "description_json": {"type": "doc", "content": []},
+            "description_html": html,
+            "description_stripped": html.replace("<p>", "").replace("</p>", ""),
+            "priority": "none",
+            "sequence_id": sequence_id,
+            "project_id": proj.id,
+            "workspace_id": proj.workspace_id,
+            "created_by_id": proj.created_by_id,
+            "updated_by_id": proj.created_by_id,
+            "sort_order": 65535.0 * sequence_id,
+            "is_draft": False,
+            **values,
+        }
+    )
+
+
+def api_log(created_at: datetime, **values: Any) -> APIActivityLog:
+    return APIActivityLog.new(
+        now=created_at,
+        **{
+            "token_identifier": "plane_api_" + uuid.uuid4().hex[:8],
+            "path": "/api/v1/workspaces/demo/projects/",
+            "method": "GET",
+            "response_code": 200,
+            "ip_address": "10.0.0.1",
+            "user_agent": "demo",
+            **values,
+        },
+    )
