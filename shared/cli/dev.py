@@ -47,9 +47,8 @@ def run_dev(settings: Settings, state_dir: Path | None) -> int:
         now = datetime.now(UTC)
         schedule = {spec.name: croniter(spec.schedule, now) for spec in registry.JOBS}
         due = {name: it.get_next(datetime) for name, it in schedule.items()}
-        print(
-            f"dev: {len(children)} consumer(s) and {len(due)} job(s) on {stack.settings.kafka_bootstrap_servers}"
-        )
+        broker = stack.settings.kafka_bootstrap_servers
+        print(f"dev: {len(children)} consumer(s) and {len(due)} job(s) on {broker}")
         for name, when in sorted(due.items(), key=lambda kv: kv[1]):
             print(f"  next {name}: {when.isoformat()}")
         try:
