@@ -7,6 +7,8 @@ its own topic prefix, so tests never see each other's rows or messages.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
@@ -28,8 +30,11 @@ TEMPLATE_DB = "plane_template"
 
 
 @pytest.fixture(scope="session")
-def embedded_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostgres]:
-    pg = EmbeddedPostgres(tmp_path_factory.mktemp("pg"))
+def embedded_postgres() -> Iterator[EmbeddedPostgres]:
+    # Not under pytest's tmp dir: that is 0700 root, and pgserver runs postgres as another user
+    # when started as root.
+    data_dir = Path(tempfile.mkdtemp(prefix="plane-workers-pg-"))
+    pg = EmbeddedPostgres(data_dir / "data")
     pg.start()
     url = pg.create_database(TEMPLATE_DB)
     ensure_plane_tables(url)
@@ -37,6 +42,7 @@ def embedded_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Embe
     get_engine(url).dispose()
     yield pg
     pg.stop()
+    shutil.rmtree(data_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -79,7 +79,9 @@ def dead_letters(settings: Settings, topic: str) -> list[dict[str, Any]]:
 
 
 @contextlib.contextmanager
-def consumer_thread(spec: ConsumerSpec, settings: Settings, **build_kwargs: Any) -> Iterator[runtime.ConsumerRun]:
+def consumer_thread(
+    spec: ConsumerSpec, settings: Settings, **build_kwargs: Any
+) -> Iterator[runtime.ConsumerRun]:
     """Run a consumer in this process (signals left alone); stopped and joined on exit."""
     run = runtime.build(spec, settings, **build_kwargs)
     result: list[int] = []
