@@ -30,7 +30,8 @@ def run(ctx: JobContext) -> None:
             ctx.count("would_delete", conn.scalar(COUNT_EXPIRED, {"cutoff": cutoff}) or 0)
         return
     with ctx.engine.connect().execution_options(stream_results=True, yield_per=BATCH_SIZE) as scan:
-        for ids in scan.execute(SELECT_EXPIRED, {"cutoff": cutoff}).scalars().partitions():
+        for ids in scan.execute(SELECT_EXPIRED, {"cutoff": cutoff}).scalars().partitions(BATCH_SIZE):
             with ctx.engine.begin() as conn:
                 deleted = conn.execute(DELETE_BATCH, {"ids": list(ids), "cutoff": cutoff})
                 ctx.count("deleted", deleted.rowcount)
+            ctx.batch_done()

@@ -36,6 +36,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("DLQ_MAX_RATIO", "0.5", "Share of dead letters per partition before the consumer stops."),
     Variable("HEALTH_FILE", "/tmp/plane-workers-health", "File the consumer loop touches (liveness)."),
     Variable("METRICS_PORT", "9100", "Port of the consumer's /metrics endpoint (0: off)."),
+    Variable("JOB_BATCH_PAUSE_MS", "0", "Pause between a job's batches, to spare a busy primary."),
     Variable("PUSHGATEWAY_URL", "", "Prometheus Pushgateway for job metrics (empty: no push)."),
     Variable("LOG_LEVEL", "INFO", "Python log level."),
     Variable("LOG_FORMAT", "json", "json (one object per line) or text."),
@@ -83,6 +84,7 @@ class Settings:
     dlq_max_ratio: float = 0.5
     health_file: str = "/tmp/plane-workers-health"
     metrics_port: int = 9100
+    job_batch_pause_ms: int = 0
     pushgateway_url: str = ""
     log_level: str = "INFO"
     log_format: str = "json"

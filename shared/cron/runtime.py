@@ -41,6 +41,11 @@ class JobContext:
     now: datetime
     counts: Counter[str] = field(default_factory=Counter)
 
+    def batch_done(self) -> None:
+        """Call after each committed batch: applies JOB_BATCH_PAUSE_MS between batches."""
+        if self.settings.job_batch_pause_ms:
+            time.sleep(self.settings.job_batch_pause_ms / 1000)
+
     def count(self, action: str, n: int = 1) -> None:
         self.counts[action] += n
         if not self.dry_run:

@@ -67,7 +67,6 @@ def test_each_kind_of_bad_input_lands_in_the_dlq_and_the_next_good_event_is_proc
 def test_replay_sends_dead_letters_back_once(settings, engine):  # type: ignore[no-untyped-def]
     from shared.cli.dlq import replay
 
-    (alice,), (issue,) = seed(engine, 1, n_users=1)
     producer = EventProducer(settings)
     producer.send_raw(settings.topic(SPEC.topic), b"not json", key=b"k")
     with consumer_thread(SPEC, settings):

@@ -1,0 +1,202 @@
+"""Static checks of the Dockerfile and skaffold.yaml (no Docker engine or skaffold binary here)."""
+
+from __future__ import annotations
+
+import re
+from copy import deepcopy
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import helm_python
+import pytest
+import yaml
+from chart_harness import CHART_DIR, KUBE_VERSIONS, REPO_ROOT, container, render_chart, validation_errors
+
+DOCKERFILE = (REPO_ROOT / "Dockerfile").read_text()
+DOCKERIGNORE = (REPO_ROOT / ".dockerignore").read_text().splitlines()
+SKAFFOLD = yaml.safe_load((REPO_ROOT / "skaffold.yaml").read_text())
+
+
+def instructions(dockerfile: str) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) with continuation lines joined and comments dropped."""
+    joined = re.sub(r"\\\n", " ", dockerfile)
+    lines = [line.strip() for line in joined.splitlines()]
+    return [
+        (line.split(maxsplit=1)[0].upper(), line.split(maxsplit=1)[1] if " " in line else "")
+        for line in lines
+        if line and not line.startswith("#")
+    ]
+
+
+def stages(dockerfile: str) -> list[list[tuple[str, str]]]:
+    result: list[list[tuple[str, str]]] = []
+    for instruction in instructions(dockerfile):
+        if instruction[0] == "FROM":
+            result.append([])
+        if result:
+            result[-1].append(instruction)
+    return result
+
+
+class TestDockerfile:
+    def test_multi_stage_on_python_slim(self):
+        froms = [args for stage in stages(DOCKERFILE) for name, args in stage if name == "FROM"]
+        assert froms == [
+            "python:${PYTHON_VERSION}-slim AS builder",
+            "python:${PYTHON_VERSION}-slim AS runtime",
+        ]
+        assert ("ARG", "PYTHON_VERSION=3.12") in instructions(DOCKERFILE)
+
+    def test_runtime_runs_plane_workers_as_a_numeric_non_root_user(self):
+        runtime = stages(DOCKERFILE)[-1]
+        users = [args for name, args in runtime if name == "USER"]
+        assert users == ["10001:10001"], "a numeric UID lets Kubernetes check runAsNonRoot"
+        assert [args for name, args in runtime if name == "ENTRYPOINT"] == ['["plane-workers"]']
+        # Nothing but the built virtualenv comes from the builder.
+        copies = [args for name, args in runtime if name == "COPY"]
+        assert copies == ["--from=builder /opt/venv /opt/venv"]
+
+    def test_variants(self):
+        assert ("ARG", "VARIANT=cpu") in instructions(DOCKERFILE)
+        assert '"${wheel}[embeddings]"' in DOCKERFILE
+        cpu_branch = re.search(r"cpu\) (.*?) ;;", DOCKERFILE)
+        assert cpu_branch and "torch" not in cpu_branch.group(1)
+
+    def test_no_secrets_or_remote_files_in_the_image(self):
+        names = [name for name, _ in instructions(DOCKERFILE)]
+        assert "ADD" not in names, "COPY only: ADD fetches URLs and unpacks archives"
+        for name, args in instructions(DOCKERFILE):
+            if name in {"ENV", "ARG"}:
+                assert not re.search(r"PASSWORD|SECRET|TOKEN|_KEY", args), args
+
+    def test_build_context_is_an_allowlist(self):
+        rules = [line for line in DOCKERIGNORE if line and not line.startswith("#")]
+        assert rules[0] == "*"
+        allowed = {rule.removeprefix("!").rstrip("/") for rule in rules if rule.startswith("!")}
+        assert allowed == {"pyproject.toml", "README.md", "shared", "services", "cronjobs"}
+        copied = {
+            part.rstrip("/").removeprefix("./")
+            for name, args in instructions(DOCKERFILE)
+            if name == "COPY" and not args.startswith("--from")
+            for part in args.split()[:-1]
+        }
+        assert copied <= allowed, "the Dockerfile copies something .dockerignore leaves out"
+
+
+def apply_patches(config: dict[str, Any], patches: list[dict[str, Any]]) -> dict[str, Any]:
+    """The JSON-patch subset skaffold profiles use here: add (`-` appends) and replace."""
+    config = deepcopy(config)
+    for patch in patches:
+        path = [p.replace("~1", "/").replace("~0", "~") for p in patch["path"].split("/")[1:]]
+        *parents, last = path
+        node: Any = config
+        for part in parents:
+            node = node[int(part)] if isinstance(node, list) else node[part]
+        if patch["op"] == "add" and isinstance(node, list):
+            node.insert(len(node) if last == "-" else int(last), patch["value"])
+        elif patch["op"] == "add" or (patch["op"] == "replace" and last in node):
+            node[last] = patch["value"]
+        else:
+            raise AssertionError(f"cannot apply {patch}")
+    return config
+
+
+def deep_merge(*layers: dict[str, Any]) -> dict[str, Any]:
+    """Helm's coalescing of -f files and --set values: later layers win, maps merge."""
+    result: dict[str, Any] = {}
+    for layer in layers:
+        for key, value in layer.items():
+            both_maps = isinstance(value, dict) and isinstance(result.get(key), dict)
+            result[key] = deep_merge(result[key], value) if both_maps else value
+    return result
+
+
+# What skaffold's templates become once it has built and pushed the image.
+BUILT_IMAGE = {
+    "{{.IMAGE_REPO_plane_workers}}": "registry.example/plane-workers",
+    "{{.IMAGE_TAG_plane_workers}}": "abc1234",
+    "{{.IMAGE_DIGEST_plane_workers}}": "sha256:" + "0" * 64,
+}
+BUILT_REFERENCE = "registry.example/plane-workers:abc1234@sha256:" + "0" * 64
+
+
+@dataclass(frozen=True)
+class SkaffoldRun:
+    """What `skaffold run -p PROFILES` builds and hands to Helm."""
+
+    config: dict[str, Any]
+
+    @classmethod
+    def with_profiles(cls, *profiles: str) -> SkaffoldRun:
+        config = SKAFFOLD
+        for profile in SKAFFOLD["profiles"]:
+            if profile["name"] in profiles:
+                config = apply_patches(config, profile.get("patches", []))
+        return cls(config)
+
+    @property
+    def release(self) -> dict[str, Any]:
+        (release,) = self.config["deploy"]["helm"]["releases"]
+        return release
+
+    @property
+    def values_files(self) -> list[Path]:
+        return [REPO_ROOT / path for path in self.release.get("valuesFiles", [])]
+
+    def set_values(self) -> list[dict[str, Any]]:
+        """setValues and setValueTemplates, as the `--set` flags skaffold passes."""
+        flags = []
+        for key, template in {
+            **self.release.get("setValues", {}),
+            **self.release.get("setValueTemplates", {}),
+        }.items():
+            value = str(template)
+            for placeholder, replacement in BUILT_IMAGE.items():
+                value = value.replace(placeholder, replacement)
+            assert "{{" not in value, f"{key}: unknown skaffold template in {template!r}"
+            flags.append(helm_python.parse_set_string(f"{key}={value}"))
+        return flags
+
+    def values(self) -> dict[str, Any]:
+        files = [yaml.safe_load(path.read_text()) for path in self.values_files]
+        return deep_merge(*files, *self.set_values())
+
+
+PROFILE_SETS = [(), ("local",), ("gpu",), ("local", "gpu")]
+
+
+class TestSkaffold:
+    def test_one_artifact_built_from_the_dockerfile(self):
+        assert SKAFFOLD["apiVersion"].startswith("skaffold/v4")
+        (artifact,) = SKAFFOLD["build"]["artifacts"]
+        assert artifact["image"] == "plane-workers"
+        assert artifact["docker"]["dockerfile"] == "Dockerfile"
+        assert SkaffoldRun.with_profiles().release["chartPath"] == "charts/plane-workers"
+
+    def test_gpu_profile_builds_and_places_the_gpu_variant(self):
+        run = SkaffoldRun.with_profiles("gpu")
+        assert run.config["build"]["artifacts"][0]["docker"]["buildArgs"]["VARIANT"] == "gpu"
+        assert run.values()["gpuNodePool"]["enabled"] is True
+
+    def test_image_comes_from_the_build(self):
+        values = deep_merge(*SkaffoldRun.with_profiles().set_values())
+        assert values["image"] == {
+            "repository": "registry.example/plane-workers",
+            "tag": "abc1234@sha256:" + "0" * 64,
+        }
+
+    @pytest.mark.parametrize("profiles", PROFILE_SETS, ids=lambda p: "+".join(p) or "base")
+    def test_profile_values_render_valid_objects(self, profiles: tuple[str, ...]):
+        values = SkaffoldRun.with_profiles(*profiles).values()
+        with helm_python.Chart.load(CHART_DIR) as chart:
+            chart.validate_schema(values)
+        rendered = render_chart(values)
+        errors = [e for obj in rendered.objects for e in validation_errors(obj, KUBE_VERSIONS[-1])]
+        assert errors == []
+        assert {container(pod)["image"] for _, pod in rendered.pod_specs()} == {BUILT_REFERENCE}
+
+    def test_every_ci_values_file_is_used_by_a_profile(self):
+        # chart-testing's convention: each ci/*-values.yaml is a values set the chart must accept.
+        used = {path.name for p in PROFILE_SETS for path in SkaffoldRun.with_profiles(*p).values_files}
+        assert used == {path.name for path in (CHART_DIR / "ci").glob("*-values.yaml")}
