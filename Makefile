@@ -1,0 +1,22 @@
+# Two entry points for a fresh machine: `make demo` and `make test`. Both create .venv first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+$(BIN)/plane-workers: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+.PHONY: demo test lint bench
+demo: $(BIN)/plane-workers
+	$(BIN)/plane-workers demo
+
+test: $(BIN)/plane-workers
+	$(BIN)/ruff check .
+	$(BIN)/plane-workers export-helm --check
+	$(BIN)/pytest -p no:cacheprovider
+
+bench: $(BIN)/plane-workers
+	$(BIN)/python -m tests.benchmarks.bench_issue_description_versions

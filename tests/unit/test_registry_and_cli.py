@@ -1,0 +1,65 @@
+"""The registry is the single source: entries are valid, and the CLI and chart agree with it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from croniter import croniter
+from typer.testing import CliRunner
+
+from shared import helm_export, registry
+from shared.cli.main import app
+from shared.events.schemas import event_types, validator_for
+
+runner = CliRunner()
+
+
+@pytest.mark.parametrize("spec", registry.CONSUMERS, ids=lambda s: s.name)
+def test_consumer_entry_is_valid(spec: registry.ConsumerSpec) -> None:
+    assert registry.NAME_PATTERN.match(spec.name)
+    assert callable(registry.load(spec.handler))
+    assert spec.owner and spec.description
+    assert spec.dlq_topic == f"{spec.topic}.dlq"
+    assert all(t in event_types() for t in spec.event_types)
+    assert list(spec.retry_delays_s) == sorted(spec.retry_delays_s)
+
+
+@pytest.mark.parametrize("spec", registry.JOBS, ids=lambda s: s.name)
+def test_job_entry_is_valid(spec: registry.JobSpec) -> None:
+    assert registry.NAME_PATTERN.match(spec.name)
+    assert callable(registry.load(spec.entrypoint))
+    assert croniter.is_valid(spec.schedule)
+    assert spec.schedule.split()[0] != "0" or spec.name in {"hard-delete"}, "spread off minute 0"
+    assert 0 < spec.backoff_limit <= 2 and spec.active_deadline_seconds > 0
+
+
+def test_names_are_unique() -> None:
+    names = [s.name for s in registry.CONSUMERS] + [s.name for s in registry.JOBS]
+    assert len(names) == len(set(names))
+
+
+def test_every_schema_is_valid_json_schema() -> None:
+    for name in ["cloudevent", *event_types()]:
+        validator_for(name)  # raises SchemaError if not
+
+
+def test_cli_list_json_equals_the_registry() -> None:
+    result = runner.invoke(app, ["list", "--json"])
+    assert result.exit_code == 0
+    listed = json.loads(result.stdout)
+    assert [c["name"] for c in listed["consumers"]] == [s.name for s in registry.CONSUMERS]
+    assert [j["name"] for j in listed["jobs"]] == [s.name for s in registry.JOBS]
+    assert [c["topic"] for c in listed["consumers"]] == [s.topic for s in registry.CONSUMERS]
+    assert [j["schedule"] for j in listed["jobs"]] == [s.schedule for s in registry.JOBS]
+
+
+def test_chart_workloads_file_is_current() -> None:
+    assert helm_export.is_current(), "run `plane-workers export-helm`"
+    result = runner.invoke(app, ["export-helm", "--check"])
+    assert result.exit_code == 0
+
+
+def test_unknown_workloads_are_usage_errors() -> None:
+    assert runner.invoke(app, ["job", "no-such-job"]).exit_code == 2
+    assert runner.invoke(app, ["consume", "no-such-consumer"]).exit_code == 2
