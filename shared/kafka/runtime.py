@@ -12,6 +12,7 @@ import logging
 import signal
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from types import FrameType
 from typing import cast
 
@@ -115,5 +116,8 @@ def run(run: ConsumerRun, install_signals: bool = True) -> int:
 
 def consume(name: str, settings: Settings) -> int:
     spec = registry.consumer(name)
+    # /tmp survives container restarts within a pod: a file left by the previous incarnation
+    # must not vouch for this one before its loop has run.
+    Path(settings.health_file).unlink(missing_ok=True)
     metrics.serve(settings.metrics_port)
     return run(build(spec, settings))
