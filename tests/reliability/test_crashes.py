@@ -28,6 +28,16 @@ def produce_creations(settings, users, issues):  # type: ignore[no-untyped-def]
     EventProducer(settings).send_many(SPEC.topic, events)
 
 
+def finish_with_a_fresh_consumer(settings, engine, n: int, timeout_s: float) -> None:  # type: ignore[no-untyped-def]
+    """Start a consumer, let it process everything, then stop it: SIGTERM must exit 0."""
+    consumer = spawn_consumer(SPEC.name, settings)
+    try:
+        wait_until(lambda: processed(engine, SPEC.name) >= n, timeout_s=timeout_s, interval_s=0.5)
+    finally:
+        consumer.send_signal(signal.SIGTERM)
+        assert consumer.wait(timeout=60) == 0
+
+
 def assert_exactly_once(engine, n: int) -> None:  # type: ignore[no-untyped-def]
     V = IssueDescriptionVersion
     with Session(engine) as session:
@@ -60,12 +70,7 @@ def test_kill_minus_9_at_random_points_while_10000_events_flow(settings, engine)
         kills_mid_stream += 0 < done < n
     assert kills_mid_stream >= 1, "no kill happened while events were still flowing"
 
-    consumer = spawn_consumer(SPEC.name, settings)
-    try:
-        wait_until(lambda: processed(engine, SPEC.name) >= n, timeout_s=300, interval_s=0.5)
-    finally:
-        consumer.send_signal(signal.SIGTERM)
-        assert consumer.wait(timeout=60) == 0
+    finish_with_a_fresh_consumer(settings, engine, n, timeout_s=300)
     assert_exactly_once(engine, n)
     assert dead_letters(settings, SPEC.topic) == []
 
@@ -89,11 +94,6 @@ def test_sigterm_mid_batch_exits_cleanly_with_offsets_committed(settings, engine
 
     # The committed offsets cover what was done: a restart redoes nothing (no duplicates) and
     # finishes the rest.
-    consumer = spawn_consumer(SPEC.name, settings)
-    try:
-        wait_until(lambda: processed(engine, SPEC.name) >= n, timeout_s=240, interval_s=0.5)
-    finally:
-        consumer.send_signal(signal.SIGTERM)
-        assert consumer.wait(timeout=60) == 0
+    finish_with_a_fresh_consumer(settings, engine, n, timeout_s=240)
     assert stopped_at < n, "the consumer finished before SIGTERM; nothing was mid-batch"
     assert_exactly_once(engine, n)
