@@ -108,6 +108,13 @@ JOBS: tuple[JobSpec, ...] = (
         description="Deletes API activity logs older than HARD_DELETE_AFTER_DAYS (delete_api_logs).",
         active_deadline_seconds=3600,
     ),
+    JobSpec(
+        name="prune-worker-state",
+        entrypoint="cronjobs.prune_worker_state:run",
+        schedule="15 4 * * *",
+        description="Drops event-id dedupe keys and job-run records past their retention.",
+        active_deadline_seconds=1800,
+    ),
 )
 
 

