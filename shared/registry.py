@@ -109,6 +109,13 @@ JOBS: tuple[JobSpec, ...] = (
         active_deadline_seconds=3600,
     ),
     JobSpec(
+        name="hard-delete",
+        entrypoint="cronjobs.hard_delete:run",
+        schedule="0 0 * * *",
+        description="Purges rows soft-deleted past retention, with Django's cascades (hard_delete).",
+        active_deadline_seconds=4 * 3600,
+    ),
+    JobSpec(
         name="prune-worker-state",
         entrypoint="cronjobs.prune_worker_state:run",
         schedule="15 4 * * *",

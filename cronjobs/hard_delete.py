@@ -1,0 +1,333 @@
+"""hard-delete: Plane's `hard_delete` (deletion_task.py) without its crash and without long locks.
+
+Purges rows soft-deleted before now - HARD_DELETE_AFTER_DAYS from every soft-deletable table, and
+with them what Django's collector would cascade (Plane's FKs have no ON DELETE; see
+`shared/db/fk_graph.py`): CASCADE children are deleted, SET_NULL references nulled, and the two
+DO_NOTHING references (issue_activities.issue/issue_comment, on which Plane's job dies with an
+IntegrityError) are nulled so the activity row survives its issue.
+
+Each transaction handles a batch of expired rows plus their cascade, at most MAX_ROWS_PER_TX rows:
+- the batch's rows are locked `FOR UPDATE SKIP LOCKED` and re-checked (`deleted_at < cutoff`), so a
+  row restored before its batch survives and a row a writer holds is left for the next run;
+- a batch whose cascade is too large is halved; a single row with a huge subtree (a workspace) has
+  its subtree purged first, in bounded transactions that each re-check that the row is still
+  expired, so restoring it stops the purge;
+- lock waits are bounded (LOCK_TIMEOUT_MS); a batch that hits one is skipped, not retried in a loop.
+Tables are purged leaves first, so most rows go as their own small batches. A killed run leaves
+whole batches done; the next run finds the rest. `--dry-run` computes the same set read-only.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import Connection, text
+from sqlalchemy.exc import OperationalError
+
+from shared.cron.runtime import JobContext
+from shared.db.fk_graph import ForeignKey, Graph, load_graph
+
+log = logging.getLogger(__name__)
+
+ROOT_BATCH = 1000
+MAX_ROWS_PER_TX = 5000
+LOCK_TIMEOUT_MS = 1000
+# PostgreSQL SQLSTATEs of a bounded wait that gave up: lock_not_available, deadlock_detected.
+GAVE_UP = {"55P03", "40P01"}
+
+
+class TooBig(Exception):
+    """The batch's cascade exceeds MAX_ROWS_PER_TX."""
+
+
+@dataclass
+class Plan:
+    doomed: dict[str, dict[object, bool]] = field(default_factory=dict)  # table -> {id: was live}
+    nulls: list[tuple[ForeignKey, list[object]]] = field(default_factory=list)
+    rows: int = 0
+
+
+@dataclass(frozen=True)
+class Guard:
+    """A top-level row whose subtree is being purged in several transactions: still expired?"""
+
+    table: str
+    pk: str
+    id: object
+
+
+def q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def run(ctx: JobContext) -> None:
+    cutoff = ctx.now - timedelta(days=ctx.settings.hard_delete_after_days)
+    with ctx.engine.connect() as conn:
+        graph = load_graph(conn)
+    order = graph.children_first()
+    if ctx.dry_run:
+        count_would_delete(ctx, graph, order, cutoff)
+        return
+    purger = Purger(ctx, graph, cutoff)
+    for table in order:
+        purger.purge_table(table)
+    ctx.counts["longest_tx_ms"] = round(purger.longest_tx_s * 1000)
+
+
+class Purger:
+    def __init__(self, ctx: JobContext, graph: Graph, cutoff: datetime) -> None:
+        self.ctx, self.graph, self.cutoff = ctx, graph, cutoff
+        self.longest_tx_s = 0.0
+
+    def purge_table(self, table: str) -> None:
+        pk = self.graph.pk(table)
+        expired = text(f"SELECT {q(pk)} FROM {q(table)} WHERE deleted_at < :cutoff")
+        # One streaming scan (deleted_at is not indexed); ids already gone when their batch comes
+        # (cascaded from an earlier one) simply do not lock.
+        with self.ctx.engine.connect().execution_options(stream_results=True, yield_per=ROOT_BATCH) as scan:
+            for ids in scan.execute(expired, {"cutoff": self.cutoff}).scalars().partitions(ROOT_BATCH):
+                self.purge(table, list(ids), guard=None)
+
+    def purge(self, table: str, ids: list[object], guard: Guard | None) -> bool:
+        """Delete `ids` of `table` with their cascade; False when the guard no longer holds."""
+        try:
+            return self._one_transaction(table, ids, guard, top=guard is None)
+        except TooBig:
+            pass
+        except OperationalError as exc:
+            if getattr(exc.orig, "pgcode", None) not in GAVE_UP:
+                raise
+            log.warning("batch of %s skipped: a lock was not granted in time (%s)", table, exc.orig)
+            self.ctx.count("batches_skipped_locked")
+            return True
+        if len(ids) > 1:
+            half = len(ids) // 2
+            return self.purge(table, ids[:half], guard) and self.purge(table, ids[half:], guard)
+        return self._purge_big_row(table, ids[0], guard)
+
+    def _purge_big_row(self, table: str, row_id: object, guard: Guard | None) -> bool:
+        guard = guard or Guard(table, self.graph.pk(table), row_id)
+        try:
+            if not self._guard_holds(guard):
+                return False
+            for fk in self.graph.referencing.get(table, ()):
+                if not self._purge_references(fk, row_id, guard):
+                    return False
+            return self._one_transaction(table, [row_id], guard, top=guard.id == row_id)
+        except TooBig:  # rows were added under it meanwhile, or some stayed locked
+            log.warning("%s %s left for the next run: its cascade is still too large", table, row_id)
+        except OperationalError as exc:
+            if getattr(exc.orig, "pgcode", None) not in GAVE_UP:
+                raise
+            log.warning("%s %s left for the next run: a lock was not granted in time", table, row_id)
+        self.ctx.count("rows_skipped")
+        return True
+
+    def _purge_references(self, fk: ForeignKey, row_id: object, guard: Guard) -> bool:
+        """Delete (CASCADE) or null (SET_NULL) the rows of one FK pointing at a row, in chunks."""
+        value = self._referenced_value(fk, row_id)
+        chunk = text(
+            f"SELECT {q(self.graph.pk(fk.child))} FROM {q(fk.child)} WHERE {q(fk.column)} = :v LIMIT :n"
+        )
+        previous: list[object] = []
+        while True:
+            with self.ctx.engine.connect() as conn:
+                child_ids = list(conn.scalars(chunk, {"v": value, "n": MAX_ROWS_PER_TX}))
+            if not child_ids:
+                return True
+            if child_ids == previous:  # nothing moved: rows held by writers; the final step skips
+                return True
+            previous = child_ids
+            if fk.action == "CASCADE":
+                if not self.purge(fk.child, child_ids, guard):
+                    return False
+            elif not self._null_chunk(fk, value, child_ids, guard):
+                return False
+
+    def _referenced_value(self, fk: ForeignKey, row_id: object) -> object:
+        if fk.parent_column == self.graph.pk(fk.parent):
+            return row_id
+        with self.ctx.engine.connect() as conn:
+            return conn.scalar(
+                text(
+                    f"SELECT {q(fk.parent_column)} FROM {q(fk.parent)} "
+                    f"WHERE {q(self.graph.pk(fk.parent))} = :id"
+                ),
+                {"id": row_id},
+            )
+
+    def _null_chunk(self, fk: ForeignKey, value: object, child_ids: list[object], guard: Guard) -> bool:
+        with self._transaction() as conn:
+            if not self._guard_holds(guard, conn):
+                return False
+            nulled = conn.execute(
+                text(
+                    f"UPDATE {q(fk.child)} SET {q(fk.column)} = NULL "
+                    f"WHERE {q(self.graph.pk(fk.child))} = ANY(:ids) AND {q(fk.column)} = :v"
+                ),
+                {"ids": child_ids, "v": value},
+            ).rowcount
+        self.ctx.count("nulled", nulled)
+        return True
+
+    def _guard_holds(self, guard: Guard, conn: Connection | None = None) -> bool:
+        check = text(
+            f"SELECT 1 FROM {q(guard.table)} WHERE {q(guard.pk)} = :id AND deleted_at < :cutoff FOR SHARE"
+        )
+        if conn is not None:
+            return conn.scalar(check, {"id": guard.id, "cutoff": self.cutoff}) is not None
+        with self.ctx.engine.connect() as c:
+            return c.scalar(check, {"id": guard.id, "cutoff": self.cutoff}) is not None
+
+    def _transaction(self):  # type: ignore[no-untyped-def]
+        return _TimedTransaction(self)
+
+    def _one_transaction(self, table: str, ids: list[object], guard: Guard | None, top: bool) -> bool:
+        pk = self.graph.pk(table)
+        with self._transaction() as conn:
+            if guard is not None and not self._guard_holds(guard, conn):
+                return False
+            # Re-check expiry on the rows themselves unless they are a guarded row's descendants
+            # (those go with their ancestor whatever their own state, as in Django).
+            recheck = "AND deleted_at < :cutoff" if top else ""
+            confirmed = list(
+                conn.scalars(
+                    text(
+                        f"SELECT {q(pk)} FROM {q(table)} WHERE {q(pk)} = ANY(:ids) {recheck} "
+                        "FOR UPDATE SKIP LOCKED"
+                    ),
+                    {"ids": ids, "cutoff": self.cutoff},
+                )
+            )
+            if not confirmed:
+                return True
+            plan = self._collect(conn, table, confirmed)
+            self._apply(conn, plan)
+        for name, rows in plan.doomed.items():
+            self.ctx.count("deleted", len(rows))
+            self.ctx.count(f"deleted.{name}", len(rows))
+        live = sum(is_live for rows in plan.doomed.values() for is_live in rows.values())
+        if live:
+            self.ctx.count("live_rows_cascaded", live)
+        self.ctx.batch_done()
+        return True
+
+    def _collect(self, conn: Connection, table: str, ids: list[object]) -> Plan:
+        plan = Plan()
+        plan.doomed[table] = dict.fromkeys(ids, False)
+        plan.rows = len(ids)
+        queue: list[tuple[str, list[object]]] = [(table, ids)]
+        while queue:
+            parent, parent_ids = queue.pop()
+            for fk in self.graph.referencing.get(parent, ()):
+                values = self._values(conn, fk, parent_ids)
+                if fk.action == "SET_NULL":
+                    plan.nulls.append((fk, values))
+                    continue
+                child_pk = self.graph.pk(fk.child)
+                live = "deleted_at IS NULL" if fk.child in self.graph.soft_deletable else "false"
+                rows = conn.execute(
+                    text(f"SELECT {q(child_pk)}, {live} FROM {q(fk.child)} WHERE {q(fk.column)} = ANY(:v)"),
+                    {"v": values},
+                ).all()
+                seen = plan.doomed.get(fk.child, {})
+                new = [(row_id, is_live) for row_id, is_live in rows if row_id not in seen]
+                if not new:
+                    continue
+                plan.rows += len(new)
+                if plan.rows > MAX_ROWS_PER_TX:
+                    raise TooBig
+                plan.doomed.setdefault(fk.child, {}).update(new)
+                queue.append((fk.child, [row_id for row_id, _ in new]))
+        return plan
+
+    def _values(self, conn: Connection, fk: ForeignKey, parent_ids: list[object]) -> list[object]:
+        parent_pk = self.graph.pk(fk.parent)
+        if fk.parent_column == parent_pk:
+            return parent_ids
+        return list(
+            conn.scalars(
+                text(f"SELECT {q(fk.parent_column)} FROM {q(fk.parent)} WHERE {q(parent_pk)} = ANY(:ids)"),
+                {"ids": parent_ids},
+            )
+        )
+
+    def _apply(self, conn: Connection, plan: Plan) -> None:
+        nulled = 0
+        for fk, values in plan.nulls:
+            doomed = list(plan.doomed.get(fk.child, {}))
+            nulled += conn.execute(
+                text(
+                    f"UPDATE {q(fk.child)} SET {q(fk.column)} = NULL WHERE {q(fk.column)} = ANY(:v) "
+                    f"AND NOT ({q(self.graph.pk(fk.child))} = ANY(:doomed))"
+                ),
+                {"v": values, "doomed": doomed},
+            ).rowcount
+        for name, rows in plan.doomed.items():
+            conn.execute(
+                text(f"DELETE FROM {q(name)} WHERE {q(self.graph.pk(name))} = ANY(:ids)"),
+                {"ids": list(rows)},
+            )
+        if nulled:
+            self.ctx.count("nulled", nulled)
+
+
+class _TimedTransaction:
+    """A transaction with a bounded lock wait, timed so the job can report its longest one."""
+
+    def __init__(self, purger: Purger) -> None:
+        self.purger = purger
+
+    def __enter__(self) -> Connection:
+        self.started = time.monotonic()
+        self.cm = self.purger.ctx.engine.begin()
+        conn = self.cm.__enter__()
+        conn.execute(text(f"SET LOCAL lock_timeout = {LOCK_TIMEOUT_MS}"))
+        return conn
+
+    def __exit__(self, *exc: object) -> None:
+        self.cm.__exit__(*exc)  # type: ignore[arg-type]
+        self.purger.longest_tx_s = max(self.purger.longest_tx_s, time.monotonic() - self.started)
+
+
+def count_would_delete(ctx: JobContext, graph: Graph, order: list[str], cutoff: datetime) -> None:
+    """The exact set a real run deletes, computed read-only: expired rows, then the cascade fixpoint."""
+    cascades = [fk for fks in graph.referencing.values() for fk in fks if fk.action == "CASCADE"]
+    with ctx.engine.begin() as conn:
+        conn.execute(
+            text("CREATE TEMP TABLE doomed (tbl text, id text, PRIMARY KEY (tbl, id)) ON COMMIT DROP")
+        )
+        for table in order:
+            conn.execute(
+                text(
+                    f"INSERT INTO doomed SELECT :t, {q(graph.pk(table))}::text FROM {q(table)} "
+                    "WHERE deleted_at < :cutoff"
+                ),
+                {"t": table, "cutoff": cutoff},
+            )
+        while True:
+            added = 0
+            for fk in cascades:
+                parent_pk = graph.pk(fk.parent)
+                if fk.parent_column == parent_pk:
+                    source = f"JOIN doomed d ON d.tbl = :p AND d.id = c.{q(fk.column)}::text"
+                else:
+                    source = (
+                        f"JOIN {q(fk.parent)} p ON p.{q(fk.parent_column)} = c.{q(fk.column)} "
+                        f"JOIN doomed d ON d.tbl = :p AND d.id = p.{q(parent_pk)}::text"
+                    )
+                added += conn.execute(
+                    text(
+                        f"INSERT INTO doomed SELECT :c, c.{q(graph.pk(fk.child))}::text "
+                        f"FROM {q(fk.child)} c {source} ON CONFLICT DO NOTHING"
+                    ),
+                    {"c": fk.child, "p": fk.parent},
+                ).rowcount
+            if not added:
+                break
+        for table, n in conn.execute(text("SELECT tbl, count(*) FROM doomed GROUP BY tbl ORDER BY tbl")):
+            ctx.count("would_delete", n)
+            ctx.count(f"would_delete.{table}", n)
