@@ -102,6 +102,20 @@ CONSUMERS: tuple[ConsumerSpec, ...] = (
 
 JOBS: tuple[JobSpec, ...] = (
     JobSpec(
+        name="delete-expired-exports",
+        entrypoint="cronjobs.delete_expired_exports:run",
+        schedule="30 1 * * *",
+        description="Deletes export files older than EXPORT_RETENTION_DAYS from S3 (delete_old_s3_link).",
+        active_deadline_seconds=3600,
+    ),
+    JobSpec(
+        name="delete-unuploaded-assets",
+        entrypoint="cronjobs.delete_unuploaded_assets:run",
+        schedule="0 2 * * *",
+        description="Soft-deletes assets whose upload never finished (delete_unuploaded_file_asset).",
+        active_deadline_seconds=3600,
+    ),
+    JobSpec(
         name="cleanup-api-logs",
         entrypoint="cronjobs.cleanup_api_logs:run",
         schedule="30 2 * * *",

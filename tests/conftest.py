@@ -22,6 +22,7 @@ from shared.db.migrate import upgrade
 from shared.embedded.bootstrap import ensure_plane_tables
 from shared.embedded.kafka import EmbeddedKafka
 from shared.embedded.postgres import EmbeddedPostgres, with_database
+from shared.embedded.s3 import EmbeddedS3
 from shared.embedded.stack import EMBEDDED_SESSION_TIMEOUT_MS
 from shared.kafka.topics import create_topics
 from shared.settings import Settings
@@ -51,6 +52,33 @@ def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedKafka]:
     broker.start()
     yield broker
     broker.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[EmbeddedS3]:
+    server = EmbeddedS3()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3_settings(settings: Settings, s3_server: EmbeddedS3) -> Settings:
+    """`settings` plus a real S3 API (moto server) with fresh buckets for uploads and archives."""
+    from shared.storage import s3_client
+
+    s = replace(
+        settings,
+        aws_s3_endpoint_url=s3_server.endpoint,
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+        aws_s3_bucket_name=f"uploads-{uuid.uuid4().hex[:8]}",
+        archive_s3_bucket=f"archive-{uuid.uuid4().hex[:8]}",
+    )
+    client = s3_client(s)
+    client.create_bucket(Bucket=s.aws_s3_bucket_name)
+    client.create_bucket(Bucket=s.archive_s3_bucket)
+    return s
 
 
 @pytest.fixture
