@@ -26,7 +26,9 @@ def test_consumer_entry_is_valid(spec: registry.ConsumerSpec) -> None:
 
 
 # Plane's beat pins these at minute 0 (plane-bgtasks §2); every other job is spread off it.
-PLANE_PINNED_AT_MINUTE_0 = {"hard-delete", "archive-close-issues", "delete-unuploaded-assets", "cleanup-page-versions"}
+PLANE_PINNED_AT_MINUTE_0 = {
+    "hard-delete", "archive-close-issues", "delete-unuploaded-assets", "cleanup-page-versions",
+}  # fmt: skip
 
 
 @pytest.mark.parametrize("spec", registry.JOBS, ids=lambda s: s.name)
