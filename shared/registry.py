@@ -130,6 +130,14 @@ JOBS: tuple[JobSpec, ...] = (
         active_deadline_seconds=4 * 3600,
     ),
     JobSpec(
+        name="instance-traces",
+        entrypoint="cronjobs.instance_traces:run",
+        schedule="20 */6 * * *",
+        description="Plane's instance telemetry over OTLP; off unless enabled and an endpoint is set.",
+        active_deadline_seconds=900,
+        starting_deadline_seconds=300,
+    ),
+    JobSpec(
         name="prune-worker-state",
         entrypoint="cronjobs.prune_worker_state:run",
         schedule="15 4 * * *",
