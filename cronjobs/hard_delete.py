@@ -19,12 +19,13 @@ whole batches done; the next run finds the rest. `--dry-run` computes the same s
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, TextClause, text
 from sqlalchemy.exc import OperationalError
 
 from shared.cron.runtime import JobContext
@@ -32,11 +33,21 @@ from shared.db.fk_graph import ForeignKey, Graph, load_graph
 
 log = logging.getLogger(__name__)
 
-ROOT_BATCH = 1000
+ROOT_BATCH = 4000  # rows per batch at most; shrunk per table to stay near TARGET_TX_S
+MIN_BATCH = 50
+FIRST_BATCH = 500  # each table starts small: its per-row cost is unknown until measured
+TARGET_TX_S = 0.4
 MAX_ROWS_PER_TX = 5000
 LOCK_TIMEOUT_MS = 1000
 # PostgreSQL SQLSTATEs of a bounded wait that gave up: lock_not_available, deadlock_detected.
 GAVE_UP = {"55P03", "40P01"}
+
+
+def _by_table(rows: list[tuple[str, object, bool]]) -> dict[str, list[tuple[object, bool]]]:
+    grouped: dict[str, list[tuple[object, bool]]] = {}
+    for table, row_id, live in rows:
+        grouped.setdefault(table, []).append((row_id, live))
+    return grouped
 
 
 class TooBig(Exception):
@@ -85,11 +96,35 @@ class Purger:
     def purge_table(self, table: str) -> None:
         pk = self.graph.pk(table)
         expired = text(f"SELECT {q(pk)} FROM {q(table)} WHERE deleted_at < :cutoff")
+        started, before = time.monotonic(), self.ctx.counts["deleted"]
+        size, batch = min(FIRST_BATCH, ROOT_BATCH), []
         # One streaming scan (deleted_at is not indexed); ids already gone when their batch comes
         # (cascaded from an earlier one) simply do not lock.
         with self.ctx.engine.connect().execution_options(stream_results=True, yield_per=ROOT_BATCH) as scan:
-            for ids in scan.execute(expired, {"cutoff": self.cutoff}).scalars().partitions(ROOT_BATCH):
-                self.purge(table, list(ids), guard=None)
+            for row_id in scan.execute(expired, {"cutoff": self.cutoff}).scalars():
+                batch.append(row_id)
+                if len(batch) >= size:
+                    size = self._purge_timed(table, batch, size)
+                    batch = []
+        if batch:
+            self._purge_timed(table, batch, size)
+        if deleted := self.ctx.counts["deleted"] - before:
+            log.info("%s: %d rows deleted in %.1f s", table, deleted, time.monotonic() - started)
+
+    def _purge_timed(self, table: str, batch: list[object], size: int) -> int:
+        """Purge a batch; return the next batch size, steered towards TARGET_TX_S per transaction.
+
+        A row's cost depends on its table: deleting an issue makes PostgreSQL check 25 referencing
+        foreign keys at commit, an activity almost none, so a fixed size is either slow or long.
+        """
+        started = time.monotonic()
+        self.purge(table, batch, guard=None)
+        took = time.monotonic() - started
+        if took > TARGET_TX_S:
+            return max(MIN_BATCH, int(size * TARGET_TX_S / took))
+        if took < TARGET_TX_S / 3:
+            return min(ROOT_BATCH, size * 2)
+        return size
 
     def purge(self, table: str, ids: list[object], guard: Guard | None) -> bool:
         """Delete `ids` of `table` with their cascade; False when the guard no longer holds."""
@@ -216,33 +251,65 @@ class Purger:
         return True
 
     def _collect(self, conn: Connection, table: str, ids: list[object]) -> Plan:
+        """Django's collector: every row the cascade reaches, and every reference to null."""
         plan = Plan()
         plan.doomed[table] = dict.fromkeys(ids, False)
         plan.rows = len(ids)
         queue: list[tuple[str, list[object]]] = [(table, ids)]
         while queue:
             parent, parent_ids = queue.pop()
+            found: list[tuple[str, object, bool]] = []
             for fk in self.graph.referencing.get(parent, ()):
-                values = self._values(conn, fk, parent_ids)
                 if fk.action == "SET_NULL":
-                    plan.nulls.append((fk, values))
-                    continue
-                child_pk = self.graph.pk(fk.child)
-                live = "deleted_at IS NULL" if fk.child in self.graph.soft_deletable else "false"
-                rows = conn.execute(
-                    text(f"SELECT {q(child_pk)}, {live} FROM {q(fk.child)} WHERE {q(fk.column)} = ANY(:v)"),
-                    {"v": values},
-                ).all()
-                seen = plan.doomed.get(fk.child, {})
-                new = [(row_id, is_live) for row_id, is_live in rows if row_id not in seen]
+                    plan.nulls.append((fk, self._values(conn, fk, parent_ids)))
+                elif not self._in_union(fk):
+                    values = self._values(conn, fk, parent_ids)
+                    found += [
+                        (fk.child, row_id, live)
+                        for row_id, live in conn.execute(self._children(fk), {"v": values})
+                    ]
+            union = self._union_of_children(parent)
+            if union is not None:
+                found += [
+                    (child, row_id, live) for child, row_id, live in conn.execute(union, {"v": parent_ids})
+                ]
+            for child, group in _by_table(found).items():
+                seen = plan.doomed.setdefault(child, {})
+                new = {row_id: live for row_id, live in group if row_id not in seen}
                 if not new:
                     continue
                 plan.rows += len(new)
                 if plan.rows > MAX_ROWS_PER_TX:
                     raise TooBig
-                plan.doomed.setdefault(fk.child, {}).update(new)
-                queue.append((fk.child, [row_id for row_id, _ in new]))
+                seen.update(new)
+                queue.append((child, list(new)))
+        plan.doomed = {t: rows for t, rows in plan.doomed.items() if rows}
         return plan
+
+    def _in_union(self, fk: ForeignKey) -> bool:
+        """Children with a uuid key referencing the parent's key: fetched in one UNION ALL query."""
+        return (
+            fk.parent_column == self.graph.pk(fk.parent)
+            and self.graph.primary_key_type.get(fk.child) == "uuid"
+        )
+
+    def _children(self, fk: ForeignKey) -> TextClause:
+        live = "deleted_at IS NULL" if fk.child in self.graph.soft_deletable else "false"
+        return text(
+            f"SELECT {q(self.graph.pk(fk.child))}, {live} FROM {q(fk.child)} WHERE {q(fk.column)} = ANY(:v)"
+        )
+
+    @functools.cache  # noqa: B019 (one Purger per run; the graph does not change during it)
+    def _union_of_children(self, parent: str) -> TextClause | None:
+        """One round trip for all CASCADE children of a batch instead of one per foreign key."""
+        parts = [
+            f"SELECT '{fk.child}' AS child, {q(self.graph.pk(fk.child))} AS id, "
+            f"{'deleted_at IS NULL' if fk.child in self.graph.soft_deletable else 'false'} AS live "
+            f"FROM {q(fk.child)} WHERE {q(fk.column)} = ANY(:v)"
+            for fk in self.graph.referencing.get(parent, ())
+            if fk.action == "CASCADE" and self._in_union(fk)
+        ]
+        return text(" UNION ALL ".join(parts)) if parts else None
 
     def _values(self, conn: Connection, fk: ForeignKey, parent_ids: list[object]) -> list[object]:
         parent_pk = self.graph.pk(fk.parent)

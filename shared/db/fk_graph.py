@@ -43,7 +43,7 @@ SOFT_DELETABLE = text(
 )
 PRIMARY_KEYS = text(
     """
-    SELECT cls.relname, a.attname
+    SELECT cls.relname, a.attname, format_type(a.atttypid, a.atttypmod)
     FROM pg_index i
     JOIN pg_class cls ON cls.oid = i.indrelid
     JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
@@ -79,6 +79,7 @@ class Graph:
     referencing: dict[str, tuple[ForeignKey, ...]]  # parent table -> FKs pointing at it
     soft_deletable: frozenset[str]
     primary_key: dict[str, str]
+    primary_key_type: dict[str, str]
 
     def pk(self, table: str) -> str:
         return self.primary_key.get(table, "id")
@@ -117,5 +118,7 @@ def load_graph(conn: Connection) -> Graph:
         fk = ForeignKey(row.child, row.column, row.parent, row.parent_column, row.nullable, django)
         referencing[fk.parent].append(fk)
     soft = frozenset(conn.scalars(SOFT_DELETABLE))
-    pks = {table: column for table, column in conn.execute(PRIMARY_KEYS)}
-    return Graph({p: tuple(fks) for p, fks in referencing.items()}, soft, pks)
+    keys = conn.execute(PRIMARY_KEYS).all()
+    pks = {table: column for table, column, _ in keys}
+    pk_types = {table: kind for table, _, kind in keys}
+    return Graph({p: tuple(fks) for p, fks in referencing.items()}, soft, pks, pk_types)

@@ -48,10 +48,8 @@ def required_columns(conn: Connection, table: str) -> list[tuple[str, str]]:
     return [(name, kind) for name, kind in conn.execute(COLUMNS, {"t": table})]
 
 
-def insert_select(
-    conn: Connection, table: str, exprs: dict[str, str], source: str, params: dict[str, Any]
-) -> int:
-    """`INSERT INTO table SELECT exprs FROM source`; other NOT NULL columns get neutral values."""
+def insert_statement(conn: Connection, table: str, exprs: dict[str, str], source: str) -> str:
+    """The SQL of `INSERT INTO table SELECT exprs FROM source`, other NOT NULL columns neutral."""
     columns = {"id": "gen_random_uuid()", **exprs}
     for name, kind in required_columns(conn, table):
         if name not in columns:
@@ -59,8 +57,14 @@ def insert_select(
                 raise ValueError(f"{table}.{name}: no neutral value for type {kind}")
             columns[name] = NEUTRAL[kind]
     names = ", ".join(f'"{c}"' for c in columns)
-    sql = f'INSERT INTO "{table}" ({names}) SELECT {", ".join(columns.values())} FROM {source}'
-    return conn.execute(text(sql), params).rowcount
+    return f'INSERT INTO "{table}" ({names}) SELECT {", ".join(columns.values())} FROM {source}'
+
+
+def insert_select(
+    conn: Connection, table: str, exprs: dict[str, str], source: str, params: dict[str, Any]
+) -> int:
+    """`INSERT INTO table SELECT exprs FROM source`; other NOT NULL columns get neutral values."""
+    return conn.execute(text(insert_statement(conn, table, exprs, source)), params).rowcount
 
 
 def insert_many(conn: Connection, table: str, n: int, exprs: dict[str, str], params: dict[str, Any]) -> int:
