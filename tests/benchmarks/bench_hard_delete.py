@@ -131,9 +131,11 @@ class Writer(threading.Thread):
 
 def timed_run(settings: Settings, live: list[str], plane_style: bool) -> dict[str, object]:
     spec = registry.job("hard-delete")
-    saved = (hard_delete.MAX_ROWS_PER_TX, hard_delete.ROOT_BATCH, hard_delete.Graph.children_first)
+    knobs = ("MAX_ROWS_PER_TX", "ROOT_BATCH", "FIRST_BATCH")
+    saved = [getattr(hard_delete, k) for k in knobs], hard_delete.Graph.children_first
     if plane_style:  # one unbatched delete (with its whole cascade) per model, Plane's order first
-        hard_delete.MAX_ROWS_PER_TX = hard_delete.ROOT_BATCH = 10**9
+        for knob in knobs:
+            setattr(hard_delete, knob, 10**9)
 
         def plane_order(graph):  # type: ignore[no-untyped-def]
             rest = sorted(t for t in graph.soft_deletable if t not in PLANE_ORDER)
@@ -150,7 +152,9 @@ def timed_run(settings: Settings, live: list[str], plane_style: bool) -> dict[st
         elapsed = time.perf_counter() - started
         writer.stop.set()
         writer.join()
-        hard_delete.MAX_ROWS_PER_TX, hard_delete.ROOT_BATCH, hard_delete.Graph.children_first = saved
+        for knob, value in zip(knobs, saved[0], strict=True):
+            setattr(hard_delete, knob, value)
+        hard_delete.Graph.children_first = saved[1]  # type: ignore[method-assign]
     assert code == 0 and ctx is not None, "hard-delete failed"
     lat = sorted(writer.latencies)
     return {
