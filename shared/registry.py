@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 # Kubernetes object names get the release name and a suffix prepended/appended; keep room.
+DEFAULT_PARTITIONS = 6
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{1,40}[a-z0-9]$")
 
 
@@ -43,7 +44,7 @@ class ConsumerSpec:
     event_types: tuple[str, ...]
     description: str
     owner: str = "platform"
-    partitions: int = 6
+    partitions: int = DEFAULT_PARTITIONS
     # Delays of the retry tiers; tier i is topic `<topic>.retry.<i>`. Empty: no retry (DLQ only).
     retry_delays_s: tuple[float, ...] = (5.0, 60.0, 600.0)
     # "transaction": the runtime claims the event id and runs the handler in one DB transaction,
@@ -84,6 +85,8 @@ class JobSpec:
     starting_deadline_seconds: int = 600
     backoff_limit: int = 1
     resources: Resources = field(default_factory=Resources)
+    # Logical topics the job produces to: created by `topics create` like the consumers' own.
+    produces: tuple[str, ...] = ()
 
     @property
     def args(self) -> list[str]:
@@ -102,6 +105,14 @@ CONSUMERS: tuple[ConsumerSpec, ...] = (
 
 JOBS: tuple[JobSpec, ...] = (
     JobSpec(
+        name="archive-close-issues",
+        entrypoint="cronjobs.archive_close_issues:run",
+        schedule="0 1 * * *",
+        description="Auto-archives and auto-closes stale issues per project settings (issue_automation).",
+        active_deadline_seconds=2 * 3600,
+        produces=("issue-activity",),
+    ),
+    JobSpec(
         name="delete-expired-exports",
         entrypoint="cronjobs.delete_expired_exports:run",
         schedule="30 1 * * *",
@@ -117,7 +128,7 @@ JOBS: tuple[JobSpec, ...] = (
     ),
     JobSpec(
         name="cleanup-api-logs",
-        entrypoint="cronjobs.cleanup_api_logs:run",
+        entrypoint="cronjobs.cleanup_logs:api_logs",
         schedule="30 2 * * *",
         description="Deletes API activity logs older than HARD_DELETE_AFTER_DAYS (delete_api_logs).",
         active_deadline_seconds=3600,
@@ -128,6 +139,34 @@ JOBS: tuple[JobSpec, ...] = (
         schedule="0 0 * * *",
         description="Purges rows soft-deleted past retention, with Django's cascades (hard_delete).",
         active_deadline_seconds=4 * 3600,
+    ),
+    JobSpec(
+        name="cleanup-email-logs",
+        entrypoint="cronjobs.cleanup_logs:email_logs",
+        schedule="45 2 * * *",
+        description="Archives, then deletes, sent e-mail notification logs past retention.",
+        active_deadline_seconds=3600,
+    ),
+    JobSpec(
+        name="cleanup-page-versions",
+        entrypoint="cronjobs.cleanup_logs:page_versions",
+        schedule="0 3 * * *",
+        description="Archives, then deletes, page versions beyond the newest VERSION_HISTORY_KEEP per page.",
+        active_deadline_seconds=3600,
+    ),
+    JobSpec(
+        name="cleanup-description-versions",
+        entrypoint="cronjobs.cleanup_logs:description_versions",
+        schedule="15 3 * * *",
+        description="Archives, then deletes, issue description versions beyond the newest N per issue.",
+        active_deadline_seconds=3600,
+    ),
+    JobSpec(
+        name="cleanup-webhook-logs",
+        entrypoint="cronjobs.cleanup_logs:webhook_logs",
+        schedule="30 3 * * *",
+        description="Archives, then deletes, webhook delivery logs past retention.",
+        active_deadline_seconds=3600,
     ),
     JobSpec(
         name="instance-traces",
@@ -174,6 +213,9 @@ def all_topics() -> list[tuple[str, int]]:
     for spec in CONSUMERS:
         for topic in (spec.topic, spec.dlq_topic, *spec.retry_topics):
             topics[topic] = max(topics.get(topic, 0), spec.partitions)
+    for job_spec in JOBS:
+        for topic in job_spec.produces:
+            topics.setdefault(topic, DEFAULT_PARTITIONS)
     return sorted(topics.items())
 
 

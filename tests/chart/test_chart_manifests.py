@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from itertools import pairwise
 from pathlib import Path
 
 import helm_python
@@ -17,6 +19,7 @@ from chart_harness import (
     render_chart,
     validation_errors,
 )
+from croniter import croniter
 
 from shared import settings
 
@@ -71,6 +74,19 @@ class TestCronJobs:
             assert spec["successfulJobsHistoryLimit"] == 3
             assert spec["failedJobsHistoryLimit"] == 3
             assert spec["suspend"] is False
+
+    def test_deadlines_fit_the_schedule(self, cronjobs: dict):
+        """R20: a late start is skipped before the next one is due; no run outlives its interval."""
+        for cronjob in cronjobs.values():
+            spec = cronjob["spec"]
+            runs = croniter(spec["schedule"], datetime(2026, 1, 1, tzinfo=UTC))
+            times = [runs.get_next(datetime) for _ in range(200)]
+            interval = min((b - a).total_seconds() for a, b in pairwise(times))
+            assert 10 <= spec["startingDeadlineSeconds"] < interval
+            job = spec["jobTemplate"]["spec"]
+            assert job["activeDeadlineSeconds"] < interval
+            grace = job["template"]["spec"].get("terminationGracePeriodSeconds", 30)
+            assert grace >= 15  # the cron runtime stops at the end of its current batch
 
     def test_job_policy(self, cronjobs: dict):
         for cronjob in cronjobs.values():

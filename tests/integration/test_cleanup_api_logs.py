@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func, insert, select, text
 from sqlalchemy.orm import Session
 
+from cronjobs.cleanup_logs import BATCH_SIZE
 from shared import registry
 from shared.cron.runtime import EXIT_OK, lock_key, run_job
 from shared.db.plane import APIActivityLog
@@ -93,7 +94,7 @@ def test_a_killed_run_is_finished_by_the_next(settings, engine):  # type: ignore
     run.wait()
     left = count_logs(engine)
     assert 5 < left < 20_005, "the kill did not land mid-run"
-    assert (20_005 - left) % 2000 == 0  # only whole batches were committed
+    assert (20_005 - left) % BATCH_SIZE == 0  # only whole batches were committed
     code, ctx = run_job(SPEC, settings)  # the killed run's lock died with its connection
     assert code == EXIT_OK and ctx is not None
     assert ctx.counts["deleted"] == left - 5
