@@ -19,9 +19,11 @@ whole batches done; the next run finds the rest. `--dry-run` computes the same s
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -41,6 +43,10 @@ MAX_ROWS_PER_TX = 5000
 LOCK_TIMEOUT_MS = 1000
 # PostgreSQL SQLSTATEs of a bounded wait that gave up: lock_not_available, deadlock_detected.
 GAVE_UP = {"55P03", "40P01"}
+
+
+def _gave_up(exc: OperationalError) -> bool:
+    return getattr(exc.orig, "pgcode", None) in GAVE_UP
 
 
 def _by_table(rows: list[tuple[str, object, bool]]) -> dict[str, list[tuple[object, bool]]]:
@@ -133,7 +139,7 @@ class Purger:
         except TooBig:
             pass
         except OperationalError as exc:
-            if getattr(exc.orig, "pgcode", None) not in GAVE_UP:
+            if not _gave_up(exc):
                 raise
             log.warning("batch of %s skipped: a lock was not granted in time (%s)", table, exc.orig)
             self.ctx.count("batches_skipped_locked")
@@ -155,7 +161,7 @@ class Purger:
         except TooBig:  # rows were added under it meanwhile, or some stayed locked
             log.warning("%s %s left for the next run: its cascade is still too large", table, row_id)
         except OperationalError as exc:
-            if getattr(exc.orig, "pgcode", None) not in GAVE_UP:
+            if not _gave_up(exc):
                 raise
             log.warning("%s %s left for the next run: a lock was not granted in time", table, row_id)
         self.ctx.count("rows_skipped")
@@ -217,8 +223,16 @@ class Purger:
         with self.ctx.engine.connect() as c:
             return c.scalar(check, {"id": guard.id, "cutoff": self.cutoff}) is not None
 
-    def _transaction(self):  # type: ignore[no-untyped-def]
-        return _TimedTransaction(self)
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[Connection]:
+        """A transaction with a bounded lock wait, timed so the job can report its longest one."""
+        started = time.monotonic()
+        try:
+            with self.ctx.engine.begin() as conn:
+                conn.execute(text(f"SET LOCAL lock_timeout = {LOCK_TIMEOUT_MS}"))
+                yield conn
+        finally:
+            self.longest_tx_s = max(self.longest_tx_s, time.monotonic() - started)
 
     def _one_transaction(self, table: str, ids: list[object], guard: Guard | None, top: bool) -> bool:
         pk = self.graph.pk(table)
@@ -293,10 +307,14 @@ class Purger:
             and self.graph.primary_key_type.get(fk.child) == "uuid"
         )
 
+    def _live(self, table: str) -> str:
+        """SQL telling whether a cascaded row was live (only soft-deletable tables can say)."""
+        return "deleted_at IS NULL" if table in self.graph.soft_deletable else "false"
+
     def _children(self, fk: ForeignKey) -> TextClause:
-        live = "deleted_at IS NULL" if fk.child in self.graph.soft_deletable else "false"
         return text(
-            f"SELECT {q(self.graph.pk(fk.child))}, {live} FROM {q(fk.child)} WHERE {q(fk.column)} = ANY(:v)"
+            f"SELECT {q(self.graph.pk(fk.child))}, {self._live(fk.child)} FROM {q(fk.child)} "
+            f"WHERE {q(fk.column)} = ANY(:v)"
         )
 
     @functools.cache  # noqa: B019 (one Purger per run; the graph does not change during it)
@@ -304,8 +322,7 @@ class Purger:
         """One round trip for all CASCADE children of a batch instead of one per foreign key."""
         parts = [
             f"SELECT '{fk.child}' AS child, {q(self.graph.pk(fk.child))} AS id, "
-            f"{'deleted_at IS NULL' if fk.child in self.graph.soft_deletable else 'false'} AS live "
-            f"FROM {q(fk.child)} WHERE {q(fk.column)} = ANY(:v)"
+            f"{self._live(fk.child)} AS live FROM {q(fk.child)} WHERE {q(fk.column)} = ANY(:v)"
             for fk in self.graph.referencing.get(parent, ())
             if fk.action == "CASCADE" and self._in_union(fk)
         ]
@@ -340,24 +357,6 @@ class Purger:
             )
         if nulled:
             self.ctx.count("nulled", nulled)
-
-
-class _TimedTransaction:
-    """A transaction with a bounded lock wait, timed so the job can report its longest one."""
-
-    def __init__(self, purger: Purger) -> None:
-        self.purger = purger
-
-    def __enter__(self) -> Connection:
-        self.started = time.monotonic()
-        self.cm = self.purger.ctx.engine.begin()
-        conn = self.cm.__enter__()
-        conn.execute(text(f"SET LOCAL lock_timeout = {LOCK_TIMEOUT_MS}"))
-        return conn
-
-    def __exit__(self, *exc: object) -> None:
-        self.cm.__exit__(*exc)  # type: ignore[arg-type]
-        self.purger.longest_tx_s = max(self.purger.longest_tx_s, time.monotonic() - self.started)
 
 
 def count_would_delete(ctx: JobContext, graph: Graph, order: list[str], cutoff: datetime) -> None:
