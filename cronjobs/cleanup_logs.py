@@ -114,9 +114,7 @@ def cleanup(ctx: JobContext, target: Target) -> None:
         "keep": ctx.settings.version_history_keep,
     }
     if ctx.dry_run:
-        with ctx.engine.connect() as conn:
-            due = conn.scalar(text(f"SELECT count(*) FROM ({target.scan}) due"), params)
-        ctx.count("would_delete", due or 0)
+        ctx.count_query("would_delete", text(f"SELECT count(*) FROM ({target.scan}) due"), params)
         return
 
     archive = Archive.from_settings(ctx.settings)

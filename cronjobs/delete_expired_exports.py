@@ -43,8 +43,7 @@ class ExportDeletionFailed(RuntimeError):
 def run(ctx: JobContext) -> None:
     cutoff = ctx.now - timedelta(days=ctx.settings.export_retention_days)
     if ctx.dry_run:
-        with ctx.engine.connect() as conn:
-            ctx.count("would_expire", conn.scalar(COUNT_EXPIRED, {"cutoff": cutoff}) or 0)
+        ctx.count_query("would_expire", COUNT_EXPIRED, {"cutoff": cutoff})
         return
     s3 = s3_client(ctx.settings)
     bucket = ctx.settings.aws_s3_bucket_name

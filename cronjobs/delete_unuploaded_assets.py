@@ -33,18 +33,8 @@ COUNT = text(
 
 
 def run(ctx: JobContext) -> None:
-    cutoff = ctx.now - timedelta(days=ctx.settings.unuploaded_asset_delete_days)
+    params = {"cutoff": ctx.now - timedelta(days=ctx.settings.unuploaded_asset_delete_days)}
     if ctx.dry_run:
-        with ctx.engine.connect() as conn:
-            ctx.count("would_soft_delete", conn.scalar(COUNT, {"cutoff": cutoff}) or 0)
-        return
-    while True:
-        with ctx.engine.begin() as conn:
-            n = conn.execute(
-                SOFT_DELETE_BATCH, {"now": ctx.now, "cutoff": cutoff, "limit": BATCH_SIZE}
-            ).rowcount
-        if n:
-            ctx.count("soft_deleted", n)
-        ctx.batch_done()
-        if n < BATCH_SIZE:
-            break
+        ctx.count_query("would_soft_delete", COUNT, params)
+    else:
+        ctx.drain("soft_deleted", SOFT_DELETE_BATCH, params, BATCH_SIZE)

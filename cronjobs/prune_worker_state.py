@@ -46,16 +46,8 @@ def run(ctx: JobContext) -> None:
         ("job_runs", PRUNE_RUNS, COUNT_RUNS, settings.job_runs_retention_days),
     )
     for table, prune, count, days in steps:
-        cutoff = ctx.now - timedelta(days=days)
+        params = {"cutoff": ctx.now - timedelta(days=days)}
         if ctx.dry_run:
-            with ctx.engine.connect() as conn:
-                ctx.count(f"would_delete_{table}", conn.scalar(count, {"cutoff": cutoff}) or 0)
-            continue
-        while True:
-            with ctx.engine.begin() as conn:
-                deleted = conn.execute(prune, {"cutoff": cutoff, "limit": BATCH_SIZE}).rowcount
-            if deleted:
-                ctx.count(f"deleted_{table}", deleted)
-            ctx.batch_done()
-            if deleted < BATCH_SIZE:
-                break
+            ctx.count_query(f"would_delete_{table}", count, params)
+        else:
+            ctx.drain(f"deleted_{table}", prune, params, BATCH_SIZE)

@@ -11,12 +11,12 @@ import logging
 import socket
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import cast
+from typing import Any, cast
 
-from sqlalchemy import Engine, func, select, text, update
+from sqlalchemy import Engine, Executable, func, select, text, update
 
 from shared import metrics, registry
 from shared.db.engine import get_engine
@@ -55,6 +55,23 @@ class JobContext:
         self.counts[action] += n
         if not self.dry_run:
             metrics.JOB_ROWS.labels(self.name, action).inc(n)
+
+    def count_query(self, action: str, statement: Executable, params: Mapping[str, Any]) -> None:
+        """Count what a `SELECT count(*)` finds: how dry runs report what they would change."""
+        with self.engine.connect() as conn:
+            self.count(action, conn.scalar(statement, params) or 0)
+
+    def drain(self, action: str, statement: Executable, params: Mapping[str, Any], limit: int) -> None:
+        """Run `statement`, which changes at most `:limit` rows, in a transaction of its own each
+        time, until one run changes fewer: bounded batches that commit as they go."""
+        while True:
+            with self.engine.begin() as conn:
+                changed = conn.execute(statement, {**params, "limit": limit}).rowcount
+            if changed:
+                self.count(action, changed)
+            self.batch_done()
+            if changed < limit:
+                return
 
 
 JobFunction = Callable[[JobContext], None]
