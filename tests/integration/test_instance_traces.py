@@ -3,13 +3,11 @@ generated classes): off by default, Plane's spans and counts when enabled, a ref
 
 from __future__ import annotations
 
-import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from sqlalchemy import text
@@ -17,33 +15,28 @@ from sqlalchemy import text
 from shared import registry
 from shared.cron.runtime import EXIT_FAILED, EXIT_OK, run_job
 from shared.testing.plane_rows import insert_many, insert_one
+from tests.integration.http_servers import HttpServer, running, send
 
 SPEC = registry.job("instance-traces")
 
 
 @contextmanager
-def otlp_receiver(status: int = 200) -> Iterator[tuple[str, list[ExportTraceServiceRequest]]]:
-    received: list[ExportTraceServiceRequest] = []
+def otlp_receiver(status: int = 200) -> Iterator[HttpServer]:
+    """A loopback OTLP/HTTP endpoint at /v1/traces answering `status`."""
+    answer = {"/v1/traces": lambda h: send(h, status, b"", {"Content-Type": "application/x-protobuf"})}
+    server = HttpServer(routes=answer)
+    with running(server):
+        yield server
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            request = ExportTraceServiceRequest()
-            request.ParseFromString(body)
-            received.append(request)
-            self.send_response(status)
-            self.send_header("Content-Type", "application/x-protobuf")
-            self.end_headers()
 
-        def log_message(self, *_args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}/v1/traces", received
-    finally:
-        server.shutdown()
+def exports(server: HttpServer) -> list[ExportTraceServiceRequest]:
+    """What the server received, decoded with OTel's generated protobuf classes."""
+    decoded = []
+    for recorded in server.requests:
+        request = ExportTraceServiceRequest()
+        request.ParseFromString(recorded.body)
+        decoded.append(request)
+    return decoded
 
 
 def spans_of(requests: list[ExportTraceServiceRequest]) -> list[tuple[str, dict[str, object]]]:
@@ -80,33 +73,31 @@ def seed(engine, telemetry: bool = True) -> dict[str, object]:  # type: ignore[n
 
 def test_off_by_default_sends_nothing(settings, engine):  # type: ignore[no-untyped-def]
     seed(engine)
-    with otlp_receiver() as (url, received):
+    with otlp_receiver() as receiver:
         # An endpoint alone is not consent: INSTANCE_TRACES_ENABLED stays 0 by default.
-        code, ctx = run_job(SPEC, replace(settings, otlp_endpoint=url))
+        code, ctx = run_job(SPEC, replace(settings, otlp_endpoint=receiver.url("/v1/traces")))
         assert code == EXIT_OK and ctx is not None and ctx.counts == {"disabled": 1}
-        assert received == []
+        assert receiver.requests == []
 
 
 def test_enabled_sends_plane_spans_with_counts(settings, engine):  # type: ignore[no-untyped-def]
     ids = seed(engine)
-    with otlp_receiver() as (url, received):
-        enabled = replace(settings, otlp_endpoint=url, instance_traces_enabled=True)
+    with otlp_receiver() as receiver:
+        enabled = replace(settings, otlp_endpoint=receiver.url("/v1/traces"), instance_traces_enabled=True)
         code, dry = run_job(SPEC, enabled, dry_run=True)
         assert code == EXIT_OK and dry is not None and dry.counts == {"would_send_spans": 3}
-        assert received == []
+        assert receiver.requests == []
         code, ctx = run_job(SPEC, enabled)
         assert code == EXIT_OK and ctx is not None and ctx.counts == {"spans_sent": 3}
+    received = exports(receiver)
     spans = spans_of(received)
     resource = {a.key: a.value.string_value for a in received[0].resource_spans[0].resource.attributes}
     assert resource["service.name"] == "plane-ce-api"
     instance = [attrs for name, attrs in spans if name == "instance_details"]
     assert len(instance) == 1
     assert instance[0]["instance_name"] == "Acme Plane" and instance[0]["is_telemetry_enabled"] is True
-    assert (instance[0]["workspace_count"], instance[0]["issue_count"], instance[0]["user_count"]) == (
-        2,
-        7,
-        1,
-    )
+    totals = instance[0]["workspace_count"], instance[0]["issue_count"], instance[0]["user_count"]
+    assert totals == (2, 7, 1)
     workspaces = {attrs["workspace_slug"]: attrs for name, attrs in spans if name == "workspace_details"}
     assert workspaces["acme"]["workspace_id"] == ids["ws"]
     assert (workspaces["acme"]["issue_count"], workspaces["acme"]["member_count"]) == (7, 1)
@@ -115,11 +106,14 @@ def test_enabled_sends_plane_spans_with_counts(settings, engine):  # type: ignor
 
 def test_instance_opt_out_wins_and_a_refused_export_fails(settings, engine):  # type: ignore[no-untyped-def]
     seed(engine, telemetry=False)
-    with otlp_receiver() as (url, received):
-        code, ctx = run_job(SPEC, replace(settings, otlp_endpoint=url, instance_traces_enabled=True))
-        assert code == EXIT_OK and ctx is not None and ctx.counts == {"disabled": 1} and received == []
+    with otlp_receiver() as receiver:
+        enabled = replace(settings, otlp_endpoint=receiver.url("/v1/traces"), instance_traces_enabled=True)
+        code, ctx = run_job(SPEC, enabled)
+        assert code == EXIT_OK and ctx is not None and ctx.counts == {"disabled": 1}
+        assert receiver.requests == []
     with engine.begin() as conn:
         conn.execute(text("UPDATE instances SET is_telemetry_enabled = true"))
-    with otlp_receiver(status=400) as (url, received):
-        code, _ = run_job(SPEC, replace(settings, otlp_endpoint=url, instance_traces_enabled=True))
-        assert code == EXIT_FAILED and len(received) == 1
+    with otlp_receiver(status=400) as receiver:
+        enabled = replace(settings, otlp_endpoint=receiver.url("/v1/traces"), instance_traces_enabled=True)
+        code, _ = run_job(SPEC, enabled)
+        assert code == EXIT_FAILED and len(receiver.requests) == 1

@@ -1,6 +1,6 @@
 """What an operator watches and runs: a consumer's /metrics, job pushes, and `plane-workers dev`.
 
-The Pushgateway is stood in for by a real HTTP server on loopback that speaks its push API
+The Pushgateway is stood in for by a real HTTP server on loopback that records its push API
 (`PUT /metrics/job/<job>` with the text exposition format): no Pushgateway binary can be installed
 from the package registries here, and the client side (prometheus-client's push_to_gateway) is
 exercised unchanged over the wire.
@@ -9,15 +9,10 @@ exercised unchanged over the wire.
 from __future__ import annotations
 
 import signal
-import socket
 import subprocess
 import sys
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
@@ -27,41 +22,13 @@ from shared import registry
 from shared.cron.runtime import EXIT_OK, run_job
 from shared.db.plane import IssueDescriptionVersion
 from shared.db.state import JobRun, ProcessedEvent
+from shared.embedded.ports import free_port
 from shared.embedded.stack import env_for
 from shared.events.producer import EventProducer
 from tests.helpers import idv_event, processed, seed, spawn_consumer, wait_until
+from tests.integration.http_servers import HttpServer, running
 
 IDV = registry.consumer("issue-description-versions")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextmanager
-def pushgateway() -> Iterator[list[tuple[str, str, str]]]:
-    received: list[tuple[str, str, str]] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_PUT(self) -> None:  # http.server's naming
-            body = self.rfile.read(int(self.headers["Content-Length"])).decode()
-            received.append(("PUT", self.path, body))
-            self.send_response(202)
-            self.end_headers()
-
-        def log_message(self, *_args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        received.append(("URL", f"http://127.0.0.1:{server.server_port}", ""))
-        yield received
-    finally:
-        server.shutdown()
 
 
 def test_consumer_serves_metrics_with_outcomes(settings, engine):  # type: ignore[no-untyped-def]
@@ -92,13 +59,13 @@ def test_consumer_serves_metrics_with_outcomes(settings, engine):  # type: ignor
 
 def test_job_pushes_metrics_and_survives_a_dead_gateway(settings, engine):  # type: ignore[no-untyped-def]
     spec = registry.job("prune-worker-state")
-    with pushgateway() as received:
-        url = received[0][1]
-        code, _ = run_job(spec, replace(settings, pushgateway_url=url))
+    gateway = HttpServer()
+    with running(gateway):
+        code, _ = run_job(spec, replace(settings, pushgateway_url=gateway.url("")))
         assert code == EXIT_OK
-        pushes = [(path, body) for method, path, body in received if method == "PUT"]
+    pushes = [r for r in gateway.requests if r.method == "PUT"]
     assert pushes, "nothing was pushed"
-    path, body = pushes[-1]
+    path, body = pushes[-1].path, pushes[-1].body.decode()
     assert path == "/metrics/job/plane-workers-prune-worker-state"
     assert 'plane_workers_job_last_success_timestamp_seconds{job="prune-worker-state"}' in body
     assert 'plane_workers_job_runs_total{job="prune-worker-state",outcome="success"}' in body
@@ -117,7 +84,8 @@ def test_dev_runs_consumers_and_jobs_then_stops_cleanly(settings, engine):  # ty
     with engine.begin() as conn:  # an expired dedupe key, for the prune job to remove
         conn.execute(
             ProcessedEvent.__table__.insert().values(
-                consumer="old", event_id="00000000-0000-4000-8000-000000000000",
+                consumer="old",
+                event_id="00000000-0000-4000-8000-000000000000",
                 processed_at=datetime.now(UTC) - timedelta(days=30),
             )
         )
@@ -134,6 +102,7 @@ def test_dev_runs_consumers_and_jobs_then_stops_cleanly(settings, engine):  # ty
         wait_until(lambda: processed(engine, IDV.name) == 2, timeout_s=90)
         with engine.connect() as conn:
             assert conn.scalar(select(func.count()).select_from(IssueDescriptionVersion)) == 2
+
         # --jobs-now ran every registry job once, each recorded.
         def finished_jobs() -> set[str]:
             with engine.connect() as conn:
