@@ -9,6 +9,7 @@ benchmark can seed a million rows in seconds.
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from sqlalchemy import Connection, text
@@ -82,6 +83,12 @@ def insert_one(conn: Connection, table: str, **values: Any) -> Any:
     names = ", ".join(f'"{c}"' for c in columns)
     sql = f'INSERT INTO "{table}" ({names}) VALUES ({", ".join(columns.values())}) RETURNING id'
     return conn.execute(text(sql), values).scalar_one()
+
+
+def insert_user(conn: Connection, **values: Any) -> Any:
+    """A user with a unique username and e-mail (both are unique in Plane's schema)."""
+    tag = uuid.uuid4().hex[:12]
+    return insert_one(conn, "users", **{"username": f"u{tag}", "email": f"{tag}@example.com", **values})
 
 
 def _cast(conn: Connection, table: str, column: str) -> str:

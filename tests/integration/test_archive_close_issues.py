@@ -28,7 +28,7 @@ from shared.events import parse_event
 from shared.events.producer import EventProducer
 from shared.kafka.config import client_config
 from shared.settings import Settings
-from shared.testing.plane_rows import insert_many, insert_one
+from shared.testing.plane_rows import insert_many, insert_one, insert_user
 
 SPEC = registry.job("archive-close-issues")
 # The scheduled time: whole seconds, so the event epoch is exact.
@@ -63,7 +63,7 @@ class Seeder:
         self.world = World()
 
     def user(self) -> uuid.UUID:
-        return insert_one(self.conn, "users", username=uuid.uuid4().hex[:12], email=f"{uuid.uuid4()}@x.io")
+        return insert_user(self.conn)
 
     def row(self, table: str, project: uuid.UUID, **values: Any) -> uuid.UUID:
         scoped = {"project_id": project, "workspace_id": self.ws, "created_by_id": self.owner}

@@ -33,7 +33,7 @@ from shared.db.state import JobRun
 from shared.embedded.stack import env_for
 from shared.settings import Settings
 from shared.storage import s3_client
-from shared.testing.plane_rows import insert_many, insert_one
+from shared.testing.plane_rows import insert_many, insert_one, insert_user
 
 NOW = datetime.now(UTC).replace(microsecond=0)  # every run's scheduled time
 CUTOFF = NOW - timedelta(days=60)  # the test settings keep 60 days
@@ -50,11 +50,7 @@ class Parents:
 
 
 def add_parents(conn: Connection) -> Parents:
-    def new_user() -> uuid.UUID:
-        tag = uuid.uuid4().hex[:10]
-        return insert_one(conn, "users", username=f"u{tag}", email=f"{tag}@example.com")
-
-    user, other = new_user(), new_user()
+    user, other = insert_user(conn), insert_user(conn)
     ws = insert_one(conn, "workspaces", name="ws", slug=f"ws-{uuid.uuid4().hex[:8]}", owner_id=user)
     proj = insert_one(conn, "projects", name="p", identifier="P", network=2, workspace_id=ws)
     issues = [

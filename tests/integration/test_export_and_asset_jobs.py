@@ -16,7 +16,7 @@ from shared import registry
 from shared.cron.runtime import EXIT_FAILED, EXIT_OK, run_job
 from shared.embedded.stack import env_for
 from shared.storage import s3_client
-from shared.testing.plane_rows import insert_one
+from shared.testing.plane_rows import insert_one, insert_user
 
 EXPORTS = registry.job("delete-expired-exports")
 ASSETS = registry.job("delete-unuploaded-assets")
@@ -24,7 +24,7 @@ NOW = datetime.now(UTC)
 
 
 def owner_and_workspace(conn: Connection) -> tuple[uuid.UUID, uuid.UUID]:
-    user = insert_one(conn, "users", username=f"u{uuid.uuid4().hex[:8]}", email=f"{uuid.uuid4().hex}@x.io")
+    user = insert_user(conn)
     ws = insert_one(conn, "workspaces", name="w", slug=f"w-{uuid.uuid4().hex[:6]}", owner_id=user)
     return user, ws
 

@@ -21,7 +21,7 @@ from cronjobs import hard_delete
 from shared import registry
 from shared.cron.runtime import EXIT_OK, run_job
 from shared.embedded.stack import env_for
-from shared.testing.plane_rows import insert_many, insert_one, insert_select
+from shared.testing.plane_rows import insert_many, insert_one, insert_select, insert_user
 
 SPEC = registry.job("hard-delete")
 NOW = datetime.now(UTC)
@@ -82,7 +82,7 @@ def add_project(conn: Connection, ws: uuid.UUID, owner: uuid.UUID, name: str, is
 
 
 def build_world(conn: Connection, issues_per_project: int = 30) -> World:
-    owner = insert_one(conn, "users", username=f"u{uuid.uuid4().hex[:8]}", email=f"{uuid.uuid4().hex}@x.io")
+    owner = insert_user(conn)
     dead_ws = insert_one(conn, "workspaces", name="dead", slug=f"dead-{uuid.uuid4().hex[:6]}",
                          owner_id=owner, deleted_at=EXPIRED)  # fmt: skip
     insert_one(conn, "workspace_members", workspace_id=dead_ws, member_id=owner, role=20, deleted_at=EXPIRED)

@@ -3,7 +3,6 @@ generated classes): off by default, Plane's spans and counts when enabled, a ref
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -14,7 +13,7 @@ from sqlalchemy import text
 
 from shared import registry
 from shared.cron.runtime import EXIT_FAILED, EXIT_OK, run_job
-from shared.testing.plane_rows import insert_many, insert_one
+from shared.testing.plane_rows import insert_many, insert_one, insert_user
 from tests.integration.http_servers import HttpServer, running, send
 
 SPEC = registry.job("instance-traces")
@@ -52,9 +51,7 @@ def spans_of(requests: list[ExportTraceServiceRequest]) -> list[tuple[str, dict[
 
 def seed(engine, telemetry: bool = True) -> dict[str, object]:  # type: ignore[no-untyped-def]
     with engine.begin() as conn:
-        user = insert_one(
-            conn, "users", username=f"u{uuid.uuid4().hex[:8]}", email=f"{uuid.uuid4().hex}@x.io"
-        )
+        user = insert_user(conn)
         insert_one(
             conn, "instances", instance_id="inst-1", instance_name="Acme Plane", current_version="v1.2.3",
             last_checked_at=datetime.now(UTC), is_telemetry_enabled=telemetry, domain="plane.acme.test",
