@@ -36,13 +36,18 @@ class Resources:
 
 @dataclass(frozen=True)
 class ConsumerSpec:
-    """A Kafka consumer: a handler the shared runtime calls once per valid event."""
+    """A Kafka consumer: a handler the shared runtime calls once per valid event, or (`strategy`)
+    a processing strategy of its own for consumers that keep many events in flight."""
 
     name: str
     topic: str  # logical name; physical = KAFKA_TOPIC_PREFIX + topic
-    handler: str  # "package.module:function"
     event_types: tuple[str, ...]
     description: str
+    handler: str | None = None  # "package.module:function", called once per event
+    # "package.module:function" taking shared.kafka.runtime.ConsumerDeps and returning an arroyo
+    # ProcessingStrategyFactory; used instead of `handler`. It must still commit an offset only
+    # once that event is done (its effects durable, or retried or dead-lettered).
+    strategy: str | None = None
     owner: str = "platform"
     partitions: int = DEFAULT_PARTITIONS
     # Delays of the retry tiers; tier i is topic `<topic>.retry.<i>`. Empty: no retry (DLQ only).
@@ -51,6 +56,10 @@ class ConsumerSpec:
     # so a redelivered event changes nothing. "handler": the handler makes itself idempotent.
     idempotency: Literal["transaction", "handler"] = "transaction"
     resources: Resources = field(default_factory=Resources)
+
+    def __post_init__(self) -> None:
+        if (self.handler is None) == (self.strategy is None):
+            raise ValueError(f"consumer {self.name}: set exactly one of handler and strategy")
 
     @property
     def group(self) -> str:
@@ -100,6 +109,24 @@ CONSUMERS: tuple[ConsumerSpec, ...] = (
         handler="services.issue_description_versions.handler:handle",
         event_types=("plane.issue_description_version.v1",),
         description="Snapshots issue descriptions (Plane's issue_description_version_task).",
+    ),
+    ConsumerSpec(
+        name="webhook-events",
+        topic="webhook-events",
+        handler="services.webhooks.fanout:handle",
+        event_types=("plane.webhook_activity.v1",),
+        description="Fans a change out to each subscribed webhook as one delivery (webhook_activity).",
+    ),
+    ConsumerSpec(
+        name="webhook-deliveries",
+        topic="webhook-deliveries",
+        strategy="services.webhooks.pipeline:strategy_factory",
+        event_types=("plane.webhook_delivery.v1",),
+        description="POSTs signed deliveries, many in flight, retried Svix-style (webhook_send_task).",
+        # Svix's schedule (services/webhooks/schedule.py): tier i holds the attempt i + 2.
+        retry_delays_s=(5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0),
+        idempotency="handler",
+        resources=Resources(cpu_request="500m", memory_request="384Mi", memory_limit="768Mi"),
     ),
 )
 

@@ -62,9 +62,18 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("EMAIL_HOST_PASSWORD", "", "SMTP password.", secret=True),
     Variable("EMAIL_USE_TLS", "1", "STARTTLS (1/0)."),
     Variable("EMAIL_USE_SSL", "0", "Implicit TLS (1/0)."),
+    Variable("WEB_URL", "http://localhost", "Plane's web address, used in links inside e-mails."),
     Variable("EMAIL_FROM", "Team Plane <team@mailer.plane.so>", "From address of every mail."),
     Variable("WEBHOOK_ALLOWED_IPS", "", "IPs/CIDRs webhooks may reach despite the SSRF rules."),
     Variable("WEBHOOK_ALLOWED_HOSTS", "", "Exact host names webhooks may reach despite SSRF rules."),
+    Variable("WEBHOOK_TIMEOUT_S", "30", "Total deadline of one delivery attempt (connect to last byte)."),
+    Variable("WEBHOOK_CONCURRENCY", "64", "Deliveries in flight per consumer process."),
+    Variable("WEBHOOK_ENDPOINT_CONCURRENCY", "4", "Deliveries in flight to one webhook at a time."),
+    Variable("WEBHOOK_PAYLOAD_MAX_BYTES", "262144", "Bodies above this are sent thin: data is {id} only."),
+    Variable("WEBHOOK_RESPONSE_MAX_BYTES", "20000", "Response bytes read and stored per attempt."),
+    Variable("WEBHOOK_DISABLE_AFTER_S", "432000", "Failing this long without a success disables a webhook."),
+    Variable("WEBHOOK_KEY_GRACE_S", "86400", "After a secret changes, the old one still signs this long."),
+    Variable("WEBHOOK_TIME_SCALE", "1", "Multiplies every webhook delay and window (tests: 0.0001)."),
     Variable("PLANE_WORKERS_STATE_DIR", ".plane-workers", "Where the embedded stack keeps its data."),
 )
 
@@ -119,9 +128,18 @@ class Settings:
     email_host_password: str = field(default="", repr=False)
     email_use_tls: bool = True
     email_use_ssl: bool = False
+    web_url: str = "http://localhost"
     email_from: str = "Team Plane <team@mailer.plane.so>"
     webhook_allowed_ips: tuple[str, ...] = ()
     webhook_allowed_hosts: tuple[str, ...] = ()
+    webhook_timeout_s: float = 30.0
+    webhook_concurrency: int = 64
+    webhook_endpoint_concurrency: int = 4
+    webhook_payload_max_bytes: int = 262144
+    webhook_response_max_bytes: int = 20000
+    webhook_disable_after_s: float = 432000.0
+    webhook_key_grace_s: float = 86400.0
+    webhook_time_scale: float = 1.0
     plane_workers_state_dir: str = ".plane-workers"
 
     @classmethod

@@ -26,7 +26,9 @@ app = typer.Typer(
 dlq_app = typer.Typer(help="Inspect and replay dead-lettered events.", no_args_is_help=True)
 topics_app = typer.Typer(help="Manage the Kafka topics the registry needs.", no_args_is_help=True)
 app.add_typer(dlq_app, name="dlq")
+webhooks_app = typer.Typer(help="Operate webhook deliveries.", no_args_is_help=True)
 app.add_typer(topics_app, name="topics")
+app.add_typer(webhooks_app, name="webhooks")
 
 
 def _settings() -> Settings:
@@ -181,6 +183,32 @@ def dlq_replay(
     from shared.cli.dlq import replay
 
     typer.echo(json.dumps({"replayed": replay(_settings(), topic, limit)}))
+
+
+@webhooks_app.command("replay")
+def webhooks_replay(
+    webhook: Annotated[str, typer.Option(help="Webhook id (webhooks.id).")],
+    since: Annotated[datetime, typer.Option(help="Deliveries whose event is this recent or newer.")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only count them.")] = False,
+) -> None:
+    """Re-send every delivery the webhook missed since T (while off, exhausted, 410, blocked),
+    each with its original webhook-id. Re-enable the webhook in Plane first."""
+    import uuid
+    from datetime import UTC
+
+    from services.webhooks.replay import replay
+    from shared.db.engine import get_engine
+
+    settings = _settings()
+    _require(settings.database_url, "DATABASE_URL")
+    try:
+        webhook_id = uuid.UUID(webhook)
+    except ValueError:
+        typer.echo(f"--webhook: {webhook!r} is not a UUID", err=True)
+        raise typer.Exit(2) from None
+    since_utc = since if since.tzinfo else since.replace(tzinfo=UTC)
+    count = replay(settings, get_engine(settings.database_url), webhook_id, since_utc, dry_run)
+    typer.echo(json.dumps({"webhook": str(webhook_id), "replayed" if not dry_run else "would_replay": count}))
 
 
 @topics_app.command("create")

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Index, String, Text, func
+from sqlalchemy import BigInteger, DateTime, Index, LargeBinary, String, Text, func
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -46,3 +46,42 @@ class JobRun(StateBase):
     host: Mapped[str | None] = mapped_column(String(255))
 
     __table_args__ = (Index("job_runs_job_started_idx", "job", "started_at"),)
+
+
+class WebhookDelivery(StateBase):
+    """How a delivery ended. Written once it is terminal; the payload is kept only when it was not
+    delivered (skipped, exhausted, gone, blocked), so `webhooks replay` can send it again."""
+
+    __tablename__ = "webhook_deliveries"
+
+    delivery_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    webhook_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    status: Mapped[str] = mapped_column(String(16), nullable=False)
+    attempts: Mapped[int] = mapped_column(nullable=False)
+    event_time: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    finished_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), nullable=False
+    )
+    envelope: Mapped[bytes | None] = mapped_column(LargeBinary)
+
+    __table_args__ = (
+        Index("webhook_deliveries_webhook_time_idx", "webhook_id", "event_time"),
+        Index("webhook_deliveries_finished_at_idx", "finished_at"),
+    )
+
+
+class WebhookEndpoint(StateBase):
+    """Per-webhook health and signing state that Plane's `webhooks` table has no room for."""
+
+    __tablename__ = "webhook_endpoints"
+
+    webhook_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    # Start of the current run of failures; cleared by any success (Svix's first_failure_at).
+    first_failure_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_success_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    disabled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    disabled_reason: Mapped[str | None] = mapped_column(Text)
+    # The secret last seen in webhooks.secret_key, and the ones it replaced ([{secret, retired_at}]),
+    # which keep signing for WEBHOOK_KEY_GRACE_S so receivers can roll over.
+    current_secret: Mapped[str | None] = mapped_column(String(255))
+    retired_keys: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, nullable=False, default=list)

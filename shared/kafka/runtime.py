@@ -11,15 +11,19 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import cast
 
-from arroyo.backends.kafka import KafkaConsumer
+from arroyo.backends.kafka import KafkaConsumer, KafkaPayload
 from arroyo.commit import ONCE_PER_SECOND
 from arroyo.processing import StreamProcessor
+from arroyo.processing.strategies import ProcessingStrategyFactory
 from arroyo.types import Topic
+from sqlalchemy.orm import Session, sessionmaker
 
 from shared import metrics, registry
 from shared.db.engine import session_factory
@@ -36,6 +40,22 @@ log = logging.getLogger(__name__)
 JOIN_TIMEOUT_S = 20.0  # inside the chart's 45 s termination grace period
 
 
+@dataclass(frozen=True)
+class ConsumerDeps:
+    """What a consumer's own strategy (ConsumerSpec.strategy) gets to build itself from."""
+
+    spec: ConsumerSpec
+    settings: Settings
+    producer: EventProducer
+    sessions: sessionmaker[Session] | None
+    dead_letters: DeadLetters
+    tier: int | None  # None on the main topic, i on retry tier i
+    clock: Clock
+
+
+StrategyBuilder = Callable[[ConsumerDeps], ProcessingStrategyFactory[KafkaPayload]]
+
+
 @dataclass
 class ConsumerRun:
     spec: ConsumerSpec
@@ -49,30 +69,38 @@ class ConsumerRun:
 
 
 def build(spec: ConsumerSpec, settings: Settings, clock: Clock | None = None) -> ConsumerRun:
-    handler = cast(Handler, registry.load(spec.handler))
     producer = EventProducer(settings)
     sessions = session_factory(settings.database_url) if settings.database_url else None
     limit = DeadLetterLimit(settings.dlq_max_consecutive, settings.dlq_max_ratio)
     dead_letters = DeadLetters(producer, settings.topic(spec.dlq_topic), limit)
-    extra = {"clock": clock} if clock else {}
 
     processors = []
     tiers: list[tuple[str, str, int | None]] = [(spec.topic, spec.group, None)]
     tiers += [(spec.retry_topic(i), f"{spec.group}-retry-{i}", i) for i in range(len(spec.retry_delays_s))]
     for topic, group, tier in tiers:
-        processor = EventProcessor(
-            spec, handler, settings, producer, sessions, dead_letters, tier=tier, **extra
-        )
+        deps = ConsumerDeps(spec, settings, producer, sessions, dead_letters, tier, clock or time.time)
         processors.append(
             StreamProcessor(
                 KafkaConsumer(consumer_config(settings, group)),
                 Topic(settings.topic(topic)),
-                EventStrategyFactory(processor, settings.health_file),
+                _strategy_factory(deps),
                 commit_policy=ONCE_PER_SECOND,
                 join_timeout=JOIN_TIMEOUT_S,
             )
         )
     return ConsumerRun(spec, processors, producer, [])
+
+
+def _strategy_factory(deps: ConsumerDeps) -> ProcessingStrategyFactory[KafkaPayload]:
+    spec = deps.spec
+    if spec.strategy is not None:
+        build_own = cast(StrategyBuilder, registry.load(spec.strategy))
+        return build_own(deps)
+    handler = cast(Handler, registry.load(spec.handler or ""))
+    processor = EventProcessor(
+        spec, handler, deps.settings, deps.producer, deps.sessions, deps.dead_letters, deps.tier, deps.clock
+    )
+    return EventStrategyFactory(processor, deps.settings.health_file)
 
 
 def run(run: ConsumerRun, install_signals: bool = True) -> int:

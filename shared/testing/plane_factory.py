@@ -11,7 +11,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from shared.db.plane import APIActivityLog, Issue, Project, User, Workspace
+from shared.db.plane import APIActivityLog, Issue, Project, User, Webhook, Workspace
 
 
 def user(n: int = 0, **values: Any) -> User:
@@ -124,4 +124,26 @@ def api_log(created_at: datetime, **values: Any) -> APIActivityLog:
             "user_agent": "demo",
             **values,
         },
+    )
+
+
+def webhook(ws: Workspace, url: str, **values: Any) -> Webhook:
+    """An active webhook subscribed to every event kind, with a Plane-style secret."""
+    return Webhook.new(
+        **{
+            "url": url,
+            "is_active": True,
+            "secret_key": f"plane_wh_{uuid.uuid4().hex}",
+            "project": True,
+            "issue": True,
+            "module": True,
+            "cycle": True,
+            "issue_comment": True,
+            "workspace_id": ws.id,
+            "created_by_id": ws.owner_id,
+            "updated_by_id": ws.owner_id,
+            "is_internal": False,
+            "version": "v1",
+            **values,
+        }
     )

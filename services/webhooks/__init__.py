@@ -1,0 +1,1 @@
+"""Consumer `webhooks`: Plane's webhook delivery tasks (signing, retry schedule, dispatch)."""

@@ -1,0 +1,104 @@
+"""webhook-events: one `plane.webhook_activity.v1` in, one delivery per subscribed webhook out.
+
+Plane's `webhook_activity` semantics: the workspace's webhooks with the event's flag set; `data`
+is the object serialised now (a snapshot), or just `{"id"}` for a deletion; `activity` carries the
+changed field and the actor. Differences:
+- Inactive webhooks get their delivery too. The delivery consumer records it as skipped, with its
+  payload, so `plane-workers webhooks replay` can send what an endpoint missed while it was off.
+- The delivery id is derived from (event id, webhook id), so a re-run fan-out produces the same
+  deliveries and receivers see the same `webhook-id`.
+- A body over WEBHOOK_PAYLOAD_MAX_BYTES is sent thin (`data` is `{"id"}`) instead of unbounded.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from sqlalchemy import Connection, text
+
+from services.webhooks.payload import build_payload, model_data, user_lite
+from services.webhooks.signing import plane_body
+from shared.events import Event
+from shared.events.envelope import new_event
+from shared.kafka.handler import HandlerContext
+
+log = logging.getLogger(__name__)
+
+DELIVERY_TOPIC = "webhook-deliveries"
+DELIVERY_TYPE = "plane.webhook_delivery.v1"
+DELIVERY_NAMESPACE = uuid.UUID("6f1c2b2e-3d7a-5b8e-9c41-2a0d5e7f9b13")
+
+# Which `webhooks` flag an event kind needs; kinds not listed go to every webhook (as in Plane).
+FLAG = {
+    "project": "project",
+    "issue": "issue",
+    "module": "module",
+    "module_issue": "module",
+    "cycle": "cycle",
+    "cycle_issue": "cycle",
+    "issue_comment": "issue_comment",
+}
+
+
+def handle(event: Event, ctx: HandlerContext) -> None:
+    assert ctx.session is not None, "registered with idempotency='transaction'"
+    conn = ctx.session.connection()
+    data = event.data
+    workspace_id = data.get("workspace_id") or _workspace_by_slug(conn, data["slug"])
+    if workspace_id is None:
+        log.info("no workspace %r: nothing to deliver", data["slug"])
+        return
+    webhooks = _subscribed(conn, uuid.UUID(str(workspace_id)), data["event"])
+    if not webhooks:
+        return
+
+    kind, verb = data["event"], data["verb"]
+    obj = {"id": data["event_id"]} if verb == "deleted" else model_data(conn, kind, data["event_id"])
+    actor = user_lite(conn, data["actor_id"]) if data.get("actor_id") else None
+    activity = {
+        "field": data.get("field"),
+        "new_value": data.get("new_value"),
+        "old_value": data.get("old_value"),
+        "actor": actor,
+        "old_identifier": data.get("old_identifier"),
+        "new_identifier": data.get("new_identifier"),
+    }
+    cap = ctx.settings.webhook_payload_max_bytes
+    deliveries = []
+    for webhook_id in webhooks:
+        payload = build_payload(webhook_id, workspace_id, kind, verb, obj, activity)
+        if len(plane_body(payload)) > cap:
+            log.warning("%s %s: body over %d bytes, sent thin", kind, data["event_id"], cap)
+            payload = build_payload(webhook_id, workspace_id, kind, verb, {"id": data["event_id"]}, activity)
+        delivery = new_event(
+            DELIVERY_TYPE,
+            {
+                "webhook_id": str(webhook_id),
+                "workspace_id": str(workspace_id),
+                "slug": data["slug"],
+                "current_site": data.get("current_site"),
+                "event": kind,
+                "action": payload["action"],
+                "payload": payload,
+            },
+            event_id=str(uuid.uuid5(DELIVERY_NAMESPACE, f"{event.id}:{webhook_id}")),
+            subject=str(webhook_id),
+        )
+        deliveries.append((str(webhook_id), delivery))
+    # Confirmed by the broker before the runtime commits this event's claim.
+    ctx.producer.send_many(DELIVERY_TOPIC, deliveries)
+
+
+def _workspace_by_slug(conn: Connection, slug: str) -> uuid.UUID | None:
+    query = text("SELECT id FROM workspaces WHERE slug = :slug AND deleted_at IS NULL")
+    return conn.execute(query, {"slug": slug}).scalar()
+
+
+def _subscribed(conn: Connection, workspace_id: uuid.UUID, kind: str) -> list[uuid.UUID]:
+    flag = FLAG.get(kind)
+    condition = f"AND {flag}" if flag else ""  # flag is one of FLAG's values, never user input
+    query = text(
+        f"SELECT id FROM webhooks WHERE workspace_id = :ws AND deleted_at IS NULL {condition} ORDER BY id"
+    )
+    return list(conn.execute(query, {"ws": workspace_id}).scalars())

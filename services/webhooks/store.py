@@ -1,0 +1,247 @@
+"""The delivery pipeline's database work, done in batches on the consumer's main thread.
+
+`lookup` reads, for a batch of deliveries, their webhooks, signing state and any terminal record;
+`record` writes a batch of outcomes in one transaction: one `webhook_logs` row per attempt (Plane's
+table, JSON instead of Python repr, no signature), the terminal `webhook_deliveries` rows, the
+endpoint's failure window, and the disabling of endpoints that failed for too long.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, text
+from sqlalchemy.dialects.postgresql import JSONB
+
+from services.webhooks.attempt import Delivery, Endpoint, Outcome, Result
+from services.webhooks.signing import RetiredKey, signing_keys
+
+log = logging.getLogger(__name__)
+
+MAX_RETIRED_KEYS = 10
+
+
+class Terminal:
+    """Statuses of webhook_deliveries. Only SUCCEEDED drops the payload."""
+
+    SUCCEEDED = "succeeded"
+    EXHAUSTED = "exhausted"
+    GONE = "gone"
+    BLOCKED = "blocked"
+    SKIPPED = "skipped"  # the webhook was inactive or deleted when the delivery came up
+
+
+@dataclass(frozen=True)
+class Lookup:
+    endpoints: dict[uuid.UUID, Endpoint]  # active webhooks only
+    terminal: dict[str, str]  # delivery id -> status, for deliveries already finished
+
+
+_WEBHOOKS = text(
+    """
+    SELECT w.id, w.url, w.secret_key, e.current_secret, e.retired_keys
+    FROM webhooks w
+    LEFT JOIN plane_workers.webhook_endpoints e ON e.webhook_id = w.id
+    WHERE w.id IN :ids AND w.is_active AND w.deleted_at IS NULL
+    """
+).bindparams(bindparam("ids", expanding=True))
+
+_TERMINAL = text(
+    "SELECT delivery_id::text, status FROM plane_workers.webhook_deliveries WHERE delivery_id IN :ids"
+).bindparams(bindparam("ids", expanding=True))
+
+_ROTATE = text(
+    """
+    INSERT INTO plane_workers.webhook_endpoints (webhook_id, current_secret, retired_keys)
+    VALUES (:id, :secret, :retired)
+    ON CONFLICT (webhook_id) DO UPDATE
+    SET current_secret = excluded.current_secret, retired_keys = excluded.retired_keys
+    """
+).bindparams(bindparam("retired", type_=JSONB))
+
+
+def lookup(conn: Connection, deliveries: Sequence[Delivery], now: float, grace_s: float) -> Lookup:
+    """Also notices a changed webhooks.secret_key: the old secret is retired, and keeps signing
+    next to the new one for `grace_s`, so receivers can roll over (Standard Webhooks rotation)."""
+    ids = sorted({d.webhook_id for d in deliveries})
+    endpoints: dict[uuid.UUID, Endpoint] = {}
+    for row in conn.execute(_WEBHOOKS, {"ids": ids}):
+        retired = [RetiredKey(k["secret"], k["retired_at"]) for k in row.retired_keys or ()]
+        if row.current_secret != row.secret_key:
+            if row.current_secret is not None:
+                retired = [RetiredKey(row.current_secret, now), *retired][:MAX_RETIRED_KEYS]
+            conn.execute(
+                _ROTATE,
+                {
+                    "id": row.id,
+                    "secret": row.secret_key,
+                    "retired": [{"secret": k.secret, "retired_at": k.retired_at} for k in retired],
+                },
+            )
+        keys = signing_keys(row.secret_key, retired, now, grace_s, MAX_RETIRED_KEYS)
+        endpoints[row.id] = Endpoint(row.url, row.secret_key, tuple(keys))
+    rows = conn.execute(_TERMINAL, {"ids": [uuid.UUID(d.id) for d in deliveries]})
+    terminal = {delivery_id: status for delivery_id, status in rows}
+    return Lookup(endpoints, terminal)
+
+
+_LOG = text(
+    """
+    INSERT INTO webhook_logs (
+        id, created_at, updated_at, event_type, request_method, request_headers, request_body,
+        response_status, response_headers, response_body, retry_count, webhook, workspace_id
+    ) VALUES (
+        :id, :at, :at, :event_type, 'POST', :request_headers, :request_body,
+        :response_status, :response_headers, :response_body, :retry_count, :webhook, :workspace_id
+    )
+    """
+)
+
+_TERMINATE = text(
+    """
+    INSERT INTO plane_workers.webhook_deliveries
+        (delivery_id, webhook_id, status, attempts, event_time, envelope)
+    VALUES (:delivery_id, :webhook_id, :status, :attempts, :event_time, :envelope)
+    ON CONFLICT (delivery_id) DO UPDATE
+    SET status = excluded.status, attempts = excluded.attempts,
+        finished_at = now(), envelope = excluded.envelope
+    """
+)
+
+_SUCCESS = text(
+    """
+    INSERT INTO plane_workers.webhook_endpoints (webhook_id, last_success_at) VALUES (:id, :at)
+    ON CONFLICT (webhook_id) DO UPDATE SET first_failure_at = NULL, last_success_at = :at
+    """
+)
+
+# Returns the start of the endpoint's current run of failures.
+_FAILURE = text(
+    """
+    INSERT INTO plane_workers.webhook_endpoints (webhook_id, first_failure_at) VALUES (:id, :at)
+    ON CONFLICT (webhook_id) DO UPDATE
+    SET first_failure_at = coalesce(webhook_endpoints.first_failure_at, :at)
+    RETURNING first_failure_at
+    """
+)
+
+# `AND is_active` makes the disabling happen once, whoever races for it.
+_DISABLE = text(
+    """
+    UPDATE webhooks SET is_active = false, updated_at = :at
+    WHERE id = :id AND is_active AND deleted_at IS NULL
+    RETURNING id, url, workspace_id, created_by_id
+    """
+)
+
+_MARK_DISABLED = text(
+    """
+    UPDATE plane_workers.webhook_endpoints SET disabled_at = :at, disabled_reason = :reason
+    WHERE webhook_id = :id
+    """
+)
+
+
+@dataclass(frozen=True)
+class Disabled:
+    webhook_id: uuid.UUID
+    url: str
+    workspace_id: uuid.UUID
+    created_by_id: uuid.UUID | None
+    reason: str
+
+
+def log_rows(outcomes: Iterable[Outcome], at: datetime) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": uuid.uuid4(),
+            "at": at,
+            "event_type": o.delivery.event,
+            "request_headers": o.stored_request_headers,
+            "request_body": o.delivery.body.decode(),
+            "response_status": None if o.status is None else str(o.status),
+            "response_headers": json.dumps(o.response_headers),
+            "response_body": o.response_body if o.error is None else json.dumps({"error": o.error}),
+            "retry_count": min(o.delivery.attempt - 1, 32767),
+            "webhook": o.delivery.webhook_id,
+            "workspace_id": o.delivery.workspace_id,
+        }
+        for o in outcomes
+    ]
+
+
+def terminal_row(delivery: Delivery, status: str) -> dict[str, Any]:
+    return {
+        "delivery_id": uuid.UUID(delivery.id),
+        "webhook_id": delivery.webhook_id,
+        "status": status,
+        "attempts": delivery.attempt if status != Terminal.SKIPPED else delivery.attempt - 1,
+        "event_time": delivery.event_time,
+        "envelope": None if status == Terminal.SUCCEEDED else delivery.envelope,
+    }
+
+
+@dataclass
+class Batch:
+    """What one `record` call writes; built by the pipeline from finished attempts."""
+
+    attempts: list[Outcome]  # every attempt made: one webhook_logs row each
+    terminal: list[dict[str, Any]]  # webhook_deliveries rows
+    exhausted: list[Outcome]  # last attempt failed: disable if the endpoint never recovered
+
+
+def record(
+    conn: Connection,
+    batch: Batch,
+    *,
+    now: datetime,
+    disable_after: timedelta,
+    on_disabled: Callable[[Disabled], None],
+) -> list[Disabled]:
+    """Write one batch. `on_disabled` runs inside the transaction for each endpoint this batch
+    disabled (it sends the owner's mail), so a failing mail rolls the disabling back and the
+    batch is tried again: the owner is told at least once, and only by the run that disabled."""
+    if batch.attempts:
+        conn.execute(_LOG, log_rows(batch.attempts, now))
+    if batch.terminal:
+        conn.execute(_TERMINATE, batch.terminal)
+
+    to_disable: dict[uuid.UUID, str] = {}
+    for outcome in batch.attempts:  # in completion order: a later success clears the window
+        webhook_id = outcome.delivery.webhook_id
+        if outcome.result is Result.SUCCEEDED:
+            conn.execute(_SUCCESS, {"id": webhook_id, "at": now})
+            to_disable.pop(webhook_id, None)
+        elif outcome.result is Result.GONE:
+            to_disable[webhook_id] = "the endpoint answered 410 Gone"
+        elif outcome.result is Result.FAILED:
+            since = conn.execute(_FAILURE, {"id": webhook_id, "at": now}).scalar_one()
+            if now - since > disable_after:
+                to_disable[webhook_id] = f"every attempt failed since {since.isoformat()}"
+            elif outcome in batch.exhausted and _failing_throughout(outcome.delivery, since):
+                # Sporadic failures exhaust a delivery now and then; only an endpoint that has
+                # not answered once since this delivery first failed is switched off.
+                to_disable[webhook_id] = f"retries exhausted for delivery {outcome.delivery.id}"
+
+    disabled = []
+    for webhook_id, reason in to_disable.items():
+        row = conn.execute(_DISABLE, {"id": webhook_id, "at": now}).first()
+        if row is None:
+            continue  # already inactive: disabled once, by whoever got there first
+        conn.execute(_MARK_DISABLED, {"id": webhook_id, "at": now, "reason": reason})
+        item = Disabled(row.id, row.url, row.workspace_id, row.created_by_id, reason)
+        on_disabled(item)
+        disabled.append(item)
+        log.warning("webhook %s disabled: %s", webhook_id, reason)
+    return disabled
+
+
+def _failing_throughout(delivery: Delivery, since: datetime) -> bool:
+    first = delivery.first_failed_at
+    return first is None or since.timestamp() <= first + 1.0
