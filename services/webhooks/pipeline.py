@@ -83,13 +83,16 @@ class OffsetTracker:
 
     def __init__(self) -> None:
         self._open: dict[Partition, OrderedDict[int, bool]] = defaultdict(OrderedDict)
+        self._unfinished = 0
 
     def add(self, partition: Partition, offset: int) -> None:
         self._open[partition][offset] = False
+        self._unfinished += 1
 
     def finish(self, partition: Partition, offset: int) -> None:
-        if offset in self._open[partition]:
+        if self._open[partition].get(offset) is False:
             self._open[partition][offset] = True
+            self._unfinished -= 1
 
     def committable(self) -> dict[Partition, int]:
         positions = {}
@@ -101,8 +104,10 @@ class OffsetTracker:
                 positions[partition] = last + 1
         return positions
 
-    def pending(self) -> int:
-        return sum(len(o) for o in self._open.values())
+    def unfinished(self) -> int:
+        """Finished offsets held back behind an unfinished one do not count: a hanging endpoint
+        must not stop the intake for every other endpoint."""
+        return self._unfinished
 
 
 class EndpointLimiter:
@@ -227,7 +232,7 @@ class DeliveryPipeline(ProcessingStrategy[KafkaPayload]):
         headers = h.as_dict(value.payload.headers)
         if self._deps.tier is not None and self._deps.clock() < float(headers.get(h.DUE_AT) or 0):
             raise MessageRejected()  # not due yet: arroyo pauses this partition and asks again
-        if self._offsets.pending() >= self._max_pending:
+        if self._offsets.unfinished() >= self._max_pending:
             raise MessageRejected()
         self._offsets.add(value.partition, value.offset)
         try:
@@ -244,7 +249,7 @@ class DeliveryPipeline(ProcessingStrategy[KafkaPayload]):
 
     def join(self, timeout: float | None = None) -> None:
         deadline = time.monotonic() + (timeout if timeout is not None else 30.0)
-        while self._offsets.pending() and time.monotonic() < deadline and not self._fatal:
+        while self._offsets.unfinished() and time.monotonic() < deadline and not self._fatal:
             self._drain_done()
             time.sleep(0.01)
         self._drain_done(force=True)
@@ -442,7 +447,9 @@ class DeliveryPipelineFactory(ProcessingStrategyFactory[KafkaPayload]):
         # One client per process and tier: its connection pools outlive partition assignments.
         self._client = SafeHttpClient(
             Allowlist.from_settings(deps.settings),
-            max_connections_per_endpoint=deps.settings.webhook_endpoint_concurrency,
+            # Per host: many webhooks can share one receiver host. The per-webhook limit is the
+            # EndpointLimiter's; a pool this small would let one webhook starve its neighbours.
+            max_connections_per_endpoint=deps.settings.webhook_concurrency,
             max_request_bytes=max(deps.settings.webhook_payload_max_bytes, deps.settings.event_max_bytes),
             user_agent=attempt.USER_AGENT,
         )

@@ -3,25 +3,36 @@ receivers, on the embedded broker and Plane's schema. Delays run at WEBHOOK_TIME
 
 from __future__ import annotations
 
+import itertools
 import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import standardwebhooks
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
+from services.webhooks.payload import build_payload
+from services.webhooks.schedule import DEFAULT_SCHEDULE_S
 from services.webhooks.signing import plane_signature, whsec
 from shared import registry
 from shared.embedded.smtp import EmbeddedSMTP
+from shared.embedded.stack import env_for
 from shared.events import new_event
 from shared.events.producer import EventProducer
 from shared.settings import Settings
 from shared.testing import plane_factory as pf
-from tests.helpers import consumer_thread, wait_until
-from tests.integration.http_servers import HttpServer
+from tests.helpers import consumer_thread, dead_letters, spawn_consumer, wait_until
+from tests.integration.http_servers import HttpServer, RawServer, read_request_head, redirect, send
 
 EVENTS = registry.consumer("webhook-events")
 DELIVERIES = registry.consumer("webhook-deliveries")
@@ -158,3 +169,240 @@ def test_fan_out_and_delivery_carry_plane_payload_and_verifiable_signatures(hook
         [delivery] = world.deliveries(hook)
         assert delivery["status"] == "succeeded" and delivery["envelope"] is None
     assert world.deliveries(not_issues) == []
+
+
+def deliveries_for(world: World, webhook_id: uuid.UUID, n: int) -> list:
+    """Delivery events as webhook-events would emit them, for tests that skip the fan-out."""
+    return [
+        new_event(
+            "plane.webhook_delivery.v1",
+            {
+                "webhook_id": str(webhook_id),
+                "workspace_id": str(world.workspace_id),
+                "event": "issue",
+                "action": "update",
+                "payload": build_payload(webhook_id, world.workspace_id, "issue", "PATCH", {"n": i}, None),
+            },
+        )
+        for i in range(n)
+    ]
+
+
+def mails_to(smtp: EmbeddedSMTP, address: str) -> list:
+    return [m for m in smtp.messages if address in m.recipients]
+
+
+def test_failing_endpoint_follows_svix_schedule_then_is_disabled_once_with_one_mail(
+    hook_settings, world, smtp
+) -> None:
+    """R3 + R5: 8 attempts at 0, 5 s, 5 m, 30 m, 2 h, 5 h, 10 h, 10 h (scaled, +-20%), one
+    webhook-id throughout; then exhausted, kept for replay, the webhook off and its owner told once."""
+    receiver = HttpServer(routes={"/down": lambda r: send(r, 500, b"boom")})
+    arrivals: list[float] = []
+    receiver.routes["/down"] = lambda r: (arrivals.append(time.monotonic()), send(r, 500, b"boom"))
+    hook, secret = world.add_webhook(receiver.url("/down"))
+    produce(hook_settings, "webhook-deliveries", deliveries_for(world, hook, 1), str(hook))
+    with consumer_thread(DELIVERIES, hook_settings):
+        [row] = wait_until(lambda: world.deliveries(hook), 90)
+        wait_until(lambda: mails_to(smtp, world.owner_email), 10)
+    receiver.close()
+
+    assert len(receiver.requests) == 8 and row["status"] == "exhausted" and row["attempts"] == 8
+    assert len({r.headers["webhook-id"] for r in receiver.requests}) == 1
+    for request in receiver.requests:
+        verify(secret, request)
+    gaps = [b - a for a, b in itertools.pairwise(arrivals)]
+    for gap, base in zip(gaps, DEFAULT_SCHEDULE_S, strict=True):
+        assert gap >= 0.8 * base * SCALE - 0.01, (gaps, base)
+        assert gap <= 1.2 * base * SCALE + 2.0, (gaps, base)  # + consumer poll and pause latency
+    assert world.webhook(hook)["is_active"] is False
+    [mail] = mails_to(smtp, world.owner_email)
+    assert mail.message["Subject"] == "Webhook Deactivated"
+    assert [log["retry_count"] for log in world.logs(hook)] == list(range(8))
+    assert row["envelope"] is not None, "kept for replay"
+
+
+def test_redirect_is_a_failure_never_followed_and_410_disables_at_once(hook_settings, world, smtp) -> None:
+    """R4: a 3xx is logged as a failure and its target receives nothing; 410 switches the webhook
+    off after one attempt."""
+    receiver = HttpServer()
+    receiver.routes["/moved"] = redirect(receiver.url("/target"), 308)
+    receiver.routes["/gone"] = lambda r: send(r, 410, b"gone")
+    moved, _ = world.add_webhook(receiver.url("/moved"))
+    gone, _ = world.add_webhook(receiver.url("/gone"))
+    produce(hook_settings, "webhook-deliveries", deliveries_for(world, moved, 1), str(moved))
+    produce(hook_settings, "webhook-deliveries", deliveries_for(world, gone, 1), str(gone))
+    with consumer_thread(DELIVERIES, replace(hook_settings, webhook_time_scale=1.0)):
+        wait_until(lambda: world.logs(moved) and world.deliveries(gone), 60)
+    receiver.close()
+
+    assert [r.path for r in receiver.requests].count("/target") == 0
+    assert world.logs(moved)[0]["response_status"] == "308"
+    assert world.deliveries(moved) == [], "a 3xx is retried, not finished"
+    assert world.deliveries(gone)[0]["status"] == "gone" and len(world.logs(gone)) == 1
+    assert world.webhook(gone)["is_active"] is False and world.webhook(moved)["is_active"] is True
+    assert len(mails_to(smtp, world.owner_email)) == 1
+
+
+def test_hanging_endpoint_does_not_hold_up_the_others(hook_settings, world) -> None:
+    """One receiver never answers (within the 30 s deadline); 1,000 deliveries to ten others are
+    sent and logged meanwhile."""
+    release = threading.Event()
+    receiver = HttpServer()
+    receiver.routes["/hang"] = lambda r: (release.wait(60), send(r, 200, b"late"))
+    hanging, _ = world.add_webhook(receiver.url("/hang"))
+    healthy = [world.add_webhook(receiver.url(f"/ok/{i}"))[0] for i in range(10)]
+    producer = EventProducer(hook_settings)
+    producer.send_many("webhook-deliveries", [(str(hanging), e) for e in deliveries_for(world, hanging, 20)])
+    for hook in healthy:
+        producer.send_many("webhook-deliveries", [(str(hook), e) for e in deliveries_for(world, hook, 100)])
+    producer.close()
+    settings = replace(hook_settings, webhook_timeout_s=30.0)
+    started = time.monotonic()
+    with consumer_thread(DELIVERIES, settings):
+        wait_until(lambda: _count(world.engine, "plane_workers.webhook_deliveries") >= 1000, 60)
+        elapsed = time.monotonic() - started
+        assert world.logs(hanging) == [], "the hanging deliveries are still in flight"
+        hung = [r for r in receiver.requests if r.path == "/hang"]
+        release.set()
+    receiver.close()
+    assert elapsed < 30, f"the others waited for the hanging endpoint ({elapsed:.1f} s)"
+    assert 1 <= len(hung) <= settings.webhook_endpoint_concurrency + 1  # its own share, no more
+
+
+def _count(engine: Engine, table: str) -> int:
+    with engine.connect() as conn:
+        return conn.scalar(text(f"SELECT count(*) FROM {table}"))
+
+
+def test_events_while_disabled_are_kept_and_replayed_with_their_original_ids(hook_settings, world) -> None:
+    """R5: deliveries to an inactive webhook are stored as skipped; after re-enabling it,
+    `plane-workers webhooks replay --since T` sends each once with its original webhook-id."""
+    receiver = HttpServer()
+    hook, secret = world.add_webhook(receiver.url("/back"), is_active=False)
+    since = datetime.now(UTC) - timedelta(minutes=1)
+    produce(hook_settings, "webhook-events", activity(world, 3), str(world.workspace_id))
+    with consumer_thread(EVENTS, hook_settings), consumer_thread(DELIVERIES, hook_settings):
+        wait_until(lambda: len(world.deliveries(hook)) == 3, 60)
+        assert receiver.requests == [] and {d["status"] for d in world.deliveries(hook)} == {"skipped"}
+        with world.engine.begin() as conn:
+            conn.execute(text("UPDATE webhooks SET is_active = true WHERE id = :id"), {"id": hook})
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "shared.cli.main",
+                "webhooks",
+                "replay",
+                "--webhook",
+                str(hook),
+                "--since",
+                since.isoformat(),
+            ],
+            env=env_for(hook_settings),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        assert json.loads(out.stdout.strip().splitlines()[-1])["replayed"] == 3
+        wait_until(lambda: {d["status"] for d in world.deliveries(hook)} == {"succeeded"}, 60)
+    receiver.close()
+    ids = sorted(str(d["delivery_id"]) for d in world.deliveries(hook))
+    assert sorted(r.headers["webhook-id"] for r in receiver.requests) == ids
+    for request in receiver.requests:
+        verify(secret, request)
+
+
+def test_kill_after_200_before_commit_redelivers_with_the_same_webhook_id(hook_settings, world) -> None:
+    """R1: the consumer dies (SIGKILL) right after the receiver answered 200. The restarted one
+    sends the delivery again with the same webhook-id and records success exactly once."""
+    consumer: list[subprocess.Popen] = []
+
+    def answer_then_kill(request) -> None:  # type: ignore[no-untyped-def]
+        send(request, 200, b"ok")
+        request.wfile.flush()
+        if len(receiver.requests) == 1:
+            os.kill(consumer[0].pid, signal.SIGKILL)
+
+    receiver = HttpServer(routes={"/once": answer_then_kill})
+    hook, secret = world.add_webhook(receiver.url("/once"))
+    produce(hook_settings, "webhook-deliveries", deliveries_for(world, hook, 1), str(hook))
+    consumer.append(spawn_consumer("webhook-deliveries", hook_settings))
+    assert consumer[0].wait(60) == -signal.SIGKILL
+    assert world.deliveries(hook) == [] and world.logs(hook) == []
+    restarted = spawn_consumer("webhook-deliveries", hook_settings)
+    try:
+        wait_until(lambda: world.deliveries(hook), 60)
+    finally:
+        restarted.send_signal(signal.SIGTERM)
+        restarted.wait(30)
+    receiver.close()
+    assert len(receiver.requests) == 2
+    assert receiver.requests[0].headers["webhook-id"] == receiver.requests[1].headers["webhook-id"]
+    for request in receiver.requests:
+        verify(secret, request)
+    assert [d["status"] for d in world.deliveries(hook)] == ["succeeded"]
+    assert [log["response_status"] for log in world.logs(hook)] == ["200"]
+
+
+def test_malformed_delivery_is_dead_lettered_and_oversize_payload_is_sent_thin(hook_settings, world) -> None:
+    """R6: a broken message goes to the DLQ without stopping the consumer; a body over the cap
+    is sent with data = {id} instead of crashing or being refused by the receiver."""
+    receiver = HttpServer()
+    hook, secret = world.add_webhook(receiver.url("/big"))
+    settings = replace(hook_settings, webhook_payload_max_bytes=300)
+    producer = EventProducer(settings)
+    producer.send_raw(settings.topic("webhook-deliveries"), b"{not json", key=str(hook))
+    producer.close()
+    produce(settings, "webhook-events", activity(world, new_value="x" * 5000), str(world.workspace_id))
+    with consumer_thread(EVENTS, settings), consumer_thread(DELIVERIES, settings):
+        wait_until(lambda: world.deliveries(hook), 60)
+        wait_until(lambda: dead_letters(settings, "webhook-deliveries"), 30)
+    receiver.close()
+    [request] = receiver.requests
+    payload = verify(secret, request)
+    assert payload["data"] == {"id": str(world.issue_id)}
+    [letter] = dead_letters(settings, "webhook-deliveries")
+    assert letter["headers"]["error-class"] == "InvalidEvent.malformed_json"
+
+
+def test_a_100_mb_response_keeps_the_worker_memory_bounded(hook_settings, world) -> None:
+    """R6: the receiver streams 100 MB; the consumer reads 20 kB of it and its peak RSS grows by
+    less than 10 MB. The stored response is capped at 20,000 bytes."""
+    chunk = b"x" * 65536
+
+    def flood(conn) -> None:  # type: ignore[no-untyped-def]
+        read_request_head(conn)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 104857600\r\n\r\n")
+        for _ in range(1600):
+            conn.sendall(chunk)
+
+    receiver = HttpServer()
+    flooder = RawServer(flood)
+    warm, _ = world.add_webhook(receiver.url("/warm"))
+    big, _ = world.add_webhook(flooder.url("/flood"))
+    consumer = spawn_consumer("webhook-deliveries", hook_settings)
+    try:
+        produce(hook_settings, "webhook-deliveries", deliveries_for(world, warm, 20), str(warm))
+        wait_until(lambda: len(world.deliveries(warm)) == 20, 60)
+        before = _peak_rss_kb(consumer.pid)
+        produce(hook_settings, "webhook-deliveries", deliveries_for(world, big, 1), str(big))
+        wait_until(lambda: world.deliveries(big), 60)
+        growth_mb = (_peak_rss_kb(consumer.pid) - before) / 1024
+    finally:
+        consumer.send_signal(signal.SIGTERM)
+        consumer.wait(30)
+        receiver.close()
+        flooder.close()
+    assert growth_mb < 10, f"peak RSS grew {growth_mb:.1f} MB"
+    [log] = world.logs(big)
+    assert len(log["response_body"].encode()) <= 20000
+
+
+def _peak_rss_kb(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmHWM")
