@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import logging
 import uuid
+from datetime import UTC, datetime
 
 from sqlalchemy import Connection, text
 
 from services.webhooks.payload import build_payload, model_data, user_lite
 from services.webhooks.signing import plane_body
 from shared.events import Event
-from shared.events.envelope import new_event
+from shared.events.envelope import DEFAULT_SOURCE
 from shared.kafka.handler import HandlerContext
 
 log = logging.getLogger(__name__)
@@ -66,14 +67,20 @@ def handle(event: Event, ctx: HandlerContext) -> None:
     }
     cap = ctx.settings.webhook_payload_max_bytes
     deliveries = []
+    now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
     for webhook_id in webhooks:
         payload = build_payload(webhook_id, workspace_id, kind, verb, obj, activity)
         if len(plane_body(payload)) > cap:
             log.warning("%s %s: body over %d bytes, sent thin", kind, data["event_id"], cap)
             payload = build_payload(webhook_id, workspace_id, kind, verb, {"id": data["event_id"]}, activity)
-        delivery = new_event(
-            DELIVERY_TYPE,
-            {
+        # Built, not validated: the schema is checked where it matters, on consume, and
+        # validating a hundred payloads per event would cost more than producing them.
+        delivery = Event(
+            id=str(uuid.uuid5(DELIVERY_NAMESPACE, f"{event.id}:{webhook_id}")),
+            type=DELIVERY_TYPE,
+            source=DEFAULT_SOURCE,
+            time=now,
+            data={
                 "webhook_id": str(webhook_id),
                 "workspace_id": str(workspace_id),
                 "slug": data["slug"],
@@ -82,7 +89,6 @@ def handle(event: Event, ctx: HandlerContext) -> None:
                 "action": payload["action"],
                 "payload": payload,
             },
-            event_id=str(uuid.uuid5(DELIVERY_NAMESPACE, f"{event.id}:{webhook_id}")),
             subject=str(webhook_id),
         )
         deliveries.append((str(webhook_id), delivery))

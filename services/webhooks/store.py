@@ -116,18 +116,21 @@ _TERMINATE = text(
 
 _SUCCESS = text(
     """
-    INSERT INTO plane_workers.webhook_endpoints (webhook_id, last_success_at) VALUES (:id, :at)
-    ON CONFLICT (webhook_id) DO UPDATE SET first_failure_at = NULL, last_success_at = :at
+    INSERT INTO plane_workers.webhook_endpoints (webhook_id, last_success_at)
+    SELECT unnest(CAST(:ids AS uuid[])), :at
+    ON CONFLICT (webhook_id) DO UPDATE
+    SET first_failure_at = NULL, last_success_at = excluded.last_success_at
     """
 )
 
-# Returns the start of the endpoint's current run of failures.
+# Returns, per endpoint, the start of its current run of failures.
 _FAILURE = text(
     """
-    INSERT INTO plane_workers.webhook_endpoints (webhook_id, first_failure_at) VALUES (:id, :at)
+    INSERT INTO plane_workers.webhook_endpoints (webhook_id, first_failure_at)
+    SELECT unnest(CAST(:ids AS uuid[])), :at
     ON CONFLICT (webhook_id) DO UPDATE
-    SET first_failure_at = coalesce(webhook_endpoints.first_failure_at, :at)
-    RETURNING first_failure_at
+    SET first_failure_at = coalesce(webhook_endpoints.first_failure_at, excluded.first_failure_at)
+    RETURNING webhook_id, first_failure_at
     """
 )
 
@@ -212,22 +215,34 @@ def record(
     if batch.terminal:
         conn.execute(_TERMINATE, batch.terminal)
 
+    # One statement per kind, not per attempt: a batch holds hundreds of attempts to a few
+    # endpoints. An endpoint's last answer in the batch decides (completion order).
+    last: dict[uuid.UUID, Outcome] = {}
+    for outcome in batch.attempts:
+        if outcome.result is not Result.BLOCKED:
+            last[outcome.delivery.webhook_id] = outcome
+    succeeded = [w for w, o in last.items() if o.result is Result.SUCCEEDED]
+    failed = [w for w, o in last.items() if o.result is Result.FAILED]
+    if succeeded:
+        conn.execute(_SUCCESS, {"ids": succeeded, "at": now})
+    since = {}
+    if failed:
+        since = {w: at for w, at in conn.execute(_FAILURE, {"ids": failed, "at": now})}
+
     to_disable: dict[uuid.UUID, str] = {}
-    for outcome in batch.attempts:  # in completion order: a later success clears the window
-        webhook_id = outcome.delivery.webhook_id
-        if outcome.result is Result.SUCCEEDED:
-            conn.execute(_SUCCESS, {"id": webhook_id, "at": now})
-            to_disable.pop(webhook_id, None)
-        elif outcome.result is Result.GONE:
+    for webhook_id, outcome in last.items():
+        if outcome.result is Result.GONE:
             to_disable[webhook_id] = "the endpoint answered 410 Gone"
         elif outcome.result is Result.FAILED:
-            since = conn.execute(_FAILURE, {"id": webhook_id, "at": now}).scalar_one()
-            if now - since > disable_after:
-                to_disable[webhook_id] = f"every attempt failed since {since.isoformat()}"
-            elif outcome in batch.exhausted and _failing_throughout(outcome.delivery, since):
-                # Sporadic failures exhaust a delivery now and then; only an endpoint that has
-                # not answered once since this delivery first failed is switched off.
-                to_disable[webhook_id] = f"retries exhausted for delivery {outcome.delivery.id}"
+            started = since[webhook_id]
+            if now - started > disable_after:
+                to_disable[webhook_id] = f"every attempt failed since {started.isoformat()}"
+    for outcome in batch.exhausted:
+        webhook_id = outcome.delivery.webhook_id
+        # Sporadic failures exhaust a delivery now and then; only an endpoint that has not
+        # answered once since this delivery first failed is switched off.
+        if webhook_id in since and _failing_throughout(outcome.delivery, since[webhook_id]):
+            to_disable.setdefault(webhook_id, f"retries exhausted for delivery {outcome.delivery.id}")
 
     disabled = []
     for webhook_id, reason in to_disable.items():

@@ -9,7 +9,7 @@ from sqlalchemy import func, insert, select
 
 from shared import registry
 from shared.cron.runtime import EXIT_OK, run_job
-from shared.db.state import JobRun, ProcessedEvent
+from shared.db.state import JobRun, ProcessedEvent, WebhookDelivery
 
 SPEC = registry.job("prune-worker-state")
 
@@ -23,9 +23,21 @@ def seed(engine, now: datetime) -> None:  # type: ignore[no-untyped-def]
         {"job": "x", "status": status, "started_at": now - timedelta(days=age), "counts": {}}
         for status, age in [("success", 100), ("failure", 91), ("running", 200), ("success", 30)]
     ]
+    deliveries = [
+        {
+            "delivery_id": uuid.uuid4(),
+            "webhook_id": uuid.uuid4(),
+            "status": "succeeded",
+            "attempts": 1,
+            "event_time": now - timedelta(days=age),
+            "finished_at": now - timedelta(days=age),
+        }
+        for age in (61, 61, 61, 59)  # HARD_DELETE_AFTER_DAYS is 60 in the tests
+    ]
     with engine.begin() as conn:
         conn.execute(insert(ProcessedEvent), keys)
         conn.execute(insert(JobRun), runs)
+        conn.execute(insert(WebhookDelivery), deliveries)
 
 
 def counts(engine) -> tuple[int, list[str]]:  # type: ignore[no-untyped-def]
@@ -40,12 +52,20 @@ def test_prunes_past_retention_and_dry_run_counts_the_same(settings, engine):  #
     seed(engine, now)
     code, dry = run_job(SPEC, settings, dry_run=True, scheduled_for=now)
     assert code == EXIT_OK and dry is not None
-    assert dry.counts == {"would_delete_processed_events": 7000, "would_delete_job_runs": 2}
+    assert dry.counts == {
+        "would_delete_processed_events": 7000,
+        "would_delete_job_runs": 2,
+        "would_delete_webhook_deliveries": 3,
+    }
     assert counts(engine) == (7050, ["success", "failure", "running", "success"])
 
     code, real = run_job(SPEC, settings, scheduled_for=now)
     assert code == EXIT_OK and real is not None
-    assert real.counts == {"deleted_processed_events": 7000, "deleted_job_runs": 2}
+    assert real.counts == {
+        "deleted_processed_events": 7000,
+        "deleted_job_runs": 2,
+        "deleted_webhook_deliveries": 3,
+    }
     # A run still marked running is the trace of a killed run: kept whatever its age.
     assert counts(engine) == (50, ["running", "success"])
 
