@@ -18,11 +18,23 @@ runner = CliRunner()
 @pytest.mark.parametrize("spec", registry.CONSUMERS, ids=lambda s: s.name)
 def test_consumer_entry_is_valid(spec: registry.ConsumerSpec) -> None:
     assert registry.NAME_PATTERN.match(spec.name)
-    assert callable(registry.load(spec.handler))
+    assert callable(registry.load(spec.handler or spec.strategy or ""))
     assert spec.owner and spec.description
     assert spec.dlq_topic == f"{spec.topic}.dlq"
     assert all(t in event_types() for t in spec.event_types)
     assert list(spec.retry_delays_s) == sorted(spec.retry_delays_s)
+
+
+def test_consumer_takes_exactly_one_of_handler_and_strategy() -> None:
+    for kwargs in ({}, {"handler": "a:b", "strategy": "c:d"}):
+        with pytest.raises(ValueError, match="exactly one"):
+            registry.ConsumerSpec(name="x-y", topic="x", event_types=(), description="d", **kwargs)
+
+
+def test_webhook_retry_tiers_are_the_delivery_schedule() -> None:
+    from services.webhooks.schedule import DEFAULT_SCHEDULE_S
+
+    assert registry.consumer("webhook-deliveries").retry_delays_s == tuple(map(float, DEFAULT_SCHEDULE_S))
 
 
 # Plane's beat pins these at minute 0 (plane-bgtasks §2); every other job is spread off it.
