@@ -11,6 +11,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import cached_property
 from typing import Any
 
 from services.webhooks.schedule import parse_retry_after
@@ -44,8 +45,9 @@ class Delivery:
     first_failed_at: float | None = None  # unix time of this delivery's first failed attempt
     replay: bool = False
 
-    @property
+    @cached_property
     def body(self) -> bytes:
+        """Serialised once: it is signed, sent and logged, and must be the same bytes each time."""
         return plane_body(self.payload)
 
 

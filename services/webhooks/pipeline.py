@@ -373,41 +373,26 @@ class DeliveryPipeline(ProcessingStrategy[KafkaPayload]):
     ) -> tuple[str, tuple[bytes | None, bytes, list[tuple[str, bytes]]]]:
         delivery = job.delivery
         tier = delivery.attempt - 1
-        headers = h.as_dict(job.headers)
-        first = h.ORIGINAL_TOPIC not in headers
-        failure = h.Failure(
-            topic=job.partition.topic.name if first else headers[h.ORIGINAL_TOPIC],
-            partition=job.partition.index if first else int(headers[h.ORIGINAL_PARTITION]),
-            offset=job.offset if first else int(headers[h.ORIGINAL_OFFSET]),
-            attempts=delivery.attempt,
-            first_failed_at=headers.get(h.FIRST_FAILED_AT)
-            or datetime.fromtimestamp(self._deps.clock(), UTC).isoformat(),
-            error_class="http" if outcome.status is not None else "network",
-            error_message=outcome.error or f"HTTP {outcome.status}",
+        failure = h.Failure.after(
+            job.partition.topic.name,
+            job.partition.index,
+            job.offset,
+            h.as_dict(job.headers),
+            "http" if outcome.status is not None else "network",
+            outcome.error or f"HTTP {outcome.status}",
+            self._deps.clock(),
         )
-        own = [(k, v) for k, v in job.headers if k not in h.RUNTIME_HEADERS]
-        due = self._deps.clock() + delay
         topic = self._settings.topic(self._deps.spec.retry_topic(tier))
-        message_headers = [
-            *own,
-            *failure.headers(),
-            (h.DUE_AT, f"{due:.3f}".encode()),
-            (h.RETRY_TIER, str(tier).encode()),
-        ]
+        message_headers = h.retry_headers(job.headers, failure, self._deps.clock() + delay, tier)
         return topic, (str(delivery.webhook_id).encode(), delivery.envelope, message_headers)
 
     def _dead_letter(
         self, value: BrokerValue[KafkaPayload], headers: Mapping[str, str], cls: str, msg: str
     ) -> None:
         payload = value.payload
-        failure = h.Failure(
-            topic=value.partition.topic.name,
-            partition=value.partition.index,
-            offset=value.offset,
-            attempts=int(headers.get(h.ATTEMPTS) or 0) + 1,
-            first_failed_at=datetime.fromtimestamp(self._deps.clock(), UTC).isoformat(),
-            error_class=cls,
-            error_message=msg,
+        partition = value.partition
+        failure = h.Failure.after(
+            partition.topic.name, partition.index, value.offset, headers, cls, msg, self._deps.clock()
         )
         self._deps.dead_letters.send(
             payload.key, payload.value, list(payload.headers), failure, value.partition.index

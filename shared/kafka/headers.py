@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 ORIGINAL_TOPIC = "original-topic"
 ORIGINAL_PARTITION = "original-partition"
@@ -45,6 +46,30 @@ class Failure:
     error_class: str = ""
     error_message: str = ""
 
+    @classmethod
+    def after(
+        cls,
+        topic: str,
+        partition: int,
+        offset: int,
+        headers: Mapping[str, str],
+        error_class: str,
+        error_message: str,
+        now: float,
+    ) -> Failure:
+        """This message's failure: where it first came from and when it first failed are carried
+        over from its headers once it has been retried, and the attempt count goes up by one."""
+        first = ORIGINAL_TOPIC not in headers
+        return cls(
+            topic=topic if first else headers[ORIGINAL_TOPIC],
+            partition=partition if first else int(headers[ORIGINAL_PARTITION]),
+            offset=offset if first else int(headers[ORIGINAL_OFFSET]),
+            attempts=int(headers.get(ATTEMPTS, "0") or 0) + 1,
+            first_failed_at=headers.get(FIRST_FAILED_AT) or datetime.fromtimestamp(now, UTC).isoformat(),
+            error_class=error_class,
+            error_message=error_message,
+        )
+
     def headers(self) -> list[tuple[str, bytes]]:
         return [
             (ORIGINAL_TOPIC, self.topic.encode()),
@@ -55,3 +80,11 @@ class Failure:
             (ATTEMPTS, str(self.attempts).encode()),
             (FIRST_FAILED_AT, self.first_failed_at.encode()),
         ]
+
+
+def retry_headers(
+    own: Sequence[tuple[str, bytes]], failure: Failure, due: float, tier: int
+) -> list[tuple[str, bytes]]:
+    """A retried message's headers: its own, with the runtime's replaced by this failure's."""
+    kept = [(k, v) for k, v in own if k not in RUNTIME_HEADERS]
+    return [*kept, *failure.headers(), (DUE_AT, f"{due:.3f}".encode()), (RETRY_TIER, str(tier).encode())]

@@ -12,7 +12,6 @@ import random
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
 
 from arroyo.backends.kafka import KafkaPayload
 from arroyo.processing.strategies import (
@@ -142,16 +141,9 @@ class EventProcessor:
     def _failure(
         self, value: BrokerValue[KafkaPayload], headers: Mapping[str, str], cls: str, msg: str
     ) -> h.Failure:
-        first = h.ORIGINAL_TOPIC not in headers
-        return h.Failure(
-            topic=value.partition.topic.name if first else headers[h.ORIGINAL_TOPIC],
-            partition=value.partition.index if first else int(headers[h.ORIGINAL_PARTITION]),
-            offset=value.offset if first else int(headers[h.ORIGINAL_OFFSET]),
-            attempts=int(headers.get(h.ATTEMPTS, "0") or 0) + 1,
-            first_failed_at=headers.get(h.FIRST_FAILED_AT)
-            or datetime.fromtimestamp(self.clock(), UTC).isoformat(),
-            error_class=cls,
-            error_message=msg,
+        partition = value.partition
+        return h.Failure.after(
+            partition.topic.name, partition.index, value.offset, headers, cls, msg, self.clock()
         )
 
     def _dead_letter(
@@ -178,17 +170,11 @@ class EventProcessor:
         # Full jitter on the upper half, so a burst of failures does not come back as a burst.
         due = self.clock() + delays[tier] * random.uniform(0.5, 1.0)
         payload = value.payload
-        own = [(k, v) for k, v in payload.headers if k not in h.RUNTIME_HEADERS]
         self.producer.send_raw(
             self.settings.topic(self.spec.retry_topic(tier)),
             payload.value,
             key=payload.key,
-            headers=[
-                *own,
-                *failure.headers(),
-                (h.DUE_AT, f"{due:.3f}".encode()),
-                (h.RETRY_TIER, str(tier).encode()),
-            ],
+            headers=h.retry_headers(payload.headers, failure, due, tier),
         )
         log.warning("will retry in tier %d: %s: %s", tier, failure.error_class, failure.error_message)
         self.dead_letters.limit.record_ok(value.partition.index)

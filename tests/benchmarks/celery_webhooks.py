@@ -48,6 +48,9 @@ import psycopg2
 import requests
 from celery import Celery
 
+from services.webhooks.fanout import FLAG
+from services.webhooks.payload import ACTIONS, TABLES
+
 REPO = Path(__file__).resolve().parents[2]
 BROKER_URL = os.environ.get("BENCH_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
 logger = logging.getLogger("plane.worker")
@@ -117,25 +120,10 @@ def _roundtrip(value: Any) -> Any:
 
 # --- webhook_activity (§5.5) ---
 
-MODEL_TABLE = {
-    "project": "projects",
-    "issue": "issues",
-    "cycle": "cycles",
-    "module": "modules",
-    "cycle_issue": "cycle_issues",
-    "module_issue": "module_issues",
-    "issue_comment": "issue_comments",
-    "intake_issue": "intake_issues",
-}
-EVENT_FLAG = {
-    "project": "project",
-    "issue": "issue",
-    "module": "module",
-    "module_issue": "module",
-    "cycle": "cycle",
-    "cycle_issue": "cycle",
-    "issue_comment": "issue_comment",
-}
+# Plane's own event -> table and event -> flag mappings, shared with our consumers so the two
+# sides of the benchmark select the same rows and webhooks.
+MODEL_TABLE = TABLES
+EVENT_FLAG = FLAG
 USER_LITE = (
     "SELECT id, first_name, last_name, email, avatar, avatar_asset_id, display_name FROM users WHERE id = %s"
 )
@@ -317,9 +305,7 @@ def webhook_send_task(
         }
         event_data = _roundtrip(event_data)
         activity = _roundtrip(activity)
-        action = {"POST": "create", "PATCH": "update", "PUT": "update", "DELETE": "delete"}.get(
-            action, action
-        )
+        action = ACTIONS.get(action, action)
         payload = {
             "event": event,
             "action": action,
