@@ -31,6 +31,12 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("KAFKA_SASL_PASSWORD", "", "SASL password.", secret=True),
     Variable("KAFKA_SESSION_TIMEOUT_MS", "10000", "Consumer group session timeout."),
     Variable("KAFKA_MAX_POLL_INTERVAL_MS", "300000", "Max time between polls before eviction."),
+    Variable(
+        "KAFKA_FETCH_WAIT_MAX_MS",
+        "500",
+        "librdkafka fetch.wait.max.ms: how long a fetch may wait for data (Kafka answers as soon as "
+        "data arrives; the embedded broker does not, so `dev` sets 10).",
+    ),
     Variable("EVENT_MAX_BYTES", "1048576", "Events larger than this go to the DLQ as oversize."),
     Variable("DLQ_MAX_CONSECUTIVE", "1000", "Consecutive dead letters per partition before stop."),
     Variable("DLQ_MAX_RATIO", "0.5", "Share of dead letters per partition before the consumer stops."),
@@ -97,6 +103,7 @@ class Settings:
     kafka_sasl_password: str = field(repr=False)
     kafka_session_timeout_ms: int = 10000
     kafka_max_poll_interval_ms: int = 300000
+    kafka_fetch_wait_max_ms: int = 500
     event_max_bytes: int = 1048576
     dlq_max_consecutive: int = 1000
     dlq_max_ratio: float = 0.5

@@ -23,7 +23,7 @@ from shared.embedded.bootstrap import ensure_plane_tables
 from shared.embedded.kafka import EmbeddedKafka
 from shared.embedded.postgres import EmbeddedPostgres, with_database
 from shared.embedded.s3 import EmbeddedS3
-from shared.embedded.stack import EMBEDDED_SESSION_TIMEOUT_MS
+from shared.embedded.stack import EMBEDDED_FETCH_WAIT_MAX_MS, EMBEDDED_SESSION_TIMEOUT_MS
 from shared.kafka.topics import create_topics
 from shared.settings import Settings
 
@@ -105,6 +105,7 @@ def settings(database_url: str, kafka: EmbeddedKafka, tmp_path: Path) -> Setting
         kafka_bootstrap_servers=kafka.bootstrap,
         kafka_topic_prefix=f"t{uuid.uuid4().hex[:10]}.",
         kafka_session_timeout_ms=EMBEDDED_SESSION_TIMEOUT_MS,
+        kafka_fetch_wait_max_ms=EMBEDDED_FETCH_WAIT_MAX_MS,
         health_file=str(tmp_path / "health"),
         metrics_port=0,
         hard_delete_after_days=60,

@@ -16,11 +16,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, text
+from sqlalchemy import Connection, bindparam, func, insert, text
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from services.webhooks.attempt import Delivery, Endpoint, Outcome, Result
 from services.webhooks.signing import RetiredKey, signing_keys
+from shared.db.plane import WebhookLog
+from shared.db.state import WebhookDelivery
 
 log = logging.getLogger(__name__)
 
@@ -91,27 +94,19 @@ def lookup(conn: Connection, deliveries: Sequence[Delivery], now: float, grace_s
     return Lookup(endpoints, terminal)
 
 
-_LOG = text(
-    """
-    INSERT INTO webhook_logs (
-        id, created_at, updated_at, event_type, request_method, request_headers, request_body,
-        response_status, response_headers, response_body, retry_count, webhook, workspace_id
-    ) VALUES (
-        :id, :at, :at, :event_type, 'POST', :request_headers, :request_body,
-        :response_status, :response_headers, :response_body, :retry_count, :webhook, :workspace_id
-    )
-    """
-)
+# Core inserts, not text(): SQLAlchemy sends a list of rows as multi-row INSERTs
+# (insertmanyvalues) instead of one round trip per row.
+_LOG = insert(WebhookLog)
 
-_TERMINATE = text(
-    """
-    INSERT INTO plane_workers.webhook_deliveries
-        (delivery_id, webhook_id, status, attempts, event_time, envelope)
-    VALUES (:delivery_id, :webhook_id, :status, :attempts, :event_time, :envelope)
-    ON CONFLICT (delivery_id) DO UPDATE
-    SET status = excluded.status, attempts = excluded.attempts,
-        finished_at = now(), envelope = excluded.envelope
-    """
+_TERMINATE = pg_insert(WebhookDelivery)
+_TERMINATE = _TERMINATE.on_conflict_do_update(
+    index_elements=[WebhookDelivery.delivery_id],
+    set_={
+        "status": _TERMINATE.excluded.status,
+        "attempts": _TERMINATE.excluded.attempts,
+        "finished_at": func.now(),
+        "envelope": _TERMINATE.excluded.envelope,
+    },
 )
 
 _SUCCESS = text(
@@ -164,8 +159,10 @@ def log_rows(outcomes: Iterable[Outcome], at: datetime) -> list[dict[str, Any]]:
     return [
         {
             "id": uuid.uuid4(),
-            "at": at,
+            "created_at": at,
+            "updated_at": at,
             "event_type": o.delivery.event,
+            "request_method": "POST",
             "request_headers": o.stored_request_headers,
             "request_body": o.delivery.body.decode(),
             "response_status": None if o.status is None else str(o.status),
@@ -213,7 +210,10 @@ def record(
     if batch.attempts:
         conn.execute(_LOG, log_rows(batch.attempts, now))
     if batch.terminal:
-        conn.execute(_TERMINATE, batch.terminal)
+        # One multi-row upsert may not touch a row twice: a delivery replayed twice in quick
+        # succession can end twice in one batch, and its last end wins.
+        unique = {row["delivery_id"]: row for row in batch.terminal}
+        conn.execute(_TERMINATE, list(unique.values()))
 
     # One statement per kind, not per attempt: a batch holds hundreds of attempts to a few
     # endpoints. An endpoint's last answer in the batch decides (completion order).

@@ -36,7 +36,15 @@ def producer_config(settings: Settings) -> dict[str, Any]:
     }
 
 
-def consumer_config(settings: Settings, group: str) -> dict[str, Any]:
+# Retry tiers wait seconds to hours anyway: their idle fetches need not poll as often as the main
+# topic's (which matters on the embedded broker, see KAFKA_FETCH_WAIT_MAX_MS).
+RETRY_TIER_FETCH_WAIT_MS = 500
+
+
+def consumer_config(settings: Settings, group: str, *, retry_tier: bool = False) -> dict[str, Any]:
+    fetch_wait_ms = settings.kafka_fetch_wait_max_ms
+    if retry_tier:
+        fetch_wait_ms = max(fetch_wait_ms, RETRY_TIER_FETCH_WAIT_MS)
     return client_config(settings) | {
         "group.id": group,
         "auto.offset.reset": "earliest",
@@ -46,5 +54,6 @@ def consumer_config(settings: Settings, group: str) -> dict[str, Any]:
         "session.timeout.ms": settings.kafka_session_timeout_ms,
         "heartbeat.interval.ms": max(settings.kafka_session_timeout_ms // 6, 500),
         "max.poll.interval.ms": settings.kafka_max_poll_interval_ms,
+        "fetch.wait.max.ms": fetch_wait_ms,
         "fetch.max.bytes": max(settings.event_max_bytes * 4, 52_428_800),
     }

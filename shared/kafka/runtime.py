@@ -81,7 +81,7 @@ def build(spec: ConsumerSpec, settings: Settings, clock: Clock | None = None) ->
         deps = ConsumerDeps(spec, settings, producer, sessions, dead_letters, tier, clock or time.time)
         processors.append(
             StreamProcessor(
-                KafkaConsumer(consumer_config(settings, group)),
+                KafkaConsumer(consumer_config(settings, group, retry_tier=tier is not None)),
                 Topic(settings.topic(topic)),
                 _strategy_factory(deps),
                 commit_policy=ONCE_PER_SECOND,

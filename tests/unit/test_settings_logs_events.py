@@ -6,10 +6,14 @@ import io
 import json
 import logging
 
+import fastjsonschema
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from shared import logs
 from shared.events import InvalidEvent, new_event, parse_event
+from shared.events.schemas import fast_validator_for, validator_for
 from shared.settings import VARIABLES, Settings, markdown_table, secret_values
 
 IDV = "plane.issue_description_version.v1"
@@ -64,3 +68,58 @@ def test_envelope_round_trip_and_rejections() -> None:
     assert info.value.kind == "oversize"
     with pytest.raises(InvalidEvent):
         new_event(IDV, {"issue_id": UUID})  # user_id missing: refused at produce time too
+
+
+VALID = {
+    "cloudevent": new_event(IDV, {"issue_id": UUID, "user_id": UUID, "updated_issue": None}).to_dict(),
+    "plane.webhook_delivery.v1": {
+        "webhook_id": UUID,
+        "workspace_id": UUID,
+        "slug": "acme",
+        "current_site": "https://plane.example",
+        "event": "issue",
+        "action": "updated",
+        "payload": {
+            "event": "issue",
+            "action": "updated",
+            "webhook_id": UUID,
+            "workspace_id": UUID,
+            "data": {},
+            "activity": {},
+        },
+    },
+}
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False)
+    | st.text(max_size=60)
+    | st.sampled_from([UUID, UUID.upper(), UUID.replace("-", ""), "2026-11-22T10:00:00Z", "1.0", "issue"]),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=6,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    schema=st.sampled_from(sorted(VALID)),
+    field=st.sampled_from(
+        ["specversion", "id", "type", "time", "data", "webhook_id", "slug", "event", "payload", "extra"]
+    ),
+    value=JSON_VALUES,
+    drop=st.booleans(),
+)
+def test_fast_validator_agrees_with_jsonschema(schema: str, field: str, value: object, drop: bool) -> None:
+    """The compiled validator (hot path) and jsonschema (the reference) accept the same instances."""
+    instance = dict(VALID[schema])
+    if drop:
+        instance.pop(field, None)
+    else:
+        instance[field] = value
+    fast_accepts = True
+    try:
+        fast_validator_for(schema)(instance)
+    except fastjsonschema.JsonSchemaException:
+        fast_accepts = False
+    assert fast_accepts == validator_for(schema).is_valid(instance), instance
