@@ -107,7 +107,7 @@ _TERMINATE = _TERMINATE.on_conflict_do_update(
         "finished_at": func.now(),
         "envelope": _TERMINATE.excluded.envelope,
     },
-)
+).returning(WebhookDelivery.delivery_id)  # without RETURNING an upsert goes row by row
 
 _SUCCESS = text(
     """

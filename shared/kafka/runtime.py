@@ -12,7 +12,7 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -21,8 +21,8 @@ from typing import cast
 from arroyo.backends.kafka import KafkaConsumer, KafkaPayload
 from arroyo.commit import ONCE_PER_SECOND
 from arroyo.processing import StreamProcessor
-from arroyo.processing.strategies import ProcessingStrategyFactory
-from arroyo.types import Topic
+from arroyo.processing.strategies import ProcessingStrategy, ProcessingStrategyFactory
+from arroyo.types import Commit, Partition, Topic
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared import metrics, registry
@@ -83,12 +83,26 @@ def build(spec: ConsumerSpec, settings: Settings, clock: Clock | None = None) ->
             StreamProcessor(
                 KafkaConsumer(consumer_config(settings, group, retry_tier=tier is not None)),
                 Topic(settings.topic(topic)),
-                _strategy_factory(deps),
+                LoggedAssignments(_strategy_factory(deps), topic),
                 commit_policy=ONCE_PER_SECOND,
                 join_timeout=JOIN_TIMEOUT_S,
             )
         )
     return ConsumerRun(spec, processors, producer, [])
+
+
+class LoggedAssignments(ProcessingStrategyFactory[KafkaPayload]):
+    """Logs each assignment at INFO (arroyo's own rebalance chatter is kept at WARNING)."""
+
+    def __init__(self, inner: ProcessingStrategyFactory[KafkaPayload], topic: str) -> None:
+        self._inner = inner
+        self._topic = topic
+
+    def create_with_partitions(
+        self, commit: Commit, partitions: Mapping[Partition, int]
+    ) -> ProcessingStrategy[KafkaPayload]:
+        log.info("%s: partitions assigned: %s", self._topic, sorted(p.index for p in partitions))
+        return self._inner.create_with_partitions(commit, partitions)
 
 
 def _strategy_factory(deps: ConsumerDeps) -> ProcessingStrategyFactory[KafkaPayload]:

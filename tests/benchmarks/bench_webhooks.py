@@ -3,8 +3,9 @@
 Both sides get the same work: N `webhook_activity` events for a workspace with W webhooks, one of
 which answers 500 (1% failing with W=100), so N x W deliveries. The clock runs from the first
 event produced (ours: to Kafka; Celery: `.delay()` to RabbitMQ on 127.0.0.1:5672) to the last
-first-attempt row in `webhook_logs`. Ours: one `webhook-events` and one `webhook-deliveries`
-process. Celery: one prefork worker with --concurrency=2 (this machine's cores), Plane's default.
+first-attempt row in `webhook_logs`. Ours: one `webhook-events` process and as many
+`webhook-deliveries` processes as Celery has worker processes (pods of one Deployment sharing the
+topic's partitions). Celery: one prefork worker with --concurrency = this machine's cores.
 Then latency: one event at a time to a workspace with one healthy webhook, from before the
 produce/.delay() call to the request's arrival at the receiver; p50/p99 over `samples`.
 Embedded PostgreSQL and Kafka-protocol broker for both. Prints JSON. Not part of the test run.
@@ -16,6 +17,7 @@ import json
 import os
 import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -27,13 +29,13 @@ from pathlib import Path
 from sqlalchemy import Engine, text
 
 from shared.embedded.bootstrap import prepare
-from shared.embedded.stack import EmbeddedStack
+from shared.embedded.stack import EmbeddedStack, env_for
 from shared.events import new_event
 from shared.settings import Settings
 from shared.testing.plane_rows import insert_one, insert_user
 from tests.benchmarks import celery_webhooks
 from tests.benchmarks.webhook_receiver import Receiver
-from tests.helpers import spawn_consumer, wait_until
+from tests.helpers import wait_until
 
 
 def seed(engine: Engine, receiver: Receiver, slug: str, n_webhooks: int, failing: int) -> dict[str, str]:
@@ -73,6 +75,23 @@ def activity(world: dict[str, str], i: int) -> dict[str, object]:
     }
 
 
+def spawn_logged(name: str, settings: Settings, log_path: Path) -> subprocess.Popen[bytes]:
+    """A consumer process logging at INFO to a file (a pipe nobody reads would fill and block it)."""
+    with log_path.open("ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "shared.cli.main", "consume", name],
+            env=env_for(settings) | {"LOG_LEVEL": "INFO"},
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
+
+
+def assigned(log_path: Path, topic: str) -> bool:
+    """The runtime logs every assignment; an empty one means the process has no partition yet."""
+    lines = [line for line in log_path.read_text().splitlines() if f"{topic}: partitions assigned" in line]
+    return bool(lines) and not lines[-1].rstrip('"}').endswith("[]")
+
+
 def first_attempts(engine: Engine, workspace: str) -> int:
     query = text("SELECT count(*) FROM webhook_logs WHERE workspace_id = :ws AND retry_count = 0")
     with engine.connect() as conn:
@@ -105,7 +124,10 @@ def latencies_ms(receiver: Receiver, samples: int, send: Callable[[int], None]) 
     }
 
 
-def main(n_events: int = 100, n_webhooks: int = 100, samples: int = 200) -> dict[str, object]:
+def main(
+    n_events: int = 100, n_webhooks: int = 100, samples: int = 200, processes: int = 0
+) -> dict[str, object]:
+    processes = processes or os.cpu_count() or 2
     os.environ.setdefault("XDG_RUNTIME_DIR", "/tmp")
     state = Path(tempfile.mkdtemp(prefix="plane-workers-bench-"))
     total = n_events * n_webhooks
@@ -126,10 +148,15 @@ def main(n_events: int = 100, n_webhooks: int = 100, samples: int = 200) -> dict
             event = new_event("plane.webhook_activity.v1", activity(world, i))
             producer.send("webhook-events", event, key=world["workspace"])
 
-        consumers = [spawn_consumer(name, s) for name in ("webhook-events", "webhook-deliveries")]
+        names = ["webhook-events"] + ["webhook-deliveries"] * processes
+        logs = [state / f"{name}-{i}.log" for i, name in enumerate(names)]
+        consumers = [spawn_logged(name, s, log) for name, log in zip(names, logs, strict=True)]
         try:
             produce(latency_world, -1)  # warm-up: both groups joined and a delivery made
             wait_until(lambda: receiver.count() >= 1, timeout_s=120)
+            # Every deliveries process holds partitions (tansu does not describe groups).
+            wait_until(lambda: all(assigned(log, "webhook-deliveries") for log in logs[1:]), timeout_s=120)
+            time.sleep(2)
             ours_rate = throughput(engine, ours_world, n_events, total, lambda i: produce(ours_world, i))
             ours_latency = latencies_ms(receiver, samples, lambda i: produce(latency_world, i))
         finally:
@@ -138,7 +165,7 @@ def main(n_events: int = 100, n_webhooks: int = 100, samples: int = 200) -> dict
             for consumer in consumers:
                 consumer.wait(timeout=60)
 
-        worker = celery_webhooks.start_worker(s.database_url, concurrency=os.cpu_count() or 2)
+        worker = celery_webhooks.start_worker(s.database_url, concurrency=processes)
         try:
 
             def delay(world: dict[str, str], i: int) -> None:
@@ -161,8 +188,8 @@ def main(n_events: int = 100, n_webhooks: int = 100, samples: int = 200) -> dict
         "ratio": round(ours_rate / celery_rate, 2),
         "ours_latency_healthy": ours_latency,
         "celery_latency_healthy": celery_latency,
-        "ours_processes": "webhook-events x1, webhook-deliveries x1",
-        "celery_worker": f"prefork --concurrency={os.cpu_count() or 2}, RabbitMQ 127.0.0.1:5672",
+        "ours_processes": f"webhook-events x1, webhook-deliveries x{processes}",
+        "celery_worker": f"prefork --concurrency={processes}, RabbitMQ 127.0.0.1:5672",
         "cpu_count": os.cpu_count(),
         "stack": "embedded (pgserver PostgreSQL, tansu); asyncio loopback receiver",
     }
