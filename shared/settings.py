@@ -24,7 +24,7 @@ class Variable:
 VARIABLES: tuple[Variable, ...] = (
     Variable("DATABASE_URL", "", "Plane's PostgreSQL. Empty: the embedded PostgreSQL (dev/demo)."),
     Variable("KAFKA_BOOTSTRAP_SERVERS", "", "Kafka brokers, comma separated. Empty: embedded."),
-    Variable("KAFKA_TOPIC_PREFIX", "plane.", "Prefix mapping logical topic names to physical ones."),
+    Variable("KAFKA_TOPIC_PREFIX", "plane.", "Prefix of every physical topic and consumer group name."),
     Variable("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT", "librdkafka security.protocol."),
     Variable("KAFKA_SASL_MECHANISM", "", "librdkafka sasl.mechanism (e.g. SCRAM-SHA-512)."),
     Variable("KAFKA_SASL_USERNAME", "", "SASL user name."),
@@ -175,6 +175,11 @@ class Settings:
 
     def topic(self, logical: str) -> str:
         """The physical Kafka topic of a logical name (`issue-activity` -> `plane.issue-activity`)."""
+        return f"{self.kafka_topic_prefix}{logical}"
+
+    def group(self, logical: str) -> str:
+        """The consumer group of a logical name: prefixed like topics, so that deployments sharing
+        a Kafka cluster under different prefixes never share (and rebalance) a group."""
         return f"{self.kafka_topic_prefix}{logical}"
 
 

@@ -81,7 +81,7 @@ def build(spec: ConsumerSpec, settings: Settings, clock: Clock | None = None) ->
         deps = ConsumerDeps(spec, settings, producer, sessions, dead_letters, tier, clock or time.time)
         processors.append(
             StreamProcessor(
-                KafkaConsumer(consumer_config(settings, group, retry_tier=tier is not None)),
+                KafkaConsumer(consumer_config(settings, settings.group(group), retry_tier=tier is not None)),
                 Topic(settings.topic(topic)),
                 LoggedAssignments(_strategy_factory(deps), topic),
                 commit_policy=ONCE_PER_SECOND,

@@ -100,7 +100,7 @@ def test_keda_scales_on_the_consumer_group_lag_of_the_physical_topic(extended_ch
         assert trigger["authenticationRef"] == {"name": "kafka-sasl"}
         metadata = trigger["metadata"]
         assert metadata["topic"] == f"prod.{spec.topic}"
-        assert metadata["consumerGroup"] == spec.group
+        assert metadata["consumerGroup"] == f"prod.{spec.group}"
         assert metadata["bootstrapServers"] == "kafka:9092"
         # KEDA reads trigger metadata as strings.
         assert all(isinstance(value, str) for value in metadata.values())

@@ -203,7 +203,11 @@ def test_failing_endpoint_follows_svix_schedule_then_is_disabled_once_with_one_m
     hook, secret = world.add_webhook(receiver.url("/down"))
     produce(hook_settings, "webhook-deliveries", deliveries_for(world, hook, 1), str(hook))
     with consumer_thread(DELIVERIES, hook_settings):
-        [row] = wait_until(lambda: world.deliveries(hook), 240)
+        try:
+            [row] = wait_until(lambda: world.deliveries(hook), 240)
+        except AssertionError:
+            print("ARRIVALS", [round(a - arrivals[0], 3) for a in arrivals])
+            raise
         wait_until(lambda: mails_to(smtp, world.owner_email), 10)
     receiver.close()
 

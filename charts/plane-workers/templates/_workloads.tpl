@@ -60,7 +60,7 @@ spec: {{ .spec | toJson }}
 {{- end }}
 
 {{/*
-Enabled consumers, by name. Adds: topic (physical: KAFKA_TOPIC_PREFIX + logical), replicas
+Enabled consumers, by name. Adds: topic and group (physical: KAFKA_TOPIC_PREFIX + logical), replicas
 (capped at the topic's partitions), autoscaler ("hpa", "keda" or ""), maxReplicas (the
 autoscaler's, capped too).
 */}}
@@ -85,6 +85,7 @@ autoscaler's, capped too).
 {{- $max = min ($keda.maxReplicaCount | int) $partitions }}
 {{- end }}
 {{- $_ := set $w "topic" (printf "%s%s" ($root.Values.config.KAFKA_TOPIC_PREFIX | default "") $spec.topic) }}
+{{- $_ = set $w "group" (printf "%s%s" ($root.Values.config.KAFKA_TOPIC_PREFIX | default "") $spec.group) }}
 {{- $_ = set $w "replicas" (min ($s.replicas | int) $partitions) }}
 {{- $_ = set $w "autoscaler" $autoscaler }}
 {{- $_ = set $w "maxReplicas" $max }}

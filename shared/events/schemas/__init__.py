@@ -46,4 +46,5 @@ def validator_for(name: str) -> Draft202012Validator:
 def fast_validator_for(name: str) -> Callable[[Any], Any]:
     """Raises fastjsonschema.JsonSchemaException on an invalid instance."""
     formats = {fmt: (lambda value, fmt=fmt: _FORMATS.conforms(value, fmt)) for fmt in _FORMATS.checkers}
-    return fastjsonschema.compile(_schema(name), formats=formats)
+    # use_default=False: validating must never fill in the schema's defaults (it mutates the data).
+    return fastjsonschema.compile(_schema(name), formats=formats, use_default=False)
