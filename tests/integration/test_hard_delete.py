@@ -148,6 +148,9 @@ def test_dead_workspace_purged_whole_and_nothing_else_touched(settings, engine, 
     assert real.counts["deleted"] == dry.counts["would_delete"] > 0
     assert deleted_by_table(real.counts, "deleted.") == deleted_by_table(dry.counts, "would_delete.")
     assert real.counts["live_rows_cascaded"] > 0  # the orphaned live project went with its workspace
+    # Both paths ran: unreferenced batches deleted outright, referenced ones (the crash issue's
+    # live activity, the orphaned project) rolled back and collected.
+    assert real.counts["tables_collecting"] > 0 and real.counts["deleted_outright"] > 0, real.counts
 
     with engine.connect() as conn:
         assert all(n == 0 for n in snapshot(conn, world.dead_ws).values()), snapshot(conn, world.dead_ws)
