@@ -164,10 +164,7 @@ class Purger:
             self.ctx.count("tables_collecting")
             return False
         except OperationalError as exc:
-            if not _gave_up(exc):
-                raise
-            log.warning("batch of %s skipped: a lock was not granted in time (%s)", table, exc.orig)
-            self.ctx.count("batches_skipped_locked")
+            self._skip_locked_batch(table, exc)
             return True
         if deleted:
             self.ctx.count("deleted_outright", deleted)
@@ -176,6 +173,13 @@ class Purger:
         self.ctx.batch_done()
         return True
 
+    def _skip_locked_batch(self, table: str, exc: OperationalError) -> None:
+        """A bounded lock wait gave up: leave the batch to the next run. Anything else is raised."""
+        if not _gave_up(exc):
+            raise exc
+        log.warning("batch of %s skipped: a lock was not granted in time (%s)", table, exc.orig)
+        self.ctx.count("batches_skipped_locked")
+
     def purge(self, table: str, ids: list[object], guard: Guard | None) -> bool:
         """Delete `ids` of `table` with their cascade; False when the guard no longer holds."""
         try:
@@ -183,10 +187,7 @@ class Purger:
         except TooBig:
             pass
         except OperationalError as exc:
-            if not _gave_up(exc):
-                raise
-            log.warning("batch of %s skipped: a lock was not granted in time (%s)", table, exc.orig)
-            self.ctx.count("batches_skipped_locked")
+            self._skip_locked_batch(table, exc)
             return True
         if len(ids) > 1:
             half = len(ids) // 2
