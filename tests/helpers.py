@@ -10,7 +10,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import IO, Any
 
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
@@ -95,11 +95,14 @@ def consumer_thread(
         assert not thread.is_alive(), "consumer did not stop"
 
 
-def spawn_consumer(name: str, settings: Settings, **env: str) -> subprocess.Popen[bytes]:
-    """The consumer as its own process, exactly as a pod runs it."""
+def spawn_consumer(
+    name: str, settings: Settings, stderr: int | IO[bytes] = subprocess.PIPE, **env: str
+) -> subprocess.Popen[bytes]:
+    """The consumer as its own process, exactly as a pod runs it. Pass a file as `stderr` when
+    nobody reads the pipe: a full pipe blocks the consumer."""
     return subprocess.Popen(
         [sys.executable, "-m", "shared.cli.main", "consume", name],
         env=env_for(settings) | {"LOG_LEVEL": "WARNING"} | env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=stderr,
     )

@@ -29,13 +29,13 @@ from pathlib import Path
 from sqlalchemy import Engine, text
 
 from shared.embedded.bootstrap import prepare
-from shared.embedded.stack import EmbeddedStack, env_for
+from shared.embedded.stack import EmbeddedStack
 from shared.events import new_event
 from shared.settings import Settings
 from shared.testing.plane_rows import insert_one, insert_user
 from tests.benchmarks import celery_webhooks
 from tests.benchmarks.webhook_receiver import Receiver
-from tests.helpers import wait_until
+from tests.helpers import spawn_consumer, wait_until
 
 
 def seed(engine: Engine, receiver: Receiver, slug: str, n_webhooks: int, failing: int) -> dict[str, str]:
@@ -76,14 +76,9 @@ def activity(world: dict[str, str], i: int) -> dict[str, object]:
 
 
 def spawn_logged(name: str, settings: Settings, log_path: Path) -> subprocess.Popen[bytes]:
-    """A consumer process logging at INFO to a file (a pipe nobody reads would fill and block it)."""
+    """A consumer process logging at INFO (its partition assignments) to a file."""
     with log_path.open("ab") as log:
-        return subprocess.Popen(
-            [sys.executable, "-m", "shared.cli.main", "consume", name],
-            env=env_for(settings) | {"LOG_LEVEL": "INFO"},
-            stdout=subprocess.DEVNULL,
-            stderr=log,
-        )
+        return spawn_consumer(name, settings, stderr=log, LOG_LEVEL="INFO")
 
 
 def assigned(log_path: Path, topic: str) -> bool:

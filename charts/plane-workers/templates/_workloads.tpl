@@ -84,8 +84,9 @@ autoscaler's, capped too).
 {{- $autoscaler = "keda" }}
 {{- $max = min ($keda.maxReplicaCount | int) $partitions }}
 {{- end }}
-{{- $_ := set $w "topic" (printf "%s%s" ($root.Values.config.KAFKA_TOPIC_PREFIX | default "") $spec.topic) }}
-{{- $_ = set $w "group" (printf "%s%s" ($root.Values.config.KAFKA_TOPIC_PREFIX | default "") $spec.group) }}
+{{- $prefix := $root.Values.config.KAFKA_TOPIC_PREFIX | default "" }}
+{{- $_ := set $w "topic" (printf "%s%s" $prefix $spec.topic) }}
+{{- $_ = set $w "group" (printf "%s%s" $prefix $spec.group) }}
 {{- $_ = set $w "replicas" (min ($s.replicas | int) $partitions) }}
 {{- $_ = set $w "autoscaler" $autoscaler }}
 {{- $_ = set $w "maxReplicas" $max }}
