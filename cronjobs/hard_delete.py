@@ -22,6 +22,12 @@ first deleted outright, with the checks made immediate: if a reference remains t
 (23503), the batch is rolled back and purged with its collected cascade, and so is the rest of the
 table. A DELETE that passes the checks is exactly what the collector would have done: it found
 nothing to cascade or null, because the graph is PostgreSQL's own foreign keys.
+
+A table's batches go to HARD_DELETE_WORKERS connections at once (disjoint rows, so they never wait
+on each other): deleting an issue is PostgreSQL checking 25 foreign keys, CPU work one backend does
+on one core. Tables still go one after another, children first. Collecting purges run one at a
+time, since two cascades may reach the same child rows and would then wait on (or deadlock) each
+other.
 """
 
 from __future__ import annotations
@@ -29,8 +35,10 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -90,6 +98,8 @@ def q(name: str) -> str:
 
 def run(ctx: JobContext) -> None:
     cutoff = ctx.now - timedelta(days=ctx.settings.hard_delete_after_days)
+    if ctx.settings.hard_delete_workers < 1:
+        raise ValueError(f"HARD_DELETE_WORKERS must be at least 1, not {ctx.settings.hard_delete_workers}")
     with ctx.engine.connect() as conn:
         graph = load_graph(conn)
     order = graph.children_first()
@@ -97,9 +107,44 @@ def run(ctx: JobContext) -> None:
         count_would_delete(ctx, graph, order, cutoff)
         return
     purger = Purger(ctx, graph, cutoff)
-    for table in order:
-        purger.purge_table(table)
+    with Workers(ctx.settings.hard_delete_workers) as workers:
+        for table in order:
+            purger.purge_table(table, workers)
     ctx.counts["longest_tx_ms"] = round(purger.longest_tx_s * 1000)
+
+
+class Workers:
+    """A thread pool that holds at most one task per thread, so the scan feeding it never runs
+    ahead of the deletes, and that re-raises a task's exception at the next submit or join."""
+
+    def __init__(self, threads: int) -> None:
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="hard-delete")
+        self._free = threading.Semaphore(threads)
+        self._pending: list[Future[None]] = []
+
+    def submit(self, task: Callable[..., None], *args: object) -> None:
+        self._free.acquire()
+        self._reap()
+        future = self._pool.submit(task, *args)
+        future.add_done_callback(lambda _: self._free.release())
+        self._pending.append(future)
+
+    def join(self) -> None:
+        """Wait for every task submitted so far."""
+        for future in self._pending:
+            future.result()
+        self._pending.clear()
+
+    def _reap(self) -> None:
+        for future in [f for f in self._pending if f.done()]:
+            self._pending.remove(future)
+            future.result()
+
+    def __enter__(self) -> Workers:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 class Purger:
@@ -107,41 +152,47 @@ class Purger:
         self.ctx, self.graph, self.cutoff = ctx, graph, cutoff
         self.longest_tx_s = 0.0
         self.collecting: set[str] = set()  # tables whose batches turned out to be referenced
+        self._batch_size: dict[str, int] = {}
+        self._lock = threading.Lock()  # longest_tx_s and _batch_size, written by every worker
+        self._collect_lock = threading.Lock()
 
-    def purge_table(self, table: str) -> None:
+    def purge_table(self, table: str, workers: Workers) -> None:
         pk = self.graph.pk(table)
         expired = text(f"SELECT {q(pk)} FROM {q(table)} WHERE deleted_at < :cutoff")
         started, before = time.monotonic(), self.ctx.counts["deleted"]
-        size, batch = min(FIRST_BATCH, ROOT_BATCH), []
+        self._batch_size[table] = min(FIRST_BATCH, ROOT_BATCH)
+        batch: list[object] = []
         # One streaming scan (deleted_at is not indexed); ids already gone when their batch comes
         # (cascaded from an earlier one) simply do not lock.
         with self.ctx.engine.connect().execution_options(stream_results=True, yield_per=ROOT_BATCH) as scan:
             for row_id in scan.execute(expired, {"cutoff": self.cutoff}).scalars():
                 batch.append(row_id)
-                if len(batch) >= size:
-                    size = self._purge_timed(table, batch, size)
+                if len(batch) >= self._batch_size[table]:
+                    workers.submit(self._purge_timed, table, batch)
                     batch = []
         if batch:
-            self._purge_timed(table, batch, size)
+            workers.submit(self._purge_timed, table, batch)
+        workers.join()  # children first: the next table's rows may be what referenced these
         if deleted := self.ctx.counts["deleted"] - before:
             log.info("%s: %d rows deleted in %.1f s", table, deleted, time.monotonic() - started)
 
-    def _purge_timed(self, table: str, batch: list[object], size: int) -> int:
-        """Purge a batch; return the next batch size, steered towards TARGET_TX_S per transaction.
+    def _purge_timed(self, table: str, batch: list[object]) -> None:
+        """Purge a batch and steer the table's batch size towards TARGET_TX_S per transaction.
 
         A row's cost depends on its table: deleting an issue makes PostgreSQL check 25 referencing
-        foreign keys at commit, an activity almost none, so a fixed size is either slow or long.
+        foreign keys, an activity almost none, so a fixed size is either slow or long.
         """
         started = time.monotonic()
         if table in self.collecting or not self._delete_unreferenced(table, batch):
-            self.collecting.add(table)
-            self.purge(table, batch, guard=None)
+            with self._collect_lock:
+                self.collecting.add(table)
+                self.purge(table, batch, guard=None)
         took = time.monotonic() - started
-        if took > TARGET_TX_S:
-            return max(MIN_BATCH, int(size * TARGET_TX_S / took))
-        if took < TARGET_TX_S / 3:
-            return min(ROOT_BATCH, size * 2)
-        return size
+        with self._lock:
+            if took > TARGET_TX_S:
+                self._batch_size[table] = max(MIN_BATCH, int(len(batch) * TARGET_TX_S / took))
+            elif took < TARGET_TX_S / 3:  # (a table's last batch may be short: never shrink here)
+                self._batch_size[table] = min(ROOT_BATCH, max(self._batch_size[table], len(batch) * 2))
 
     def _delete_unreferenced(self, table: str, ids: list[object]) -> bool:
         """Delete the batch's still-expired, unlocked rows if nothing references them; False (and
@@ -277,7 +328,9 @@ class Purger:
                 conn.execute(text(f"SET LOCAL lock_timeout = {LOCK_TIMEOUT_MS}"))
                 yield conn
         finally:
-            self.longest_tx_s = max(self.longest_tx_s, time.monotonic() - started)
+            took = time.monotonic() - started
+            with self._lock:
+                self.longest_tx_s = max(self.longest_tx_s, took)
 
     def _one_transaction(self, table: str, ids: list[object], guard: Guard | None, top: bool) -> bool:
         pk = self.graph.pk(table)

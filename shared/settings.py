@@ -48,6 +48,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("LOG_FORMAT", "json", "json (one object per line) or text."),
     Variable("SECRET_KEY", "", "Plane's SECRET_KEY (decrypts instance configuration).", secret=True),
     Variable("HARD_DELETE_AFTER_DAYS", "60", "Retention for soft-deleted rows and logs, in days."),
+    Variable("HARD_DELETE_WORKERS", "2", "Connections hard-delete purges a table with, in parallel."),
     Variable("VERSION_HISTORY_KEEP", "20", "Page and description versions kept per page/issue."),
     Variable("EXPORT_RETENTION_DAYS", "8", "Age after which export files are deleted from S3."),
     Variable("UNUPLOADED_ASSET_DELETE_DAYS", "7", "Age after which never-uploaded assets are deleted."),
@@ -115,6 +116,7 @@ class Settings:
     log_format: str = "json"
     secret_key: str = field(default="", repr=False)
     hard_delete_after_days: int = 60
+    hard_delete_workers: int = 2
     version_history_keep: int = 20
     export_retention_days: int = 8
     unuploaded_asset_delete_days: int = 7

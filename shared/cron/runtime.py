@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import socket
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -42,6 +43,8 @@ class JobContext:
     now: datetime
     counts: Counter[str] = field(default_factory=Counter)
     _last_progress: float = field(default_factory=time.monotonic, repr=False)
+    # A job may count from several threads (hard-delete's workers); `+=` on a Counter is not atomic.
+    _count_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def batch_done(self) -> None:
         """Call after each committed batch: progress every PROGRESS_EVERY_S, JOB_BATCH_PAUSE_MS pause."""
@@ -52,7 +55,8 @@ class JobContext:
             time.sleep(self.settings.job_batch_pause_ms / 1000)
 
     def count(self, action: str, n: int = 1) -> None:
-        self.counts[action] += n
+        with self._count_lock:
+            self.counts[action] += n
         if not self.dry_run:
             metrics.JOB_ROWS.labels(self.name, action).inc(n)
 

@@ -6,6 +6,8 @@ assignees, cycle and module links (soft-deleted with them, as Plane's soft-delet
 next to live projects that a concurrent writer keeps updating (an issue update plus an activity
 insert per transaction, as Plane's API does). Reported per run: wall time, rows/s, the longest
 transaction of the job, the writer's longest and p99 transaction time (its lock waits included).
+Ours runs twice: with the default HARD_DELETE_WORKERS, and with one connection, which shows what
+the parallel purge adds on this machine.
 
 Plane's approach is emulated as `Model.all_objects.filter(deleted_at__lt=cutoff).delete()` per
 model: Plane's model order, one unbatched transaction per table with its whole cascade. (Plane's
@@ -183,12 +185,21 @@ def main(deleted_issues: int = 91_000) -> dict[str, object]:
         seed_s = time.perf_counter() - seeded_at
         admin = create_engine(normalise_url(pg.url), isolation_level="AUTOCOMMIT")
         results = {}
-        for name, plane_style in (("plane_workers", False), ("plane_style", True)):
+        defaults = Settings.from_env({})
+        runs = (
+            ("plane_workers", defaults.hard_delete_workers, False),
+            ("plane_workers_one_connection", 1, False),
+            ("plane_style", 1, True),
+        )
+        for name, workers, plane_style in runs:
             db = f"bench_{name}_{uuid.uuid4().hex[:6]}"
             with admin.connect() as conn:
                 conn.execute(text(f'CREATE DATABASE "{db}" TEMPLATE bench_template'))
             settings = replace(
-                Settings.from_env({}), database_url=with_database(pg.url, db), hard_delete_after_days=60
+                defaults,
+                database_url=with_database(pg.url, db),
+                hard_delete_after_days=60,
+                hard_delete_workers=workers,
             )
             results[name] = timed_run(settings, live, plane_style)
             get_engine(settings.database_url).dispose()
@@ -201,7 +212,8 @@ def main(deleted_issues: int = 91_000) -> dict[str, object]:
         "benchmark": "hard-delete",
         "soft_deleted_rows": doomed,
         "seed_seconds": round(seed_s, 1),
-        "plane_workers": ours,
+        "plane_workers": {"hard_delete_workers": defaults.hard_delete_workers, **ours},
+        "plane_workers_one_connection": results["plane_workers_one_connection"],
         "plane_style": plane,
         "speedup": round(plane["seconds"] / ours["seconds"], 2),
         "targets": {

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -171,10 +171,15 @@ def test_dead_workspace_purged_whole_and_nothing_else_touched(settings, engine, 
     assert code == EXIT_OK and again is not None and again.counts.get("deleted", 0) == 0
 
 
-def test_small_transactions_split_big_subtrees_with_the_same_result(settings, engine, world, monkeypatch):  # type: ignore[no-untyped-def]
-    """With a 40-row transaction cap a project (hundreds of rows) must be purged in pieces."""
+@pytest.mark.parametrize("workers", [1, 3])
+def test_small_transactions_split_big_subtrees_with_the_same_result(  # type: ignore[no-untyped-def]
+    settings, engine, world, monkeypatch, workers
+):
+    """With a 40-row transaction cap a project (hundreds of rows) must be purged in pieces; with
+    16-row batches every table has several, which run in parallel when there are workers for it."""
     monkeypatch.setattr(hard_delete, "MAX_ROWS_PER_TX", 40)
     monkeypatch.setattr(hard_delete, "ROOT_BATCH", 16)
+    settings = replace(settings, hard_delete_workers=workers)
     _, dry = run_job(SPEC, settings, dry_run=True)
     code, real = run_job(SPEC, settings)
     assert code == EXIT_OK and real is not None and dry is not None
