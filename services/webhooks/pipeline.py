@@ -6,6 +6,9 @@ batch themselves (each takes everything that queued up while it was busy):
     submit (arroyo thread) -> lookup thread -> HTTP pool, per-endpoint limit -> writer thread
                                    (webhooks, dedupe)                           (logs, retries, commit)
 
+The HTTP pool, the per-endpoint limit and the HTTP client are one per process (`Outbound`), shared
+by the main topic's and the tiers' pipelines, so the limits hold for all of them together.
+
 - An offset is committed only once its delivery is recorded: logged and finished, or its retry is
   confirmed by the broker. Completion is out of order, so offsets are committed up to the oldest
   unfinished one (`OffsetTracker`); a crash re-sends what was not recorded, with the same
@@ -18,6 +21,7 @@ batch themselves (each takes everything that queued up while it was busy):
 
 from __future__ import annotations
 
+import functools
 import logging
 import queue
 import threading
@@ -111,31 +115,45 @@ class OffsetTracker:
 
 
 class EndpointLimiter:
-    """At most `per_endpoint` attempts in flight per webhook; the pool bounds the total.
+    """At most `per_endpoint` attempts in flight per webhook, across the main topic and every
+    retry tier of the process; the pool (WEBHOOK_CONCURRENCY threads) bounds the total.
 
     A hanging endpoint ties up `per_endpoint` threads, never the pool; its other deliveries wait
-    in its own queue while every other endpoint goes on."""
+    in its own queue while every other endpoint goes on. Tasks carry their owner (a pipeline): one
+    that stops on a rebalance or shutdown withdraws its waiting tasks, whose messages are then
+    read again by the partitions' next owner rather than sent from a pipeline that is gone."""
 
-    def __init__(self, pool: ThreadPoolExecutor, per_endpoint: int, run: Callable[[Job], None]) -> None:
+    def __init__(self, pool: ThreadPoolExecutor, per_endpoint: int) -> None:
         self._pool = pool
         self._per_endpoint = per_endpoint
-        self._run = run
         self._lock = threading.Lock()
         self._busy: dict[uuid.UUID, int] = defaultdict(int)
-        self._waiting: dict[uuid.UUID, deque[Job]] = defaultdict(deque)
+        self._waiting: dict[uuid.UUID, deque[tuple[object, Callable[[], None]]]] = defaultdict(deque)
 
-    def submit(self, job: Job) -> None:
-        key = job.delivery.webhook_id
+    def submit(self, key: uuid.UUID, owner: object, task: Callable[[], None]) -> None:
         with self._lock:
             if self._busy[key] >= self._per_endpoint:
-                self._waiting[key].append(job)
+                self._waiting[key].append((owner, task))
                 return
             self._busy[key] += 1
-        self._pool.submit(self._work, key, job)
+        self._pool.submit(self._work, key, task)
 
-    def _work(self, key: uuid.UUID, job: Job) -> None:
+    def withdraw(self, owner: object) -> None:
+        """Drop the owner's tasks that have not started (those running finish on their own)."""
+        with self._lock:
+            for key in list(self._waiting):
+                kept = deque(item for item in self._waiting[key] if item[0] is not owner)
+                if kept:
+                    self._waiting[key] = kept
+                else:
+                    del self._waiting[key]
+
+    def _work(self, key: uuid.UUID, task: Callable[[], None]) -> None:
         while True:
-            self._run(job)
+            try:
+                task()
+            except Exception:  # the task records its own failures; this one must not leak a slot
+                log.exception("webhook %s: delivery task failed", key)
             with self._lock:
                 waiting = self._waiting.get(key)
                 if not waiting:
@@ -144,7 +162,35 @@ class EndpointLimiter:
                     if not self._busy[key]:
                         del self._busy[key]
                     return
-                job = waiting.popleft()  # keep the slot for the endpoint's next delivery
+                _, task = waiting.popleft()  # keep the slot for the endpoint's next delivery
+
+
+@dataclass(frozen=True)
+class Outbound:
+    """What the main topic's and every retry tier's pipelines of one process share: the HTTP
+    client (its connection pools outlive partition assignments) and the per-endpoint limit, so
+    a failing endpoint gets WEBHOOK_ENDPOINT_CONCURRENCY attempts at once, not that many per tier."""
+
+    client: SafeHttpClient
+    limiter: EndpointLimiter
+
+    @classmethod
+    def of_process(cls, deps: ConsumerDeps) -> Outbound:
+        if "webhook-outbound" not in deps.shared:
+            settings = deps.settings
+            client = SafeHttpClient(
+                Allowlist.from_settings(settings),
+                # Per host: many webhooks can share one receiver host. The per-webhook limit is
+                # the EndpointLimiter's; a pool this small would let one webhook starve the rest.
+                max_connections_per_endpoint=settings.webhook_concurrency,
+                max_request_bytes=max(settings.webhook_payload_max_bytes, settings.event_max_bytes),
+                user_agent=attempt.USER_AGENT,
+            )
+            # Never shut down by a pipeline: it serves every tier for the life of the process.
+            pool = ThreadPoolExecutor(settings.webhook_concurrency, thread_name_prefix="webhook-http")
+            limiter = EndpointLimiter(pool, settings.webhook_endpoint_concurrency)
+            deps.shared["webhook-outbound"] = cls(client, limiter)
+        return deps.shared["webhook-outbound"]
 
 
 @dataclass
@@ -197,13 +243,14 @@ class Stage:
 
 class DeliveryPipeline(ProcessingStrategy[KafkaPayload]):
     def __init__(
-        self, commit: Commit, deps: ConsumerDeps, sessions: sessionmaker[Session], client: SafeHttpClient
+        self, commit: Commit, deps: ConsumerDeps, sessions: sessionmaker[Session], outbound: Outbound
     ) -> None:
         self._commit = commit
         self._deps = deps
         self._settings = deps.settings
         self._sessions = sessions
-        self._client = client
+        self._client = outbound.client
+        self._limiter = outbound.limiter
         self._scale = self._settings.webhook_time_scale
         self._name = deps.spec.name
         self._fatal: list[BaseException] = []
@@ -211,12 +258,6 @@ class DeliveryPipeline(ProcessingStrategy[KafkaPayload]):
         self._done: queue.SimpleQueue[tuple[Partition, int]] = queue.SimpleQueue()
         self._max_pending = max(256, 8 * self._settings.webhook_concurrency)
         self._closed = False
-        self._pool = ThreadPoolExecutor(
-            self._settings.webhook_concurrency, thread_name_prefix=f"{self._name}-http"
-        )
-        self._limiter = EndpointLimiter(
-            self._pool, self._settings.webhook_endpoint_concurrency, self._attempt
-        )
         self._lookup = Stage(f"{self._name}-lookup", self._look_up, self._fatal)
         self._writer = Stage(f"{self._name}-writer", self._record, self._fatal)
         self._lookup.start()
@@ -299,7 +340,8 @@ class DeliveryPipeline(ProcessingStrategy[KafkaPayload]):
             elif delivery.webhook_id not in found.endpoints:
                 self._writer.put(Finished(job, skipped=True))
             else:
-                self._limiter.submit(replace(job, endpoint=found.endpoints[delivery.webhook_id]))
+                ready = replace(job, endpoint=found.endpoints[delivery.webhook_id])
+                self._limiter.submit(delivery.webhook_id, self, functools.partial(self._attempt, ready))
 
     def _attempt(self, job: Job) -> None:
         endpoint = job.endpoint
@@ -420,7 +462,7 @@ class DeliveryPipeline(ProcessingStrategy[KafkaPayload]):
     def _stop(self) -> None:
         self._lookup.stop()
         self._writer.stop()
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._limiter.withdraw(self)
 
 
 class DeliveryPipelineFactory(ProcessingStrategyFactory[KafkaPayload]):
@@ -429,20 +471,12 @@ class DeliveryPipelineFactory(ProcessingStrategyFactory[KafkaPayload]):
             raise RuntimeError("webhook-deliveries needs DATABASE_URL")
         self._deps = deps
         self._sessions = deps.sessions
-        # One client per process and tier: its connection pools outlive partition assignments.
-        self._client = SafeHttpClient(
-            Allowlist.from_settings(deps.settings),
-            # Per host: many webhooks can share one receiver host. The per-webhook limit is the
-            # EndpointLimiter's; a pool this small would let one webhook starve its neighbours.
-            max_connections_per_endpoint=deps.settings.webhook_concurrency,
-            max_request_bytes=max(deps.settings.webhook_payload_max_bytes, deps.settings.event_max_bytes),
-            user_agent=attempt.USER_AGENT,
-        )
+        self._outbound = Outbound.of_process(deps)
 
     def create_with_partitions(
         self, commit: Commit, partitions: Mapping[Partition, int]
     ) -> ProcessingStrategy[KafkaPayload]:
-        pipeline = DeliveryPipeline(commit, self._deps, self._sessions, self._client)
+        pipeline = DeliveryPipeline(commit, self._deps, self._sessions, self._outbound)
         return Healthcheck(self._deps.settings.health_file, pipeline)
 
 

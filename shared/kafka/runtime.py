@@ -13,10 +13,10 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import cast
+from typing import Any, cast
 
 from arroyo.backends.kafka import KafkaConsumer, KafkaPayload
 from arroyo.commit import ONCE_PER_SECOND
@@ -51,6 +51,9 @@ class ConsumerDeps:
     dead_letters: DeadLetters
     tier: int | None  # None on the main topic, i on retry tier i
     clock: Clock
+    # One dict per process, the same for the main topic and every retry tier: where a strategy
+    # keeps what must span them (webhook-deliveries: one per-endpoint limit for all tiers).
+    shared: dict[str, Any] = field(default_factory=dict)
 
 
 StrategyBuilder = Callable[[ConsumerDeps], ProcessingStrategyFactory[KafkaPayload]]
@@ -77,8 +80,10 @@ def build(spec: ConsumerSpec, settings: Settings, clock: Clock | None = None) ->
     processors = []
     tiers: list[tuple[str, str, int | None]] = [(spec.topic, spec.group, None)]
     tiers += [(spec.retry_topic(i), f"{spec.group}-retry-{i}", i) for i in range(len(spec.retry_delays_s))]
+    shared: dict[str, Any] = {}
+    clock = clock or time.time
     for topic, group, tier in tiers:
-        deps = ConsumerDeps(spec, settings, producer, sessions, dead_letters, tier, clock or time.time)
+        deps = ConsumerDeps(spec, settings, producer, sessions, dead_letters, tier, clock, shared)
         processors.append(
             StreamProcessor(
                 KafkaConsumer(consumer_config(settings, settings.group(group), retry_tier=tier is not None)),

@@ -274,6 +274,45 @@ def test_hanging_endpoint_does_not_hold_up_the_others(hook_settings, world) -> N
     assert 1 <= len(hung) <= settings.webhook_endpoint_concurrency + 1  # its own share, no more
 
 
+def test_a_failing_endpoint_gets_its_share_across_the_retry_tiers_together(hook_settings, world) -> None:
+    """The per-endpoint limit holds for the main topic and every retry tier of a process at once:
+    with retries flowing while new deliveries go out, a slow failing receiver never has more than
+    WEBHOOK_ENDPOINT_CONCURRENCY requests open (each tier had a limit of its own before)."""
+    lock, open_now, peak = threading.Lock(), [0], [0]
+    first_seen: dict[str, float] = {}
+    retried_at: list[float] = []
+
+    def slow_failure(request) -> None:  # type: ignore[no-untyped-def]
+        with lock:
+            open_now[0] += 1
+            peak[0] = max(peak[0], open_now[0])
+            webhook_id = request.headers["webhook-id"]
+            if webhook_id in first_seen:
+                retried_at.append(time.monotonic())
+            else:
+                first_seen[webhook_id] = time.monotonic()
+        time.sleep(0.1)
+        with lock:
+            open_now[0] -= 1
+        send(request, 500, b"down")
+
+    receiver = HttpServer(routes={"/slow": slow_failure})
+    hook, _ = world.add_webhook(receiver.url("/slow"))
+    first, second = deliveries_for(world, hook, 10), deliveries_for(world, hook, 10)
+    # 5 s -> 50 ms, 5 min -> 3 s, 30 min -> 18 s: tiers 0 to 2 keep retrying the first ten.
+    settings = replace(hook_settings, webhook_time_scale=1e-2, webhook_endpoint_concurrency=2)
+    produce(settings, "webhook-deliveries", first, str(hook))
+    with consumer_thread(DELIVERIES, settings):
+        wait_until(lambda: retried_at, 60)
+        produce(settings, "webhook-deliveries", second, str(hook))
+        wait_until(lambda: len(first_seen) == 20 and len(retried_at) >= 30, 90)
+    receiver.close()
+
+    second_started = min(first_seen[str(e.id)] for e in second)
+    assert min(retried_at) < second_started < max(retried_at), "retries did not overlap new deliveries"
+    assert peak[0] <= 2, f"{peak[0]} requests were open at once to one endpoint"
+
+
 def _count(engine: Engine, table: str) -> int:
     with engine.connect() as conn:
         return conn.scalar(text(f"SELECT count(*) FROM {table}"))
