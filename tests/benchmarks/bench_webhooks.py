@@ -9,6 +9,10 @@ topic's partitions). Celery: one prefork worker with --concurrency = this machin
 Then latency: one event at a time to a workspace with one healthy webhook, from before the
 produce/.delay() call to the request's arrival at the receiver; p50/p99 over `samples`.
 Embedded PostgreSQL and Kafka-protocol broker for both. Prints JSON. Not part of the test run.
+
+Both throughput phases are also metered (`cpu_accounting`): CPU ms per delivery by component. With
+C cores, a throughput of 10x Celery's leaves C / (10 x Celery's rate) of CPU per delivery for
+everything, reported as `cpu_budget_ms_per_delivery_at_10x`.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from shared.events import new_event
 from shared.settings import Settings
 from shared.testing.plane_rows import insert_one, insert_user
 from tests.benchmarks import celery_webhooks
+from tests.benchmarks.cpu_accounting import CpuMeter, per_item_ms
 from tests.benchmarks.webhook_receiver import Receiver
 from tests.helpers import spawn_consumer, wait_until
 
@@ -93,14 +98,35 @@ def first_attempts(engine: Engine, workspace: str) -> int:
         return conn.scalar(query, {"ws": workspace})
 
 
+def component(name: str, exe: str, cmdline: str) -> str | None:
+    """Names the processes of both sides. PostgreSQL is the embedded one (its binary ships with
+    pgserver), not the build machine's own cluster."""
+    if "consume webhook-deliveries" in cmdline:
+        return "webhook-deliveries"
+    if "consume webhook-events" in cmdline:
+        return "webhook-events"
+    if "celery" in cmdline:
+        return "celery worker"
+    if name in ("beam.smp", "epmd", "erl_child_setup", "inet_gethost"):
+        return "rabbitmq"
+    if "--advertised-listener-url" in cmdline:
+        return "broker (tansu)"
+    if name == "postgres" and "pgserver" in exe:
+        return "postgresql"
+    return None
+
+
 def throughput(
-    engine: Engine, world: dict[str, str], n: int, total: int, send: Callable[[int], None]
-) -> float:
+    engine: Engine, world: dict[str, str], n: int, total: int, send: Callable[[int], None], meter: CpuMeter
+) -> tuple[float, dict[str, float]]:
+    """Deliveries per second, and CPU ms per delivery by component over the same phase."""
+    meter.start()
     start = time.perf_counter()
     for i in range(n):
         send(i)
     wait_until(lambda: first_attempts(engine, world["workspace"]) >= total, timeout_s=1800, interval_s=0.05)
-    return total / (time.perf_counter() - start)
+    rate = total / (time.perf_counter() - start)
+    return rate, per_item_ms(meter.stop(), total)
 
 
 def latencies_ms(receiver: Receiver, samples: int, send: Callable[[int], None]) -> dict[str, float]:
@@ -138,6 +164,7 @@ def main(
         latency_world = seed(engine, receiver, "latency", 1, failing=0)
 
         producer = EventProducer(s)
+        meter = CpuMeter(component)
 
         def produce(world: dict[str, str], i: int) -> None:
             event = new_event("plane.webhook_activity.v1", activity(world, i))
@@ -152,7 +179,9 @@ def main(
             # Every deliveries process holds partitions (tansu does not describe groups).
             wait_until(lambda: all(assigned(log, "webhook-deliveries") for log in logs[1:]), timeout_s=120)
             time.sleep(2)
-            ours_rate = throughput(engine, ours_world, n_events, total, lambda i: produce(ours_world, i))
+            ours_rate, ours_cpu = throughput(
+                engine, ours_world, n_events, total, lambda i: produce(ours_world, i), meter
+            )
             ours_latency = latencies_ms(receiver, samples, lambda i: produce(latency_world, i))
         finally:
             for consumer in consumers:
@@ -166,7 +195,9 @@ def main(
             def delay(world: dict[str, str], i: int) -> None:
                 celery_webhooks.webhook_activity.delay(**activity(world, i))
 
-            celery_rate = throughput(engine, celery_world, n_events, total, lambda i: delay(celery_world, i))
+            celery_rate, celery_cpu = throughput(
+                engine, celery_world, n_events, total, lambda i: delay(celery_world, i), meter
+            )
             celery_latency = latencies_ms(receiver, samples, lambda i: delay(latency_world, i))
         finally:
             celery_webhooks.stop_worker(worker)
@@ -181,6 +212,10 @@ def main(
         "ours_deliveries_per_s": round(ours_rate, 1),
         "celery_deliveries_per_s": round(celery_rate, 1),
         "ratio": round(ours_rate / celery_rate, 2),
+        "ours_cpu_ms_per_delivery": ours_cpu,
+        "celery_cpu_ms_per_delivery": celery_cpu,
+        # Everything, per delivery, that 10x Celery's rate would leave on this machine's cores.
+        "cpu_budget_ms_per_delivery_at_10x": round((os.cpu_count() or 1) * 1000 / (10 * celery_rate), 3),
         "ours_latency_healthy": ours_latency,
         "celery_latency_healthy": celery_latency,
         "ours_processes": f"webhook-events x1, webhook-deliveries x{processes}",
