@@ -71,6 +71,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("EMAIL_USE_SSL", "0", "Implicit TLS (1/0)."),
     Variable("WEB_URL", "http://localhost", "Plane's web address, used in links inside e-mails."),
     Variable("EMAIL_FROM", "Team Plane <team@mailer.plane.so>", "From address of every mail."),
+    Variable("PLANE_TEMPLATES_DIR", "", "Plane's templates folder; mails then use Plane's templates."),
     Variable("WEBHOOK_ALLOWED_IPS", "", "IPs/CIDRs webhooks may reach despite the SSRF rules."),
     Variable("WEBHOOK_ALLOWED_HOSTS", "", "Exact host names webhooks may reach despite SSRF rules."),
     Variable("WEBHOOK_TIMEOUT_S", "30", "Total deadline of one delivery attempt (connect to last byte)."),
@@ -139,6 +140,7 @@ class Settings:
     email_use_ssl: bool = False
     web_url: str = "http://localhost"
     email_from: str = "Team Plane <team@mailer.plane.so>"
+    plane_templates_dir: str = ""
     webhook_allowed_ips: tuple[str, ...] = ()
     webhook_allowed_hosts: tuple[str, ...] = ()
     webhook_timeout_s: float = 30.0

@@ -8,12 +8,14 @@ import logging
 from sqlalchemy import Connection, text
 
 from services.webhooks.store import Disabled
+from shared import plane_templates
 from shared.mail import send_mail
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 
 SUBJECT = "Webhook Deactivated"  # Plane's subject line
+TEMPLATE = "emails/notifications/webhook-deactivate.html"  # Plane's, when PLANE_TEMPLATES_DIR has it
 
 _OWNER = text(
     """
@@ -39,7 +41,9 @@ def notify_owner(settings: Settings, conn: Connection, disabled: Disabled) -> No
     settings_url = f"{site}/{row.slug}/settings/webhooks/{disabled.webhook_id}"
     message = f"Webhook {disabled.url} has been deactivated due to failed requests."
     text_body = f"{message}\n\nReason: {disabled.reason}\n\nRe-enable it here: {settings_url}\n"
-    html_body = (
+    # Plane's context for its template (the reason is not in it, as in Plane).
+    context = {"email": row.email, "message": message, "webhook_url": settings_url}
+    html_body = plane_templates.render(settings, TEMPLATE, context) or (
         f"<p>{html.escape(message)}</p><p>Reason: {html.escape(disabled.reason)}</p>"
         f'<p><a href="{html.escape(settings_url)}">Open the webhook settings</a></p>'
     )

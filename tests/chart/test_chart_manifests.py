@@ -221,3 +221,19 @@ def test_notes_explain_operations(default_render: Rendered):
     assert "-manual-$(date +%s)" in notes
     assert "plane-workers produce" in notes
     assert "kubectl -n plane get deployments,cronjobs,jobs" in notes
+
+
+def test_extra_volumes_reach_every_pod_next_to_tmp():
+    """How an operator mounts Plane's templates folder (PLANE_TEMPLATES_DIR) into every pod."""
+    templates = {"name": "plane-templates", "configMap": {"name": "plane-templates"}}
+    mount = {"name": "plane-templates", "mountPath": "/plane/templates", "readOnly": True}
+    rendered = render_chart({"extraVolumes": [templates], "extraVolumeMounts": [mount]})
+    pods = list(rendered.pod_specs())
+    assert pods
+    for name, pod in pods:
+        assert [v["name"] for v in pod["volumes"]] == ["tmp", "plane-templates"], name
+        assert container(pod)["volumeMounts"][1] == mount, name
+    errors = [e for obj in rendered.objects for e in validation_errors(obj, "1.33.0")]
+    assert errors == []
+    with pytest.raises(helm_python.HelmValuesError):  # a mount without its path fails install
+        render_chart({"extraVolumeMounts": [{"name": "plane-templates"}]})

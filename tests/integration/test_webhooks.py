@@ -226,9 +226,16 @@ def test_failing_endpoint_follows_svix_schedule_then_is_disabled_once_with_one_m
     assert row["envelope"] is not None, "kept for replay"
 
 
-def test_redirect_is_a_failure_never_followed_and_410_disables_at_once(hook_settings, world, smtp) -> None:
+def test_redirect_is_a_failure_never_followed_and_410_disables_at_once(
+    hook_settings, world, smtp, tmp_path
+) -> None:
     """R4: a 3xx is logged as a failure and its target receives nothing; 410 switches the webhook
-    off after one attempt."""
+    off after one attempt. Its creator's mail is rendered from Plane's template folder when one is
+    configured (a stand-in template here: Plane's own is not ours to ship)."""
+    template = tmp_path / "emails" / "notifications" / "webhook-deactivate.html"
+    template.parent.mkdir(parents=True)
+    template.write_text("<h1>{{ message }}</h1><a href='{{ webhook_url }}'>View webhook</a>")
+    hook_settings = replace(hook_settings, plane_templates_dir=str(tmp_path))
     receiver = HttpServer()
     receiver.routes["/moved"] = redirect(receiver.url("/target"), 308)
     receiver.routes["/gone"] = lambda r: send(r, 410, b"gone")
@@ -245,7 +252,14 @@ def test_redirect_is_a_failure_never_followed_and_410_disables_at_once(hook_sett
     assert world.deliveries(moved) == [], "a 3xx is retried, not finished"
     assert world.deliveries(gone)[0]["status"] == "gone" and len(world.logs(gone)) == 1
     assert world.webhook(gone)["is_active"] is False and world.webhook(moved)["is_active"] is True
-    assert len(mails_to(smtp, world.owner_email)) == 1
+    [mail] = mails_to(smtp, world.owner_email)
+    [html_part] = [p for p in mail.message.walk() if p.get_content_type() == "text/html"]
+    html = html_part.get_payload(decode=True)
+    url = f"http://localhost/{world.slug}/settings/webhooks/{gone}"
+    assert html.decode().strip() == (
+        f"<h1>Webhook {receiver.url('/gone')} has been deactivated due to failed requests.</h1>"
+        f"<a href='{url}'>View webhook</a>"
+    )
 
 
 def test_hanging_endpoint_does_not_hold_up_the_others(hook_settings, world) -> None:

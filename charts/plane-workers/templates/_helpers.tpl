@@ -168,9 +168,15 @@ containers:
     volumeMounts:
       - name: tmp
         mountPath: /tmp
+      {{- with $root.Values.extraVolumeMounts }}
+      {{- toYaml . | nindent 6 }}
+      {{- end }}
 volumes:
   {{- /* The only writable path: the health file, Python's tempfiles and export scratch. */}}
   - name: tmp
     emptyDir:
       sizeLimit: {{ $s.tmpSizeLimit }}
+  {{- with $root.Values.extraVolumes }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
 {{- end }}
