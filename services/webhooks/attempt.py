@@ -23,6 +23,13 @@ USER_AGENT = "Autopilot"  # Plane's; receivers may filter on it
 UNSTORED_HEADERS = frozenset({"x-plane-signature", "webhook-signature"})
 
 
+class Control(StrEnum):
+    """Svix's delivery control: what a receiver may ask in a `webhook-delivery` response header."""
+
+    DISABLE = "disable"  # switch the webhook off; this delivery ends as answered
+    ABORT = "abort-message"  # no more retries of this delivery (no effect on a success)
+
+
 class Result(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"  # may be retried
@@ -69,6 +76,7 @@ class Outcome:
     error: str | None = None
     overloaded: bool = False  # a timeout or 429: back off at least a minute
     retry_after_s: float | None = None
+    control: Control | None = None
     elapsed_s: float = 0.0
 
     @property
@@ -132,5 +140,13 @@ def send(
         response_body=response.body.decode("utf-8", "replace"),
         overloaded=status == 429,
         retry_after_s=parse_retry_after(response.headers.get("retry-after"), time.time()),
+        control=_control(response.headers.get("webhook-delivery")),
         elapsed_s=time.perf_counter() - started,
     )
+
+
+def _control(value: str | None) -> Control | None:
+    try:
+        return Control(value.strip().lower()) if value else None
+    except ValueError:  # an instruction we do not know: ignored, as Svix does
+        return None

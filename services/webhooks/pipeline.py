@@ -373,7 +373,9 @@ class DeliveryPipeline(ProcessingStrategy[KafkaPayload]):
                 continue
             outcome = item.outcome
             batch.attempts.append(outcome)
-            if outcome.result is Result.FAILED:
+            if outcome.result is Result.FAILED and outcome.control is not None:
+                status = store.Terminal.ABORTED  # the receiver asked: no retries (and maybe off)
+            elif outcome.result is Result.FAILED:
                 delay = next_delay(
                     delivery.attempt - 1,
                     overloaded=outcome.overloaded,

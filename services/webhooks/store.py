@@ -20,7 +20,7 @@ from sqlalchemy import Connection, bindparam, func, insert, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from services.webhooks.attempt import Delivery, Endpoint, Outcome, Result
+from services.webhooks.attempt import Control, Delivery, Endpoint, Outcome, Result
 from services.webhooks.signing import RetiredKey, signing_keys
 from shared.db.plane import WebhookLog
 from shared.db.state import WebhookDelivery
@@ -38,6 +38,7 @@ class Terminal:
     GONE = "gone"
     BLOCKED = "blocked"
     SKIPPED = "skipped"  # the webhook was inactive or deleted when the delivery came up
+    ABORTED = "aborted"  # failed, and the receiver asked for no retries (webhook-delivery header)
 
 
 @dataclass(frozen=True)
@@ -229,14 +230,18 @@ def record(
     if failed:
         since = {w: at for w, at in conn.execute(_FAILURE, {"ids": failed, "at": now})}
 
-    to_disable: dict[uuid.UUID, str] = {}
+    to_disable: dict[uuid.UUID, str] = {
+        o.delivery.webhook_id: "the receiver asked for it (webhook-delivery: disable)"
+        for o in batch.attempts
+        if o.control is Control.DISABLE
+    }
     for webhook_id, outcome in last.items():
         if outcome.result is Result.GONE:
-            to_disable[webhook_id] = "the endpoint answered 410 Gone"
+            to_disable.setdefault(webhook_id, "the endpoint answered 410 Gone")
         elif outcome.result is Result.FAILED:
             started = since[webhook_id]
             if now - started > disable_after:
-                to_disable[webhook_id] = f"every attempt failed since {started.isoformat()}"
+                to_disable.setdefault(webhook_id, f"every attempt failed since {started.isoformat()}")
     for outcome in batch.exhausted:
         webhook_id = outcome.delivery.webhook_id
         # Sporadic failures exhaust a delivery now and then; only an endpoint that has not

@@ -12,7 +12,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
@@ -260,6 +260,39 @@ def test_redirect_is_a_failure_never_followed_and_410_disables_at_once(
         f"<h1>Webhook {receiver.url('/gone')} has been deactivated due to failed requests.</h1>"
         f"<a href='{url}'>View webhook</a>"
     )
+
+
+def test_receiver_delivery_control_headers_abort_retries_and_disable(hook_settings, world, smtp) -> None:
+    """Svix's delivery control: `webhook-delivery: abort-message` on a failure ends the delivery
+    without retries (kept for replay, the webhook stays on); `webhook-delivery: disable` switches
+    the webhook off at once, even on a success, and its creator is told once."""
+
+    def answer(status: int, control: str) -> Callable:
+        return lambda r: send(r, status, b"x", headers={"webhook-delivery": control})
+
+    receiver = HttpServer()
+    receiver.routes["/abort"] = answer(500, "abort-message")
+    receiver.routes["/disable"] = answer(200, "Disable")
+    receiver.routes["/unknown"] = answer(200, "pause-forever")  # unknown instructions are ignored
+    abort, _ = world.add_webhook(receiver.url("/abort"))
+    disable, _ = world.add_webhook(receiver.url("/disable"))
+    unknown, _ = world.add_webhook(receiver.url("/unknown"))
+    for hook in (abort, disable, unknown):
+        produce(hook_settings, "webhook-deliveries", deliveries_for(world, hook, 1), str(hook))
+    with consumer_thread(DELIVERIES, hook_settings):
+        wait_until(lambda: all(world.deliveries(h) for h in (abort, disable, unknown)), 60)
+        wait_until(lambda: mails_to(smtp, world.owner_email), 10)
+        time.sleep(1)  # a retry at this time scale would be due by now
+    receiver.close()
+
+    assert [r.path for r in receiver.requests].count("/abort") == 1
+    [aborted] = world.deliveries(abort)
+    assert aborted["status"] == "aborted" and aborted["envelope"] is not None
+    assert world.deliveries(disable)[0]["status"] == "succeeded"
+    assert world.deliveries(unknown)[0]["status"] == "succeeded"
+    active = {h: world.webhook(h)["is_active"] for h in (abort, disable, unknown)}
+    assert active == {abort: True, disable: False, unknown: True}
+    assert len(mails_to(smtp, world.owner_email)) == 1
 
 
 def test_hanging_endpoint_does_not_hold_up_the_others(hook_settings, world) -> None:
