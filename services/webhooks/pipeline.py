@@ -148,6 +148,10 @@ class EndpointLimiter:
                 else:
                     del self._waiting[key]
 
+    def close(self) -> None:
+        """At process end: what has not started is dropped (its offsets were never committed)."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
     def _work(self, key: uuid.UUID, task: Callable[[], None]) -> None:
         while True:
             try:
@@ -191,6 +195,10 @@ class Outbound:
             limiter = EndpointLimiter(pool, settings.webhook_endpoint_concurrency)
             deps.shared["webhook-outbound"] = cls(client, limiter)
         return deps.shared["webhook-outbound"]
+
+    def close(self) -> None:
+        self.limiter.close()
+        self.client.close()
 
 
 @dataclass

@@ -53,6 +53,7 @@ class ConsumerDeps:
     clock: Clock
     # One dict per process, the same for the main topic and every retry tier: where a strategy
     # keeps what must span them (webhook-deliveries: one per-endpoint limit for all tiers).
+    # Values with a close() method are closed once every processor has stopped.
     shared: dict[str, Any] = field(default_factory=dict)
 
 
@@ -65,6 +66,7 @@ class ConsumerRun:
     processors: list[StreamProcessor]
     producer: EventProducer
     errors: list[BaseException]
+    shared: dict[str, Any] = field(default_factory=dict)
 
     def shutdown(self) -> None:
         for processor in self.processors:
@@ -93,7 +95,7 @@ def build(spec: ConsumerSpec, settings: Settings, clock: Clock | None = None) ->
                 join_timeout=JOIN_TIMEOUT_S,
             )
         )
-    return ConsumerRun(spec, processors, producer, [])
+    return ConsumerRun(spec, processors, producer, [], shared)
 
 
 class LoggedAssignments(ProcessingStrategyFactory[KafkaPayload]):
@@ -157,6 +159,9 @@ def run(run: ConsumerRun, install_signals: bool = True) -> int:
         stopped.wait(0.5)
         stopped.clear()
     run.producer.close()
+    for resource in run.shared.values():
+        if callable(close := getattr(resource, "close", None)):
+            close()
     log.info("consumer %s stopped", run.spec.name)
     return 1 if run.errors else 0
 

@@ -245,7 +245,10 @@ def test_redirect_is_a_failure_never_followed_and_410_disables_at_once(
     produce(hook_settings, "webhook-deliveries", deliveries_for(world, gone, 1), str(gone))
     with consumer_thread(DELIVERIES, replace(hook_settings, webhook_time_scale=1.0)):
         wait_until(lambda: world.logs(moved) and world.deliveries(gone), 60)
+        assert any(t.name.startswith("webhook-http") for t in threading.enumerate())
     receiver.close()
+    # The process's shared HTTP pool ends with the consumer: no delivery thread outlives it.
+    wait_until(lambda: not any(t.name.startswith("webhook-http") for t in threading.enumerate()), 10)
 
     assert [r.path for r in receiver.requests].count("/target") == 0
     assert world.logs(moved)[0]["response_status"] == "308"
