@@ -75,11 +75,11 @@ class Job:
 
 @dataclass
 class Finished:
-    """A job the writer must record: `outcome` is None when no attempt was made."""
+    """A job the writer must record. `outcome` is None when no attempt was made: the webhook was
+    inactive or gone, and the delivery is kept (`skipped`) for replay."""
 
     job: Job
     outcome: Outcome | None = None
-    skipped: bool = False  # the webhook was inactive or gone: keep the delivery for replay
 
 
 class OffsetTracker:
@@ -346,7 +346,7 @@ class DeliveryPipeline(ProcessingStrategy[KafkaPayload]):
                 EVENTS_PROCESSED.labels(self._name, "duplicate").inc()
                 self._done.put((job.partition, job.offset))
             elif delivery.webhook_id not in found.endpoints:
-                self._writer.put(Finished(job, skipped=True))
+                self._writer.put(Finished(job))
             else:
                 ready = replace(job, endpoint=found.endpoints[delivery.webhook_id])
                 self._limiter.submit(delivery.webhook_id, self, functools.partial(self._attempt, ready))
