@@ -9,7 +9,7 @@ $(BIN)/plane-workers: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
-.PHONY: demo test lint bench
+.PHONY: demo test lint bench bench-quick
 demo: $(BIN)/plane-workers
 	$(BIN)/plane-workers demo
 
@@ -18,5 +18,9 @@ test: $(BIN)/plane-workers
 	$(BIN)/plane-workers export-helm --check
 	$(BIN)/pytest -p no:cacheprovider
 
+# Every benchmark under tests/benchmarks, one JSON report (README "Benchmarks"); quick: small sizes.
 bench: $(BIN)/plane-workers
-	$(BIN)/python -m tests.benchmarks.bench_issue_description_versions
+	$(BIN)/python -m tests.benchmarks.run_all --out bench-report.json
+
+bench-quick: $(BIN)/plane-workers
+	$(BIN)/python -m tests.benchmarks.run_all --quick --out bench-report.json

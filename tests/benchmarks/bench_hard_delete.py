@@ -19,7 +19,6 @@ references as ours does, so it runs to the end and the comparison is like for li
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import statistics
@@ -43,6 +42,7 @@ from shared.embedded.bootstrap import ensure_plane_tables
 from shared.embedded.postgres import EmbeddedPostgres, with_database
 from shared.settings import Settings
 from shared.testing.plane_rows import insert_many, insert_one, insert_select, insert_statement
+from tests.benchmarks.emit import emit, summary
 
 PLANE_ORDER = [
     "workspaces", "projects", "cycles", "modules", "issues", "pages", "issue_views", "labels", "states",
@@ -210,6 +210,7 @@ def main(deleted_issues: int = 91_000) -> dict[str, object]:
     ours, plane = results["plane_workers"], results["plane_style"]
     return {
         "benchmark": "hard-delete",
+        **summary(ours["rows_per_s"], plane["rows_per_s"], "rows/s"),
         "soft_deleted_rows": doomed,
         "seed_seconds": round(seed_s, 1),
         "plane_workers": {"hard_delete_workers": defaults.hard_delete_workers, **ours},
@@ -227,4 +228,4 @@ def main(deleted_issues: int = 91_000) -> dict[str, object]:
 
 
 if __name__ == "__main__":
-    print(json.dumps(main(*(int(a) for a in sys.argv[1:])), indent=2))
+    emit(main, sys.argv[1:])

@@ -7,7 +7,6 @@ Not part of the test run: `make bench`.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sys
@@ -19,6 +18,7 @@ from pathlib import Path
 from shared.embedded.bootstrap import prepare
 from shared.embedded.stack import EmbeddedStack
 from shared.settings import Settings
+from tests.benchmarks.emit import emit, summary
 from tests.helpers import idv_event, processed, seed, spawn_consumer, wait_until
 
 CONSUMER = "issue-description-versions"
@@ -47,12 +47,15 @@ def main(n: int = 20_000) -> dict[str, object]:
             consumer.send_signal(signal.SIGTERM)
             consumer.wait(timeout=60)
         engine.dispose()
+    rate = round((n - first) / elapsed, 1)
     return {
         "benchmark": "issue-description-versions",
+        # No baseline yet: Plane's task is not run here, so no ratio either.
+        **summary(rate, None, "events/s"),
         "events": n,
         "timed_events": n - first,
         "seconds": round(elapsed, 3),
-        "events_per_s": round((n - first) / elapsed, 1),
+        "events_per_s": rate,
         "consumer_processes": 1,
         "cpu_count": os.cpu_count(),
         "stack": "embedded (pgserver PostgreSQL, tansu)",
@@ -60,4 +63,4 @@ def main(n: int = 20_000) -> dict[str, object]:
 
 
 if __name__ == "__main__":
-    print(json.dumps(main(int(sys.argv[1]) if len(sys.argv) > 1 else 20_000), indent=2))
+    emit(main, sys.argv[1:2])

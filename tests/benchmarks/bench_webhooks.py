@@ -17,7 +17,6 @@ everything, reported as `cpu_budget_ms_per_delivery_at_10x`.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import statistics
@@ -39,6 +38,7 @@ from shared.settings import Settings
 from shared.testing.plane_rows import insert_one, insert_user
 from tests.benchmarks import celery_webhooks
 from tests.benchmarks.cpu_accounting import CpuMeter, per_item_ms
+from tests.benchmarks.emit import emit, summary
 from tests.benchmarks.webhook_receiver import Receiver
 from tests.helpers import spawn_consumer, wait_until
 
@@ -205,13 +205,13 @@ def main(
         engine.dispose()
     return {
         "benchmark": "webhook deliveries",
+        **summary(round(ours_rate, 1), round(celery_rate, 1), "deliveries/s"),
         "events": n_events,
         "webhooks_per_event": n_webhooks,
         "failing_receivers": max(1, n_webhooks // 100),
         "deliveries": total,
         "ours_deliveries_per_s": round(ours_rate, 1),
         "celery_deliveries_per_s": round(celery_rate, 1),
-        "ratio": round(ours_rate / celery_rate, 2),
         "ours_cpu_ms_per_delivery": ours_cpu,
         "celery_cpu_ms_per_delivery": celery_cpu,
         # Everything, per delivery, that 10x Celery's rate would leave on this machine's cores.
@@ -226,5 +226,4 @@ def main(
 
 
 if __name__ == "__main__":
-    args = [int(a) for a in sys.argv[1:]]
-    print(json.dumps(main(*args), indent=2))
+    emit(main, sys.argv[1:])

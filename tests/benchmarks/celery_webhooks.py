@@ -402,7 +402,9 @@ def start_worker(
         "-n",
         nodename,
     ]
-    proc = subprocess.Popen(cmd, cwd=REPO, env=env)
+    # stdout to stderr: on shutdown the worker writes "worker: Warm shutdown" to its raw fd 1, which
+    # would land in front of the benchmark's JSON.
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=2)
     proc.queue = queue  # type: ignore[attr-defined]
     proc.nodename = nodename  # type: ignore[attr-defined]
     deadline = time.monotonic() + ready_timeout
