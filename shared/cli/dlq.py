@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -13,6 +14,8 @@ from shared.events.producer import EventProducer
 from shared.kafka import headers as h
 from shared.kafka.config import consumer_config
 from shared.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 def _read_to_end(consumer: Consumer, topic: str, limit: int | None) -> Iterator[Message]:
@@ -75,7 +78,9 @@ def show(settings: Settings, topic: str, limit: int | None) -> Iterator[dict[str
 def replay(settings: Settings, topic: str, limit: int | None) -> int:
     """Re-publish dead letters to the topic they came from; committed only once re-published.
 
-    The group remembers what was replayed, so running it twice does not replay twice.
+    The group remembers what was replayed, so running it twice does not replay twice. A dead
+    letter cut to fit the broker's limit (shared/kafka/deadletter.py) is skipped and logged:
+    re-publishing its cut body would lose the original for good.
     """
     dlq = settings.topic(f"{topic}.dlq")
     consumer = Consumer(consumer_config(settings, f"plane-workers-dlq-replay.{topic}"))
@@ -84,6 +89,17 @@ def replay(settings: Settings, topic: str, limit: int | None) -> int:
     try:
         for message in _read_to_end(consumer, dlq, limit):
             meta = h.as_dict(message.headers())
+            if cut := {k: meta[k] for k in h.TRUNCATED if k in meta}:
+                log.warning(
+                    "dead letter %s[%d]@%d was cut to fit, not replayed: %s (original sha256 %s)",
+                    dlq,
+                    message.partition(),
+                    message.offset(),
+                    cut,
+                    meta.get(h.VALUE_SHA256, "-"),
+                )
+                consumer.commit(message=message, asynchronous=False)
+                continue
             target = meta.get(h.ORIGINAL_TOPIC) or settings.topic(topic)
             own = [(k, v) for k, v in message.headers() or () if k not in h.RUNTIME_HEADERS]
             producer.send_raw(target, message.value() or b"", key=message.key(), headers=own)

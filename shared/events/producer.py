@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from confluent_kafka import KafkaError, Message, Producer
 
 from shared.events.envelope import Event
-from shared.kafka.config import producer_config
+from shared.kafka.config import max_message_bytes, producer_config
 from shared.metrics import EVENTS_PRODUCED
 from shared.settings import Settings
 
@@ -26,6 +26,8 @@ class EventProducer:
     def __init__(self, settings: Settings, timeout_s: float = 30.0) -> None:
         self._settings = settings
         self._producer = Producer(producer_config(settings))
+        # librdkafka refuses a larger message (key, value and headers) in produce() itself.
+        self.max_message_bytes = max_message_bytes(settings)
         self._timeout_s = timeout_s
 
     def send(self, topic: str, event: Event, key: str | None = None) -> None:

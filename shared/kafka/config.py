@@ -26,13 +26,19 @@ def client_config(settings: Settings) -> dict[str, Any]:
     return config
 
 
+def max_message_bytes(settings: Settings) -> int:
+    """The producer's message.max.bytes: room for a valid event plus key and headers. Anything
+    produced from what came in (dead letters) must be cut to fit it (shared/kafka/deadletter.py)."""
+    return max(settings.event_max_bytes * 2, 1_048_576)
+
+
 def producer_config(settings: Settings) -> dict[str, Any]:
     # Idempotent producer: broker-side dedupe of librdkafka's own retries, acks from all ISRs.
     return client_config(settings) | {
         "enable.idempotence": True,
         "acks": "all",
         "linger.ms": 5,
-        "message.max.bytes": max(settings.event_max_bytes * 2, 1_048_576),
+        "message.max.bytes": max_message_bytes(settings),
     }
 
 

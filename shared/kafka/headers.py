@@ -15,6 +15,14 @@ ATTEMPTS = "attempts"
 FIRST_FAILED_AT = "first-failed-at"
 DUE_AT = "due-at"  # unix seconds, on retry-topic messages
 RETRY_TIER = "retry-tier"
+# On a dead letter cut to fit the producer's message.max.bytes: the original size of what was cut
+# and (key, value) a digest of the original bytes, so it can be matched with its source.
+VALUE_TRUNCATED = "value-truncated"
+VALUE_SHA256 = "value-sha256"
+KEY_TRUNCATED = "key-truncated"
+KEY_SHA256 = "key-sha256"
+HEADERS_TRUNCATED = "headers-truncated"
+TRUNCATED = (VALUE_TRUNCATED, KEY_TRUNCATED, HEADERS_TRUNCATED)
 
 RUNTIME_HEADERS = {
     ORIGINAL_TOPIC,
@@ -26,6 +34,11 @@ RUNTIME_HEADERS = {
     FIRST_FAILED_AT,
     DUE_AT,
     RETRY_TIER,
+    VALUE_TRUNCATED,
+    VALUE_SHA256,
+    KEY_TRUNCATED,
+    KEY_SHA256,
+    HEADERS_TRUNCATED,
 }
 
 
