@@ -57,7 +57,6 @@ from shared.metrics import EVENT_PROCESSING_SECONDS, EVENTS_PROCESSED
 
 log = logging.getLogger(__name__)
 
-EVENT_TYPE = "plane.webhook_delivery.v1"
 REPLAY_HEADER = "replay"
 BATCH_MAX = 500
 HOLD_S = 1.0  # pause of a stage whose database or broker is down
@@ -314,9 +313,9 @@ class DeliveryPipeline(ProcessingStrategy[KafkaPayload]):
     # --- the stages ------------------------------------------------------------------------------
 
     def _parse(self, value: BrokerValue[KafkaPayload], headers: Mapping[str, str]) -> Delivery:
-        event = parse_event(value.payload.value, max_bytes=self._settings.event_max_bytes)
-        if event.type != EVENT_TYPE:
-            raise InvalidEvent("unknown_type", f"{self._name} takes {EVENT_TYPE}, not {event.type}")
+        event = parse_event(
+            value.payload.value, max_bytes=self._settings.event_max_bytes, accept=self._deps.spec.event_types
+        )
         first_failed = headers.get(h.FIRST_FAILED_AT)
         return Delivery(
             id=event.id,

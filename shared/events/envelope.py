@@ -2,6 +2,7 @@
 
 `parse_event` turns raw bytes into an `Event` or raises `InvalidEvent` with a `kind` that says
 what was wrong. Those are permanent failures: the runtime dead-letters them, never retries them.
+A valid event of a type the consumer does not take (`accept`) is one too: no handler has it.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -105,7 +107,8 @@ def _check(schema: str, instance: Any, kind: str) -> None:
     log.warning("schema %s: fastjsonschema rejected what jsonschema accepts: %s", schema, fast_message)
 
 
-def parse_event(raw: bytes, *, max_bytes: int) -> Event:
+def parse_event(raw: bytes, *, max_bytes: int, accept: Collection[str] | None = None) -> Event:
+    """`accept`: the event types the caller handles (a consumer's `event_types`); None takes any."""
     if len(raw) > max_bytes:
         raise InvalidEvent("oversize", f"event is {len(raw)} bytes, the limit is {max_bytes}")
     try:
@@ -115,6 +118,8 @@ def parse_event(raw: bytes, *, max_bytes: int) -> Event:
     if not isinstance(envelope, dict):
         raise InvalidEvent("invalid_envelope", "the envelope must be a JSON object")
     validate(envelope)
+    if accept is not None and envelope["type"] not in accept:
+        raise InvalidEvent("unknown_type", f"takes {', '.join(sorted(accept))}, not {envelope['type']}")
     return Event(
         id=envelope["id"],
         type=envelope["type"],

@@ -89,7 +89,9 @@ class EventProcessor:
     def _process(self, value: BrokerValue[KafkaPayload], headers: Mapping[str, str]) -> None:
         payload = value.payload
         try:
-            event = parse_event(payload.value, max_bytes=self.settings.event_max_bytes)
+            event = parse_event(
+                payload.value, max_bytes=self.settings.event_max_bytes, accept=self.spec.event_types
+            )
         except InvalidEvent as exc:
             self._dead_letter(value, headers, f"InvalidEvent.{exc.kind}", str(exc))
             return

@@ -71,6 +71,15 @@ def test_envelope_round_trip_and_rejections() -> None:
         new_event(IDV, {"issue_id": UUID})  # user_id missing: refused at produce time too
 
 
+def test_an_event_of_a_type_the_caller_does_not_take_is_unknown_to_it() -> None:
+    event = new_event(IDV, {"issue_id": UUID, "user_id": UUID, "updated_issue": None})
+    assert parse_event(event.to_json(), max_bytes=10_000, accept=(IDV,)) == event
+    with pytest.raises(InvalidEvent) as info:
+        parse_event(event.to_json(), max_bytes=10_000, accept=("plane.webhook_delivery.v1",))
+    assert info.value.kind == "unknown_type"
+    assert IDV in str(info.value)
+
+
 VALID = {
     "plane.issue_activity.v1": {  # its optional fields have schema defaults, which must not appear
         "type": "issue.activity.updated",
