@@ -56,6 +56,9 @@ class ConsumerSpec:
     # so a redelivered event changes nothing. "handler": the handler makes itself idempotent.
     idempotency: Literal["transaction", "handler"] = "transaction"
     resources: Resources = field(default_factory=Resources)
+    # "package.module:function" returning shared.conformance.ConsumerSamples: what the
+    # conformance suite (tests/conformance) seeds, produces and reads back for this consumer.
+    samples: str | None = None
 
     def __post_init__(self) -> None:
         if (self.handler is None) == (self.strategy is None):
@@ -96,6 +99,8 @@ class JobSpec:
     resources: Resources = field(default_factory=Resources)
     # Logical topics the job produces to: created by `topics create` like the consumers' own.
     produces: tuple[str, ...] = ()
+    # "package.module:function" returning shared.conformance.JobSamples (see tests/conformance).
+    samples: str | None = None
 
     @property
     def args(self) -> list[str]:
@@ -109,6 +114,7 @@ CONSUMERS: tuple[ConsumerSpec, ...] = (
         handler="services.issue_description_versions.handler:handle",
         event_types=("plane.issue_description_version.v1",),
         description="Snapshots issue descriptions (Plane's issue_description_version_task).",
+        samples="services.issue_description_versions.samples:cases",
     ),
     ConsumerSpec(
         name="webhook-events",
