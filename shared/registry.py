@@ -144,6 +144,7 @@ JOBS: tuple[JobSpec, ...] = (
         description="Auto-archives and auto-closes stale issues per project settings (issue_automation).",
         active_deadline_seconds=2 * 3600,
         produces=("issue-activity",),
+        samples="cronjobs.samples:archive_close_issues",
     ),
     JobSpec(
         name="delete-expired-exports",
@@ -151,6 +152,7 @@ JOBS: tuple[JobSpec, ...] = (
         schedule="30 1 * * *",
         description="Deletes export files older than EXPORT_RETENTION_DAYS from S3 (delete_old_s3_link).",
         active_deadline_seconds=3600,
+        samples="cronjobs.samples:delete_expired_exports",
     ),
     JobSpec(
         name="delete-unuploaded-assets",
@@ -158,6 +160,7 @@ JOBS: tuple[JobSpec, ...] = (
         schedule="0 2 * * *",
         description="Soft-deletes assets whose upload never finished (delete_unuploaded_file_asset).",
         active_deadline_seconds=3600,
+        samples="cronjobs.samples:delete_unuploaded_assets",
     ),
     JobSpec(
         name="cleanup-api-logs",
@@ -165,6 +168,7 @@ JOBS: tuple[JobSpec, ...] = (
         schedule="30 2 * * *",
         description="Deletes API activity logs older than HARD_DELETE_AFTER_DAYS (delete_api_logs).",
         active_deadline_seconds=3600,
+        samples="cronjobs.samples:cleanup_api_logs",
     ),
     JobSpec(
         name="hard-delete",
@@ -172,6 +176,7 @@ JOBS: tuple[JobSpec, ...] = (
         schedule="0 0 * * *",
         description="Purges rows soft-deleted past retention, with Django's cascades (hard_delete).",
         active_deadline_seconds=4 * 3600,
+        samples="cronjobs.samples:hard_delete",
     ),
     JobSpec(
         name="cleanup-email-logs",
@@ -179,6 +184,7 @@ JOBS: tuple[JobSpec, ...] = (
         schedule="45 2 * * *",
         description="Archives, then deletes, sent e-mail notification logs past retention.",
         active_deadline_seconds=3600,
+        samples="cronjobs.samples:cleanup_email_logs",
     ),
     JobSpec(
         name="cleanup-page-versions",
@@ -186,6 +192,7 @@ JOBS: tuple[JobSpec, ...] = (
         schedule="0 3 * * *",
         description="Archives, then deletes, page versions beyond the newest VERSION_HISTORY_KEEP per page.",
         active_deadline_seconds=3600,
+        samples="cronjobs.samples:cleanup_page_versions",
     ),
     JobSpec(
         name="cleanup-description-versions",
@@ -193,6 +200,7 @@ JOBS: tuple[JobSpec, ...] = (
         schedule="15 3 * * *",
         description="Archives, then deletes, issue description versions beyond the newest N per issue.",
         active_deadline_seconds=3600,
+        samples="cronjobs.samples:cleanup_description_versions",
     ),
     JobSpec(
         name="cleanup-webhook-logs",
@@ -200,6 +208,7 @@ JOBS: tuple[JobSpec, ...] = (
         schedule="30 3 * * *",
         description="Archives, then deletes, webhook delivery logs past retention.",
         active_deadline_seconds=3600,
+        samples="cronjobs.samples:cleanup_webhook_logs",
     ),
     JobSpec(
         name="instance-traces",
@@ -208,6 +217,7 @@ JOBS: tuple[JobSpec, ...] = (
         description="Plane's instance telemetry over OTLP; off unless enabled and an endpoint is set.",
         active_deadline_seconds=900,
         starting_deadline_seconds=300,
+        samples="cronjobs.samples:instance_traces",
     ),
     JobSpec(
         name="prune-worker-state",
@@ -215,6 +225,7 @@ JOBS: tuple[JobSpec, ...] = (
         schedule="15 4 * * *",
         description="Drops event-id dedupe keys and job-run records past their retention.",
         active_deadline_seconds=1800,
+        samples="cronjobs.samples:prune_worker_state",
     ),
 )
 
