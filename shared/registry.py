@@ -122,6 +122,7 @@ CONSUMERS: tuple[ConsumerSpec, ...] = (
         handler="services.webhooks.fanout:handle",
         event_types=("plane.webhook_activity.v1",),
         description="Fans a change out to each subscribed webhook as one delivery (webhook_activity).",
+        samples="services.webhooks.samples:fanout",
     ),
     ConsumerSpec(
         name="webhook-deliveries",
@@ -133,6 +134,7 @@ CONSUMERS: tuple[ConsumerSpec, ...] = (
         retry_delays_s=(5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0),
         idempotency="handler",
         resources=Resources(cpu_request="500m", memory_request="384Mi", memory_limit="768Mi"),
+        samples="services.webhooks.samples:deliveries",
     ),
 )
 

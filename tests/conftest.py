@@ -84,7 +84,10 @@ def s3_settings(settings: Settings, s3_server: EmbeddedS3) -> Settings:
 @pytest.fixture
 def database_url(embedded_postgres: EmbeddedPostgres) -> Iterator[str]:
     name = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(normalise_url(embedded_postgres.url), isolation_level="AUTOCOMMIT")
+    # pre-ping: a conformance case may have restarted the server since this pool connected.
+    admin = create_engine(
+        normalise_url(embedded_postgres.url), isolation_level="AUTOCOMMIT", pool_pre_ping=True
+    )
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE_DB}"'))
     url = with_database(embedded_postgres.url, name)

@@ -38,6 +38,18 @@ class EmbeddedPostgres:
         engine.dispose()
         return with_database(self.url, name)
 
+    def pause(self) -> None:
+        """Shut the server down (fast: sessions terminated), keeping its data and socket path,
+        as a restart or failover looks to clients. `resume()` brings it back."""
+        if self._server is None:
+            raise RuntimeError("embedded PostgreSQL is not started")
+        self._server.stop()
+
+    def resume(self) -> None:
+        if self._server is None:
+            raise RuntimeError("embedded PostgreSQL is not started")
+        self._server.ensure_postgres_running()
+
     def stop(self) -> None:
         if self._server is not None:
             self._server.cleanup()

@@ -3,14 +3,15 @@ killed, signalled and restarted, and the effects their samples read back."""
 
 from __future__ import annotations
 
-import os
+import json
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import cast
 
@@ -19,11 +20,12 @@ from confluent_kafka import Consumer, TopicPartition
 from shared import registry
 from shared.conformance import ConsumerSampler, ConsumerSamples, SampleWorld
 from shared.embedded.stack import env_for
-from shared.events import Event
+from shared.events import Event, new_event
 from shared.events.producer import EventProducer
 from shared.kafka.config import consumer_config
 from shared.registry import ConsumerSpec
 from shared.settings import Settings
+from shared.testing.topics import partition_ends
 
 GRACE_S = 30.0  # the pod's termination grace period leaves the runtime this much
 
@@ -100,17 +102,13 @@ def log_dir() -> Path:
 def lag(settings: Settings, spec: ConsumerSpec) -> int:
     """Messages on the main topic past the group's committed offsets."""
     topic = settings.topic(spec.topic)
+    ends = partition_ends(settings, topic)
     probe = Consumer(consumer_config(settings, settings.group(spec.group)))
     try:
-        partitions = probe.list_topics(topic, timeout=10).topics[topic].partitions
-        committed = probe.committed([TopicPartition(topic, p) for p in partitions], timeout=10)
-        behind = 0
-        for tp in committed:
-            _low, high = probe.get_watermark_offsets(TopicPartition(topic, tp.partition), timeout=10)
-            behind += high - max(tp.offset, 0)
-        return behind
+        committed = probe.committed([TopicPartition(topic, p) for p in ends], timeout=10)
     finally:
         probe.close()
+    return sum(ends[tp.partition] - max(tp.offset, 0) for tp in committed)
 
 
 def settle(samples: ConsumerSamples, timeout_s: float, interval_s: float = 0.25) -> object:
@@ -132,5 +130,84 @@ def difference(seen: object, expected: object) -> str:
     return f"seen {seen!r:.300}, expected {expected!r:.300}"
 
 
-def cores() -> int:
-    return os.cpu_count() or 1
+class Feeder(threading.Thread):
+    """Produces events in small batches spread over `over_s`, so that whenever a fault lands
+    there is work in flight."""
+
+    def __init__(
+        self, settings: Settings, topic: str, events: Sequence[tuple[str | None, Event]], over_s: float
+    ):
+        super().__init__(daemon=True)
+        self._settings, self._topic, self._events, self._over_s = settings, topic, list(events), over_s
+        self.errors: list[BaseException] = []
+
+    def run(self) -> None:
+        try:
+            producer = EventProducer(self._settings)
+            batches = max(1, int(self._over_s / 0.05))
+            step = max(1, -(-len(self._events) // batches))
+            for start in range(0, len(self._events), step):
+                producer.send_many(self._topic, self._events[start : start + step])
+                time.sleep(0.05)
+            producer.close()
+        except BaseException as exc:
+            self.errors.append(exc)
+
+    def finish(self) -> None:
+        self.join(timeout=self._over_s + 60)
+        assert not self.is_alive() and not self.errors, f"feeding events failed: {self.errors}"
+
+
+# A valid envelope of a type some other consumer takes: data that passes that type's schema.
+FOREIGN_EVENTS = {
+    "plane.issue_description_version.v1": lambda: {
+        "issue_id": str(uuid.uuid4()),
+        "user_id": str(uuid.uuid4()),
+    },
+    "plane.webhook_activity.v1": lambda: {
+        "event": "issue",
+        "verb": "updated",
+        "actor_id": str(uuid.uuid4()),
+        "slug": "x",
+        "event_id": str(uuid.uuid4()),
+    },
+}
+
+
+def poison(spec: ConsumerSpec, key: bytes, valid: Event, max_bytes: int) -> dict[str, tuple[bytes, bytes]]:
+    """Bad messages of every kind, `kind -> (key, value)`; each must be dead-lettered at once."""
+    own = valid.to_dict()
+    foreign_type = next(t for t in FOREIGN_EVENTS if t not in spec.event_types)
+    padding = "x" * (max_bytes + 1024)
+    return {
+        "not JSON": (key, b'{"specversion": "1.0", '),
+        "unknown type": (key, _json(own | {"type": "plane.nothing_like_this.v1"})),
+        "unknown version": (key, _json(own | {"type": own["type"].rsplit(".", 1)[0] + ".v99"})),
+        "schema violation": (key, _json(own | {"data": {"__not_a_field__": True}})),
+        "another consumer's type": (key, new_event(foreign_type, FOREIGN_EVENTS[foreign_type]()).to_json()),
+        "oversize": (key, _json(own | {"padding": padding})),
+        "over twice the size limit": (key, _json(own | {"padding": padding * 2 + "x" * 300_000})),
+        "huge key": (b"k" * 200_000, b"not an event either"),
+    }
+
+
+def _json(value: object) -> bytes:
+    return json.dumps(value).encode()
+
+
+def reset_to_beginning(settings: Settings, spec: ConsumerSpec) -> None:
+    """What an operator's `kafka-consumer-groups --reset-offsets --to-earliest` does (group empty)."""
+    topic = settings.topic(spec.topic)
+    probe = Consumer(consumer_config(settings, settings.group(spec.group)))
+    try:
+        partitions = probe.list_topics(topic, timeout=10).topics[topic].partitions
+        done = probe.commit(offsets=[TopicPartition(topic, p, 0) for p in partitions], asynchronous=False)
+        failed = [tp for tp in done or () if tp.error is not None]
+        assert not failed, f"offset reset refused: {failed}"
+    finally:
+        probe.close()
+
+
+def retried(settings: Settings, spec: ConsumerSpec) -> int:
+    """Messages ever sent to the consumer's retry tiers."""
+    return sum(sum(partition_ends(settings, settings.topic(t)).values()) for t in spec.retry_topics)
