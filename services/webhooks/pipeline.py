@@ -48,6 +48,7 @@ from services.webhooks import attempt, store
 from services.webhooks.attempt import Delivery, Endpoint, Outcome, Result
 from services.webhooks.deactivation import notify_owner
 from services.webhooks.schedule import next_delay
+from shared.db import errors as db_errors
 from shared.events.envelope import InvalidEvent, parse_event
 from shared.events.producer import DeliveryFailed
 from shared.http import Allowlist, SafeHttpClient
@@ -60,7 +61,13 @@ log = logging.getLogger(__name__)
 REPLAY_HEADER = "replay"
 BATCH_MAX = 500
 HOLD_S = 1.0  # pause of a stage whose database or broker is down
-TRANSIENT = (sa_exc.OperationalError, sa_exc.InterfaceError, DeliveryFailed, OSError)
+
+
+def transient(exc: BaseException) -> bool:
+    """Hold the stage and retry its batch: the database is unavailable (shared.db.errors), or
+    failed in passing (deadlock, statement timeout), or the broker or a socket did. Anything else,
+    bad data included, is a bug that stops the consumer."""
+    return db_errors.unavailable(exc) or isinstance(exc, sa_exc.OperationalError | DeliveryFailed | OSError)
 
 
 @dataclass(frozen=True)
@@ -239,13 +246,13 @@ class Stage:
                 try:
                     self.handle(batch)
                     break
-                except TRANSIENT as exc:
+                except BaseException as exc:
+                    if not transient(exc):  # a bug: stop the consumer rather than lose the batch
+                        log.exception("%s failed", self.name)
+                        self.fatal.append(exc)
+                        return
                     log.warning("%s: dependency unavailable, retrying in %.0f s: %s", self.name, HOLD_S, exc)
                     self.stopping.wait(HOLD_S)
-                except BaseException as exc:  # a bug: stop the consumer rather than lose the batch
-                    log.exception("%s failed", self.name)
-                    self.fatal.append(exc)
-                    return
 
 
 class DeliveryPipeline(ProcessingStrategy[KafkaPayload]):

@@ -31,7 +31,7 @@ from shared.events.producer import EventProducer
 from shared.kafka.config import consumer_config
 from shared.kafka.deadletter import DeadLetterLimit, DeadLetters
 from shared.kafka.handler import Handler
-from shared.kafka.strategy import Clock, EventProcessor, EventStrategyFactory
+from shared.kafka.strategy import Clock, EventProcessor, EventStrategyFactory, Hold
 from shared.registry import ConsumerSpec
 from shared.settings import Settings
 
@@ -118,8 +118,18 @@ def _strategy_factory(deps: ConsumerDeps) -> ProcessingStrategyFactory[KafkaPayl
         build_own = cast(StrategyBuilder, registry.load(spec.strategy))
         return build_own(deps)
     handler = cast(Handler, registry.load(spec.handler or ""))
+    # One hold for the main topic and every tier: while one finds the database down, none works.
+    hold = deps.shared.setdefault("dependency-hold", Hold())
     processor = EventProcessor(
-        spec, handler, deps.settings, deps.producer, deps.sessions, deps.dead_letters, deps.tier, deps.clock
+        spec,
+        handler,
+        deps.settings,
+        deps.producer,
+        deps.sessions,
+        deps.dead_letters,
+        deps.tier,
+        deps.clock,
+        hold,
     )
     return EventStrategyFactory(processor, deps.settings.health_file)
 

@@ -3,6 +3,10 @@
 arroyo drives it: `RunTask(process) -> CommitOffsets`, wrapped in `Healthcheck`. An offset is
 committed only after `process` returned, i.e. after the handler's transaction committed, the
 retry was confirmed by the broker, or the dead letter was.
+
+While a dependency is down (shared.db.errors.unavailable, or the handler's DependencyUnavailable)
+every processor of the process holds: it rejects messages (arroyo pauses the partitions, keeps
+polling, commits nothing past them) and stops touching the health file, so probes can see it.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import random
 import time
 import uuid
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 from arroyo.backends.kafka import KafkaPayload
 from arroyo.processing.strategies import (
@@ -23,10 +28,10 @@ from arroyo.processing.strategies import (
     RunTask,
 )
 from arroyo.types import BrokerValue, Commit, Message, Partition
-from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, sessionmaker
 
+from shared.db import errors as db_errors
 from shared.db.state import ProcessedEvent
 from shared.events.envelope import Event, InvalidEvent, parse_event
 from shared.events.producer import EventProducer
@@ -42,6 +47,21 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
 
+HOLD_S = 1.0  # while a dependency is down, the same event is tried again this often
+
+
+@dataclass
+class Hold:
+    """A dependency is down: one per process, shared by the main topic's and every retry tier's
+    processor, so none of them works (or vouches for the process's health) meanwhile."""
+
+    since: float | None = None  # when it was found down; None while all is well
+    until: float = 0.0  # no message is tried before this
+
+    @property
+    def holding(self) -> bool:
+        return self.since is not None
+
 
 class EventProcessor:
     """Handles one message end to end. `tier` is None on the main topic, i on retry tier i."""
@@ -56,6 +76,7 @@ class EventProcessor:
         dead_letters: DeadLetters,
         tier: int | None = None,
         clock: Clock = time.time,
+        hold: Hold | None = None,
     ) -> None:
         self.spec = spec
         self.handler = handler
@@ -65,7 +86,7 @@ class EventProcessor:
         self.dead_letters = dead_letters
         self.tier = tier
         self.clock = clock
-        self._hold_until = 0.0  # while a dependency is down, do not hammer it
+        self.hold = hold or Hold()
 
     def __call__(self, message: Message[KafkaPayload]) -> None:
         value = message.value
@@ -75,8 +96,8 @@ class EventProcessor:
         now = self.clock()
         if self.tier is not None and now < float(headers.get(h.DUE_AT, "0") or 0):
             raise MessageRejected()  # not due: arroyo pauses the partition and keeps polling
-        if now < self._hold_until:
-            raise MessageRejected()
+        if now < self.hold.until:
+            raise MessageRejected()  # a dependency is down: do not hammer it
 
         with log_context(
             consumer=self.spec.name,
@@ -100,24 +121,20 @@ class EventProcessor:
             started = time.perf_counter()
             try:
                 outcome = self._run_handler(event)
-            except DependencyUnavailable as exc:
-                self._hold(exc)
-                raise MessageRejected() from exc
-            except sa_exc.OperationalError as exc:
-                if exc.connection_invalidated or _is_connect_error(exc):
-                    self._hold(exc)
-                    raise MessageRejected() from exc
-                self._retry_or_dead_letter(value, headers, exc)
-                return
-            except PermanentError as exc:
-                self._dead_letter(value, headers, _error_class(exc), str(exc))
-                return
             except Exception as exc:
-                self._retry_or_dead_letter(value, headers, exc)
+                if isinstance(exc, DependencyUnavailable) or db_errors.unavailable(exc):
+                    self._hold(exc)  # the event is fine: it keeps its retries
+                    raise MessageRejected() from exc
+                self._release()  # the handler got through to its dependencies, even if it failed
+                if isinstance(exc, PermanentError) or db_errors.bad_data(exc):
+                    # Retrying changes nothing (PostgreSQL refused the data: SQLSTATE 22, 23).
+                    self._dead_letter(value, headers, _error_class(exc), str(exc))
+                else:
+                    self._retry_or_dead_letter(value, headers, exc)
                 return
             finally:
                 EVENT_PROCESSING_SECONDS.labels(self.spec.name).observe(time.perf_counter() - started)
-        self._hold_until = 0.0
+        self._release()
         self.dead_letters.limit.record_ok(value.partition.index)
         EVENTS_PROCESSED.labels(self.spec.name, outcome).inc()
 
@@ -183,18 +200,43 @@ class EventProcessor:
         EVENTS_PROCESSED.labels(self.spec.name, "retried").inc()
 
     def _hold(self, exc: BaseException) -> None:
-        if self._hold_until <= self.clock():
-            log.warning("dependency unavailable, holding the partition: %s", exc)
-        self._hold_until = self.clock() + 1.0
+        now = self.clock()
+        if self.hold.since is None:
+            self.hold.since = now
+            log.warning("dependency unavailable, holding the partitions: %s", _describe(exc))
+        self.hold.until = now + HOLD_S
+
+    def _release(self) -> None:
+        if self.hold.since is not None:
+            log.warning("dependency available again after %.0f s", self.clock() - self.hold.since)
+            self.hold.since = None
+            self.hold.until = 0.0
 
 
 def _error_class(exc: BaseException) -> str:
     return f"{type(exc).__module__}.{type(exc).__qualname__}"
 
 
-def _is_connect_error(exc: sa_exc.OperationalError) -> bool:
-    text = str(exc.orig).lower()
-    return any(s in text for s in ("could not connect", "connection refused", "server closed"))
+def _describe(exc: BaseException) -> str:
+    """One line: the class and the first line of the message (libpq's run on over several)."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}"
+
+
+class HeldHealthcheck(Healthcheck[KafkaPayload]):
+    """arroyo's Healthcheck touches the file on every poll, and arroyo keeps polling while every
+    message is rejected: while the process holds, the touches stop."""
+
+    def __init__(self, health_file: str, next_step: ProcessingStrategy[KafkaPayload], hold: Hold) -> None:
+        super().__init__(health_file, next_step)
+        self._next = next_step
+        self._hold = hold
+
+    def poll(self) -> None:
+        if self._hold.holding:
+            self._next.poll()
+        else:
+            super().poll()
 
 
 class EventStrategyFactory(ProcessingStrategyFactory[KafkaPayload]):
@@ -205,4 +247,5 @@ class EventStrategyFactory(ProcessingStrategyFactory[KafkaPayload]):
     def create_with_partitions(
         self, commit: Commit, partitions: Mapping[Partition, int]
     ) -> ProcessingStrategy[KafkaPayload]:
-        return Healthcheck(self.health_file, RunTask(self.processor, CommitOffsets(commit)))
+        step = RunTask(self.processor, CommitOffsets(commit))
+        return HeldHealthcheck(self.health_file, step, self.processor.hold)
