@@ -25,6 +25,36 @@ def test_consumer_entry_is_valid(spec: registry.ConsumerSpec) -> None:
     assert list(spec.retry_delays_s) == sorted(spec.retry_delays_s)
 
 
+def samples_problem(spec: registry.ConsumerSpec) -> str | None:
+    """Why the conformance suite (tests/conformance) cannot reach this consumer, if it cannot."""
+    package = (spec.handler or spec.strategy or "").partition(":")[0].rsplit(".", 1)[0]
+    if not spec.samples:
+        return (
+            f"consumer {spec.name} has no samples: write {package.replace('.', '/')}/samples.py with "
+            "`def cases(world: SampleWorld) -> ConsumerSamples` (shared/conformance.py) and set "
+            f'samples="{package}.samples:cases" on its ConsumerSpec in shared/registry.py'
+        )
+    if not callable(registry.load(spec.samples)):
+        return f"consumer {spec.name}: samples {spec.samples!r} is not a function"
+    return None
+
+
+@pytest.mark.parametrize("spec", registry.CONSUMERS, ids=lambda s: s.name)
+def test_consumer_has_conformance_samples(spec: registry.ConsumerSpec) -> None:
+    assert samples_problem(spec) is None, samples_problem(spec)
+
+
+def test_a_consumer_without_samples_is_told_what_to_add() -> None:
+    bare = registry.ConsumerSpec(
+        name="pages", topic="pages", event_types=(), description="d", handler="services.pages.handler:handle"
+    )
+    assert samples_problem(bare) == (
+        "consumer pages has no samples: write services/pages/samples.py with "
+        "`def cases(world: SampleWorld) -> ConsumerSamples` (shared/conformance.py) and set "
+        'samples="services.pages.samples:cases" on its ConsumerSpec in shared/registry.py'
+    )
+
+
 def test_consumer_takes_exactly_one_of_handler_and_strategy() -> None:
     for kwargs in ({}, {"handler": "a:b", "strategy": "c:d"}):
         with pytest.raises(ValueError, match="exactly one"):
