@@ -149,8 +149,8 @@ def run(ctx: JobContext) -> None:
     today = now.date()
     with ctx.engine.connect() as conn:
         projects = [Project(*row) for row in conn.execute(PROJECTS)]
-    zeros = ("would_archive", "would_close") if ctx.dry_run else ("archived", "closed", "events")
-    for action in (*zeros, "projects_skipped_no_cancelled_state"):
+    # A dry run records the keys and numbers a real run would: one event per changed issue.
+    for action in ("archived", "closed", "events", "projects_skipped_no_cancelled_state"):
         ctx.count(action, 0)  # present in the run record even when zero
     if ctx.dry_run:
         _count_only(ctx, projects, now, today)
@@ -182,14 +182,18 @@ def _count_only(ctx: JobContext, projects: Sequence[Project], now: datetime, tod
         for p in projects:
             if p.archive_in > 0:
                 params = _params(p, p.archive_in, ARCHIVE_GROUPS, now, today)
-                ctx.count("would_archive", conn.scalar(COUNT_MATCHES, params))
+                archived = conn.scalar(COUNT_MATCHES, params) or 0
+                ctx.count("archived", archived)
+                ctx.count("events", archived)
             if p.close_in > 0:
                 params = _params(p, p.close_in, CLOSE_GROUPS, now, today)
                 if p.close_to is None:
                     if conn.scalar(COUNT_MATCHES, params):
                         ctx.count("projects_skipped_no_cancelled_state")
                 else:
-                    ctx.count("would_close", conn.scalar(COUNT_CLOSE_TO, {**params, "target": p.close_to}))
+                    closed = conn.scalar(COUNT_CLOSE_TO, {**params, "target": p.close_to}) or 0
+                    ctx.count("closed", closed)
+                    ctx.count("events", closed)
 
 
 def _archive(ctx: JobContext, producer: EventProducer, p: Project, now: datetime, today: date) -> None:

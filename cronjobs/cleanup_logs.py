@@ -10,7 +10,8 @@ Five jobs share one engine. Each selects the rows due for deletion in one stream
 
 Soft-deleted rows are included, as Plane's `all_objects` does. A killed run leaves whole batches
 done and the next run finishes the rest; a batch archived but not yet deleted is archived again
-(at-least-once, see `shared.archive`). A dry run counts what a real run would delete.
+(at-least-once, see `shared.archive`). A dry run records what a real run would, under the same keys:
+`deleted` and, with an archive, `archived`.
 
 Where this differs from Plane, on purpose:
 - One retention, HARD_DELETE_AFTER_DAYS, for every job (Plane's cleanup_task defaults to 30 days
@@ -114,7 +115,11 @@ def cleanup(ctx: JobContext, target: Target) -> None:
         "keep": ctx.settings.version_history_keep,
     }
     if ctx.dry_run:
-        ctx.count_query("would_delete", text(f"SELECT count(*) FROM ({target.scan}) due"), params)
+        with ctx.engine.connect() as conn:
+            due = conn.scalar(text(f"SELECT count(*) FROM ({target.scan}) due"), params) or 0
+        ctx.count("deleted", due)
+        if ctx.settings.archive_s3_bucket:  # every deleted row is archived first
+            ctx.count("archived", due)
         return
 
     archive = Archive.from_settings(ctx.settings)

@@ -30,8 +30,13 @@ EXPIRED = text(
     ORDER BY created_at, id LIMIT :limit
     """
 )
+# What a dry run reports, under a real run's keys: every expired link is cleared, and the object
+# deleted first where the row names one.
 COUNT_EXPIRED = text(
-    "SELECT count(*) FROM exporters WHERE url IS NOT NULL AND created_at <= :cutoff AND deleted_at IS NULL"
+    """
+    SELECT count(*) AS links_cleared, count(*) FILTER (WHERE key <> '') AS objects_deleted FROM exporters
+    WHERE url IS NOT NULL AND created_at <= :cutoff AND deleted_at IS NULL
+    """
 )
 CLEAR_LINKS = text("UPDATE exporters SET url = NULL WHERE id = ANY(:ids) AND url IS NOT NULL")
 
@@ -43,7 +48,9 @@ class ExportDeletionFailed(RuntimeError):
 def run(ctx: JobContext) -> None:
     cutoff = ctx.now - timedelta(days=ctx.settings.export_retention_days)
     if ctx.dry_run:
-        ctx.count_query("would_expire", COUNT_EXPIRED, {"cutoff": cutoff})
+        with ctx.engine.connect() as conn:
+            for action, n in conn.execute(COUNT_EXPIRED, {"cutoff": cutoff}).one()._asdict().items():
+                ctx.count(action, n)
         return
     s3 = s3_client(ctx.settings)
     bucket = ctx.settings.aws_s3_bucket_name

@@ -35,6 +35,6 @@ COUNT = text(
 def run(ctx: JobContext) -> None:
     params = {"cutoff": ctx.now - timedelta(days=ctx.settings.unuploaded_asset_delete_days)}
     if ctx.dry_run:
-        ctx.count_query("would_soft_delete", COUNT, params)
+        ctx.count_query("soft_deleted", COUNT, params)
     else:
         ctx.drain("soft_deleted", SOFT_DELETE_BATCH, params, BATCH_SIZE)

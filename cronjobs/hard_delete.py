@@ -104,7 +104,7 @@ def run(ctx: JobContext) -> None:
         graph = load_graph(conn)
     order = graph.children_first()
     if ctx.dry_run:
-        count_would_delete(ctx, graph, order, cutoff)
+        count_deletions(ctx, graph, order, cutoff)
         return
     purger = Purger(ctx, graph, cutoff)
     with Workers(ctx.settings.hard_delete_workers) as workers:
@@ -457,7 +457,7 @@ class Purger:
             self.ctx.count("nulled", nulled)
 
 
-def count_would_delete(ctx: JobContext, graph: Graph, order: list[str], cutoff: datetime) -> None:
+def count_deletions(ctx: JobContext, graph: Graph, order: list[str], cutoff: datetime) -> None:
     """The exact set a real run deletes, computed read-only: expired rows, then the cascade fixpoint."""
     cascades = [fk for fks in graph.referencing.values() for fk in fks if fk.action == "CASCADE"]
     with ctx.engine.begin() as conn:
@@ -493,5 +493,5 @@ def count_would_delete(ctx: JobContext, graph: Graph, order: list[str], cutoff: 
             if not added:
                 break
         for table, n in conn.execute(text("SELECT tbl, count(*) FROM doomed GROUP BY tbl ORDER BY tbl")):
-            ctx.count("would_delete", n)
-            ctx.count(f"would_delete.{table}", n)
+            ctx.count("deleted", n)
+            ctx.count(f"deleted.{table}", n)

@@ -58,6 +58,6 @@ def run(ctx: JobContext) -> None:
     for table, prune, count, days in steps:
         params = {"cutoff": ctx.now - timedelta(days=days)}
         if ctx.dry_run:
-            ctx.count_query(f"would_delete_{table}", count, params)
+            ctx.count_query(f"deleted_{table}", count, params)
         else:
             ctx.drain(f"deleted_{table}", prune, params, BATCH_SIZE)

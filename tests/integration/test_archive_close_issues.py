@@ -297,9 +297,7 @@ def test_archives_and_closes_exactly_plane_selection_once(settings, engine, acti
     assert len(w.archived) == 8 and len(w.closed) == 7
     assert {k: real.counts[k] for k in expected_counts} == expected_counts
     assert real.counts["events"] == len(w.archived) + len(w.closed)
-    assert dry.counts["would_archive"] == real.counts["archived"]
-    assert dry.counts["would_close"] == real.counts["closed"]
-    assert dry.counts["projects_skipped_no_cancelled_state"] == 1
+    assert dry.counts == real.counts  # a dry run records what the real run then did
 
     after = issues(engine)
     assert after.keys() == before.keys()

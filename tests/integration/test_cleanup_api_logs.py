@@ -47,7 +47,7 @@ def test_deletes_only_past_retention_and_dry_run_counts_the_same(settings, engin
     add_logs(engine, old=4500, recent=300)
     code, dry = run_job(SPEC, settings, dry_run=True)
     assert code == EXIT_OK and dry is not None
-    assert dry.counts == {"would_delete": 4500}
+    assert dry.counts == {"deleted": 4500}
     assert count_logs(engine) == 4800  # the dry run changed nothing
     code, real = run_job(SPEC, settings)
     assert code == EXIT_OK and real is not None

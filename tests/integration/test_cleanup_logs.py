@@ -295,7 +295,7 @@ def job_command(job: str) -> list[str]:
 @pytest.mark.parametrize("case", CASES, ids=str)
 def test_deletes_exactly_the_due_rows_and_dry_run_counts_the_same(case: Case, settings, engine):  # type: ignore[no-untyped-def]
     rows, due = seed(engine, case)
-    assert run(case, settings, dry_run=True) == (EXIT_OK, {"would_delete": len(due)})
+    assert run(case, settings, dry_run=True) == (EXIT_OK, {"deleted": len(due)})
     assert table_rows(engine, case.table).keys() == rows.keys()  # the dry run changed nothing
     assert run(case, settings) == (EXIT_OK, {"deleted": len(due)})
     assert table_rows(engine, case.table).keys() == rows.keys() - due

@@ -61,7 +61,7 @@ def test_expired_exports_lose_file_and_link_once(s3_settings, engine):  # type: 
         recent = [add_export(conn, s3, s3_settings, owner, 7.5) for _ in range(2)]
 
     code, dry = run_job(EXPORTS, s3_settings, dry_run=True)
-    assert code == EXIT_OK and dry is not None and dry.counts == {"would_expire": 4}
+    assert code == EXIT_OK and dry is not None and dry.counts == {"objects_deleted": 3, "links_cleared": 4}
     code, real = run_job(EXPORTS, s3_settings)
     assert code == EXIT_OK and real is not None
     assert real.counts == {"objects_deleted": 3, "links_cleared": 4}
@@ -129,7 +129,7 @@ def test_unuploaded_assets_are_soft_deleted_once(settings, engine):  # type: ign
         already = asset(40, False, deleted_at=earlier)
 
     code, dry = run_job(ASSETS, settings, dry_run=True)
-    assert code == EXIT_OK and dry is not None and dry.counts == {"would_soft_delete": 4}
+    assert code == EXIT_OK and dry is not None and dry.counts == {"soft_deleted": 4}
     code, real = run_job(ASSETS, settings)
     assert code == EXIT_OK and real is not None and real.counts == {"soft_deleted": 4}
     with engine.connect() as conn:

@@ -145,8 +145,8 @@ def test_dead_workspace_purged_whole_and_nothing_else_touched(settings, engine, 
     assert code == EXIT_OK and real is not None
 
     # The dry run predicted exactly what the real run deleted, table by table.
-    assert real.counts["deleted"] == dry.counts["would_delete"] > 0
-    assert deleted_by_table(real.counts, "deleted.") == deleted_by_table(dry.counts, "would_delete.")
+    assert real.counts["deleted"] == dry.counts["deleted"] > 0
+    assert deleted_by_table(real.counts, "deleted.") == deleted_by_table(dry.counts, "deleted.")
     assert real.counts["live_rows_cascaded"] > 0  # the orphaned live project went with its workspace
     # Both paths ran: unreferenced batches deleted outright, referenced ones (the crash issue's
     # live activity, the orphaned project) rolled back and collected.
@@ -183,7 +183,7 @@ def test_small_transactions_split_big_subtrees_with_the_same_result(  # type: ig
     _, dry = run_job(SPEC, settings, dry_run=True)
     code, real = run_job(SPEC, settings)
     assert code == EXIT_OK and real is not None and dry is not None
-    assert deleted_by_table(real.counts, "deleted.") == deleted_by_table(dry.counts, "would_delete.")
+    assert deleted_by_table(real.counts, "deleted.") == deleted_by_table(dry.counts, "deleted.")
     with engine.connect() as conn:
         assert all(n == 0 for n in snapshot(conn, world.dead_ws).values())
 
@@ -203,7 +203,7 @@ def test_two_concurrent_runs_delete_each_row_once(settings, engine, world):  # t
         totals = conn.scalars(
             text("SELECT counts->>'deleted' FROM plane_workers.job_runs WHERE NOT dry_run")
         ).all()
-    assert sum(int(t or 0) for t in totals) == dry.counts["would_delete"]
+    assert sum(int(t or 0) for t in totals) == dry.counts["deleted"]
 
 
 def test_killed_run_is_finished_by_the_next_and_a_restored_workspace_survives(settings, engine, world):  # type: ignore[no-untyped-def]

@@ -53,9 +53,9 @@ def test_prunes_past_retention_and_dry_run_counts_the_same(settings, engine):  #
     code, dry = run_job(SPEC, settings, dry_run=True, scheduled_for=now)
     assert code == EXIT_OK and dry is not None
     assert dry.counts == {
-        "would_delete_processed_events": 7000,
-        "would_delete_job_runs": 2,
-        "would_delete_webhook_deliveries": 3,
+        "deleted_processed_events": 7000,
+        "deleted_job_runs": 2,
+        "deleted_webhook_deliveries": 3,
     }
     assert counts(engine) == (7050, ["success", "failure", "running", "success"])
 
