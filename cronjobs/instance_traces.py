@@ -9,6 +9,11 @@ What is sent is Plane's: one `instance_details` span with the instance's fields 
 `workspace_details` span per workspace with its counts (rows not soft-deleted), under resource
 `service.name=plane-ce-api`. Counts are one GROUP BY per table, not queries per workspace. The
 spans are exported in one request whose result is checked, so a refused export fails the run.
+
+Once per scheduled time: a run for a `--scheduled-for` that an earlier run already sent (a
+`success` row for it in job_runs) sends nothing, so a retried or duplicated CronJob run does not
+report the instance twice. A run killed after the export but before it recorded its success is
+sent again by the next one (at least once).
 """
 
 from __future__ import annotations
@@ -41,6 +46,12 @@ INSTANCE = text(
     FROM instances ORDER BY created_at LIMIT 1
     """
 )
+ALREADY_SENT = text(
+    """
+    SELECT EXISTS (SELECT 1 FROM plane_workers.job_runs
+                   WHERE job = :job AND scheduled_for = :at AND status = 'success' AND NOT dry_run)
+    """
+)
 
 
 class TelemetryExportFailed(RuntimeError):
@@ -54,6 +65,10 @@ def run(ctx: JobContext) -> None:
         ctx.count("disabled")
         return
     with ctx.engine.connect() as conn:
+        # (Runs without --scheduled-for record none, so each of them is its own schedule.)
+        if conn.scalar(ALREADY_SENT, {"job": ctx.name, "at": ctx.now}):
+            log.info("telemetry for %s was already sent by an earlier run; nothing sent", ctx.now)
+            return
         instance = conn.execute(INSTANCE).mappings().first()
         if instance is None or not instance["is_telemetry_enabled"]:
             log.info("no instance row, or telemetry disabled on it; nothing sent")
@@ -63,7 +78,7 @@ def run(ctx: JobContext) -> None:
     spans = [("instance_details", {**_clean(instance), **totals})]
     spans += [("workspace_details", {"instance_id": instance["instance_id"], **ws}) for ws in per_workspace]
     if ctx.dry_run:
-        ctx.count("would_send_spans", len(spans))
+        ctx.count("spans_sent", len(spans))
         return
     _export(settings.otlp_endpoint, spans)
     ctx.count("spans_sent", len(spans))

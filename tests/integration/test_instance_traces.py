@@ -82,7 +82,7 @@ def test_enabled_sends_plane_spans_with_counts(settings, engine):  # type: ignor
     with otlp_receiver() as receiver:
         enabled = replace(settings, otlp_endpoint=receiver.url("/v1/traces"), instance_traces_enabled=True)
         code, dry = run_job(SPEC, enabled, dry_run=True)
-        assert code == EXIT_OK and dry is not None and dry.counts == {"would_send_spans": 3}
+        assert code == EXIT_OK and dry is not None and dry.counts == {"spans_sent": 3}
         assert receiver.requests == []
         code, ctx = run_job(SPEC, enabled)
         assert code == EXIT_OK and ctx is not None and ctx.counts == {"spans_sent": 3}
@@ -114,3 +114,24 @@ def test_instance_opt_out_wins_and_a_refused_export_fails(settings, engine):  # 
         enabled = replace(settings, otlp_endpoint=receiver.url("/v1/traces"), instance_traces_enabled=True)
         code, _ = run_job(SPEC, enabled)
         assert code == EXIT_FAILED and len(receiver.requests) == 1
+
+
+def test_one_report_per_scheduled_time(settings, engine):  # type: ignore[no-untyped-def]
+    """A retried or duplicated CronJob run for a time already reported sends nothing; another time,
+    or a run without a scheduled time, reports again."""
+    seed(engine)
+    at = datetime(2026, 5, 1, 0, 20, tzinfo=UTC)
+    with otlp_receiver() as receiver:
+        enabled = replace(settings, otlp_endpoint=receiver.url("/v1/traces"), instance_traces_enabled=True)
+        code, first = run_job(SPEC, enabled, scheduled_for=at)
+        assert code == EXIT_OK and first is not None and first.counts == {"spans_sent": 3}
+        code, dry = run_job(SPEC, enabled, dry_run=True, scheduled_for=at)
+        assert code == EXIT_OK and dry is not None and dry.counts == {}  # what a real run would do now
+        code, again = run_job(SPEC, enabled, scheduled_for=at)
+        assert code == EXIT_OK and again is not None and again.counts == {}
+        assert len(receiver.requests) == 1
+        code, later = run_job(SPEC, enabled, scheduled_for=at.replace(hour=6))
+        assert code == EXIT_OK and later is not None and later.counts == {"spans_sent": 3}
+        code, manual = run_job(SPEC, enabled)
+        assert code == EXIT_OK and manual is not None and manual.counts == {"spans_sent": 3}
+        assert len(receiver.requests) == 3
