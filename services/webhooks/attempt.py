@@ -6,9 +6,14 @@ Runs on a worker thread and touches no database: everything it needs is in `Deli
 
 from __future__ import annotations
 
+import codecs
+import contextlib
+import hashlib
 import json
+import re
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import cached_property
@@ -125,6 +130,7 @@ def send(
             elapsed_s=time.perf_counter() - started,
         )
     status = response.status
+    stored_headers, stored_body = storable_response(response.headers, response.body, response.truncated)
     if 200 <= status < 300:
         result = Result.SUCCEEDED
     elif status == 410:
@@ -136,8 +142,8 @@ def send(
         result,
         headers,
         status=status,
-        response_headers=dict(response.headers.items()),
-        response_body=response.body.decode("utf-8", "replace"),
+        response_headers=stored_headers,
+        response_body=stored_body,
         overloaded=status == 429,
         retry_after_s=parse_retry_after(response.headers.get("retry-after"), time.time()),
         control=_control(response.headers.get("webhook-delivery")),
@@ -150,3 +156,46 @@ def _control(value: str | None) -> Control | None:
         return Control(value.strip().lower()) if value else None
     except ValueError:  # an instruction we do not know: ignored, as Svix does
         return None
+
+
+# PostgreSQL text holds any UTF-8 except NUL, and a lone surrogate cannot be encoded as UTF-8 at
+# all (psycopg2 raises on both): one such character in a receiver's answer used to fail the
+# writer's whole batch, for good.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _storable_text(value: str) -> str:
+    # http.client reads header bytes as latin-1: take the bytes back and read them as UTF-8,
+    # writing what is not UTF-8 as \xNN rather than as mojibake. A value with a character
+    # beyond latin-1 did not come from the wire that way and is kept as it is.
+    with contextlib.suppress(UnicodeEncodeError):
+        value = value.encode("latin-1").decode("utf-8", "backslashreplace")
+    return _UNSTORABLE.sub(lambda m: f"\\u{ord(m[0]):04x}", value)
+
+
+def storable_response(
+    headers: Mapping[str, str], body: bytes, truncated: bool = False
+) -> tuple[dict[str, str], str]:
+    """What webhook_logs stores of an answer: its headers (Content-Type and Content-Encoding among
+    them) and a body that PostgreSQL text always accepts. A body that is not plain UTF-8 text (a
+    NUL, invalid UTF-8, or any Content-Encoding: we never inflate) is stored as a marker with its
+    length, SHA-256, type and encoding, so the log says what came back instead of holding mojibake."""
+    stored = {_storable_text(name): _storable_text(headers[name]) for name in headers}  # merged
+    described = {name.lower(): value for name, value in stored.items() if name.lower() in _DESCRIBED}
+    encoding = described.get("content-encoding", "identity").strip().lower()
+    try:
+        # A capped body may end inside a character: final=False drops that tail instead of failing.
+        text = codecs.getincrementaldecoder("utf-8")().decode(body, final=not truncated)
+    except UnicodeDecodeError:
+        text = None
+    if not body or (text is not None and "\x00" not in text and encoding == "identity"):
+        return stored, text or ""
+    parts = [
+        f"{'first ' if truncated else ''}{len(body)} bytes",
+        f"sha256 {hashlib.sha256(body).hexdigest()}",
+        *(f"{name} {value}" for name, value in sorted(described.items(), reverse=True)),
+    ]
+    return stored, f"[binary body, {', '.join(parts)}]"
+
+
+_DESCRIBED = ("content-type", "content-encoding")

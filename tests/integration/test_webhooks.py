@@ -3,6 +3,8 @@ receivers, on the embedded broker and Plane's schema. Delays run at WEBHOOK_TIME
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 import itertools
 import json
 import os
@@ -499,3 +501,63 @@ def _peak_rss_kb(pid: int) -> int:
             if line.startswith("VmHWM:"):
                 return int(line.split()[1])
     raise AssertionError("no VmHWM")
+
+
+def test_binary_and_odd_answers_are_logged_and_delivery_goes_on(hook_settings, world, tmp_path) -> None:
+    """A receiver answering a gzip body, one answering 500 with NUL and invalid UTF-8 in its body
+    and a header: their attempts are logged (marker, type and encoding), the consumer process keeps
+    running, the healthy receiver produced for afterwards gets everything, and nothing is sent twice.
+    (The NUL used to fail the writer's insert: exit 1, and the same crash after every restart.)"""
+    zipped = gzip.compress(b'{"ok": true}')
+    receiver = HttpServer()
+    receiver.routes["/gzip"] = lambda r: send(
+        r, 200, zipped, {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+    )
+    # http.server writes header values as latin-1: these are the bytes 00, FF and FE on the wire.
+    # abort-message: no retries, so every request below is a first attempt.
+    receiver.routes["/odd"] = lambda r: send(
+        r, 500, b"\x00\xff\xfe", {"X-Odd": "a\x00\xff\xfe", "webhook-delivery": "abort-message"}
+    )
+    hooks = {path: world.add_webhook(receiver.url(path))[0] for path in ("/gzip", "/odd", "/ok")}
+    stderr = (tmp_path / "stderr").open("w+b")
+    consumer = spawn_consumer("webhook-deliveries", hook_settings, stderr=stderr)
+
+    def finished(path: str, n: int) -> bool:
+        if consumer.poll() is not None:
+            stderr.seek(0)
+            raise AssertionError(f"consumer exited {consumer.returncode}: {stderr.read()[-2000:]!r}")
+        return len(world.deliveries(hooks[path])) == n
+
+    try:
+        for path in ("/gzip", "/odd"):
+            produce(
+                hook_settings, "webhook-deliveries", deliveries_for(world, hooks[path], 3), str(hooks[path])
+            )
+        wait_until(lambda: finished("/gzip", 3) and finished("/odd", 3), 60)
+        produce(
+            hook_settings, "webhook-deliveries", deliveries_for(world, hooks["/ok"], 3), str(hooks["/ok"])
+        )
+        wait_until(lambda: finished("/ok", 3), 60)
+        time.sleep(0.5)  # a re-sent batch would arrive now
+        assert consumer.poll() is None
+    finally:
+        consumer.send_signal(signal.SIGTERM)
+        consumer.wait(30)
+        receiver.close()
+
+    ids = [r.headers["webhook-id"] for r in receiver.requests]
+    assert len(ids) == len(set(ids)) == 9, "every delivery sent once"
+    for path, status in (("/gzip", "succeeded"), ("/odd", "aborted"), ("/ok", "succeeded")):
+        assert [d["status"] for d in world.deliveries(hooks[path])] == [status] * 3
+        assert len(world.logs(hooks[path])) == 3
+    gz_log, odd_log, ok_log = (world.logs(hooks[p])[0] for p in ("/gzip", "/odd", "/ok"))
+    assert gz_log["response_body"] == (
+        f"[binary body, {len(zipped)} bytes, sha256 {hashlib.sha256(zipped).hexdigest()}, "
+        "content-type application/json, content-encoding gzip]"
+    )
+    gz_headers = json.loads(gz_log["response_headers"])
+    assert gz_headers["Content-Type"] == "application/json" and gz_headers["Content-Encoding"] == "gzip"
+    assert odd_log["response_status"] == "500"
+    assert odd_log["response_body"].startswith("[binary body, 3 bytes, sha256 ")
+    assert json.loads(odd_log["response_headers"])["X-Odd"] == "a\\u0000\\xff\\xfe"
+    assert ok_log["response_body"] == "ok"
