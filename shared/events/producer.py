@@ -81,5 +81,9 @@ class EventProducer:
         if errors:
             raise DeliveryFailed(f"broker refused {len(errors)} message(s): {errors[0]}")
 
+    def check_broker(self, physical_topic: str, timeout_s: float) -> None:
+        """Raise KafkaException unless a broker answers a metadata request in `timeout_s`."""
+        self._producer.list_topics(physical_topic, timeout=timeout_s)
+
     def close(self) -> None:
         self._producer.flush(self._timeout_s)

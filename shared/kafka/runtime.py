@@ -4,6 +4,11 @@ arroyo's StreamProcessor reads one topic, so each retry tier gets its own proces
 on its own thread. SIGTERM/SIGINT ask every processor to stop; each closes its strategy, commits
 what is done and leaves the group. If any processor dies, the others are stopped and the process
 exits non-zero, so Kubernetes restarts a whole, consistent consumer.
+
+When the broker goes away, librdkafka reconnects forever, and what arroyo does depends on the
+traffic: a processor with offsets to commit dies once the group session times out (its commit
+fails), an idle one waits forever. Here both end the same way: once no broker has answered for
+BROKER_DOWN_EXIT_S the consumer stops and exits 1, with one line saying why.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from arroyo.commit import ONCE_PER_SECOND
 from arroyo.processing import StreamProcessor
 from arroyo.processing.strategies import ProcessingStrategy, ProcessingStrategyFactory
 from arroyo.types import Commit, Partition, Topic
+from confluent_kafka import KafkaException
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared import metrics, registry
@@ -31,13 +37,17 @@ from shared.events.producer import EventProducer
 from shared.kafka.config import consumer_config
 from shared.kafka.deadletter import DeadLetterLimit, DeadLetters
 from shared.kafka.handler import Handler
-from shared.kafka.strategy import Clock, EventProcessor, EventStrategyFactory, Hold
+from shared.kafka.strategy import Clock, EventProcessor, EventStrategyFactory, Hold, describe
 from shared.registry import ConsumerSpec
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 
 JOIN_TIMEOUT_S = 20.0  # inside the chart's 45 s termination grace period
+# No broker answering for this long stops the consumer (well before the liveness probe's 60 s);
+# the restarted pod rejoins the group once one is back.
+BROKER_DOWN_EXIT_S = 30.0
+BROKER_PROBE_S = 5.0  # how often the broker is asked for metadata, and how long it may take
 
 
 @dataclass(frozen=True)
@@ -67,6 +77,7 @@ class ConsumerRun:
     producer: EventProducer
     errors: list[BaseException]
     shared: dict[str, Any] = field(default_factory=dict)
+    topics: list[str] = field(default_factory=list)  # physical, one per processor
 
     def shutdown(self) -> None:
         for processor in self.processors:
@@ -95,7 +106,7 @@ def build(spec: ConsumerSpec, settings: Settings, clock: Clock | None = None) ->
                 join_timeout=JOIN_TIMEOUT_S,
             )
         )
-    return ConsumerRun(spec, processors, producer, [], shared)
+    return ConsumerRun(spec, processors, producer, [], shared, [settings.topic(t) for t, _, _ in tiers])
 
 
 class LoggedAssignments(ProcessingStrategyFactory[KafkaPayload]):
@@ -138,11 +149,11 @@ def run(run: ConsumerRun, install_signals: bool = True) -> int:
     """Run until signalled or until a processor fails. Returns the process exit code."""
     stopped = threading.Event()
 
-    def target(processor: StreamProcessor) -> None:
+    def target(processor: StreamProcessor, topic: str) -> None:
         try:
             processor.run()
         except BaseException as exc:  # a dead processor must take the consumer down with it
-            log.exception("processor failed: %s", exc)
+            log.error("processor for %s failed: %s", topic, describe(exc), exc_info=exc)
             run.errors.append(exc)
             run.shutdown()
         finally:
@@ -157,23 +168,66 @@ def run(run: ConsumerRun, install_signals: bool = True) -> int:
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
 
+    topics = run.topics or [run.spec.name] * len(run.processors)
     threads = [
-        threading.Thread(target=target, args=(p,), name=f"{run.spec.name}-{i}", daemon=True)
-        for i, p in enumerate(run.processors)
+        threading.Thread(target=target, args=(p, topic), name=f"{run.spec.name}-{i}", daemon=True)
+        for i, (p, topic) in enumerate(zip(run.processors, topics, strict=True))
     ]
     for thread in threads:
         thread.start()
     log.info("consumer %s started (%d processors)", run.spec.name, len(threads))
+    watch = BrokerWatch(run.producer, topics[0])
     # Wake up periodically so signals are handled promptly on the main thread.
     while any(t.is_alive() for t in threads):
         stopped.wait(0.5)
         stopped.clear()
+        if not run.errors and (down := watch.check()) is not None:
+            log.error("%s, stopping the consumer", down)
+            run.errors.append(BrokerUnreachable(down))
+            run.shutdown()
     run.producer.close()
     for resource in run.shared.values():
         if callable(close := getattr(resource, "close", None)):
             close()
     log.info("consumer %s stopped", run.spec.name)
     return 1 if run.errors else 0
+
+
+class BrokerUnreachable(RuntimeError):
+    pass
+
+
+class BrokerWatch:
+    """Asks a broker for one topic's metadata every BROKER_PROBE_S; says when none has answered
+    for BROKER_DOWN_EXIT_S. One warning when the broker goes, one when it is back."""
+
+    def __init__(self, producer: EventProducer, topic: str, clock: Clock = time.monotonic) -> None:
+        self._producer = producer
+        self._topic = topic
+        self._clock = clock
+        self._next = clock() + BROKER_PROBE_S
+        self._down_since: float | None = None
+
+    def check(self) -> str | None:
+        now = self._clock()
+        if now < self._next:
+            return None
+        try:
+            self._producer.check_broker(self._topic, BROKER_PROBE_S)
+        except KafkaException as exc:
+            self._down_since = self._down_since or now
+            down_s = self._clock() - self._down_since
+            if down_s >= BROKER_DOWN_EXIT_S:
+                return f"no broker answered for {down_s:.0f} s: {describe(exc)}"
+            if self._down_since == now:
+                log.warning("broker unreachable, waiting up to %.0f s: %s", BROKER_DOWN_EXIT_S, describe(exc))
+        else:
+            if self._down_since is not None:
+                log.warning("broker reachable again after %.0f s", now - self._down_since)
+            self._down_since = None
+        finally:
+            self._next = self._clock() + BROKER_PROBE_S
+        return None
 
 
 def consume(name: str, settings: Settings) -> int:

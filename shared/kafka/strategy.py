@@ -28,6 +28,7 @@ from arroyo.processing.strategies import (
     RunTask,
 )
 from arroyo.types import BrokerValue, Commit, Message, Partition
+from confluent_kafka import KafkaError
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -203,7 +204,7 @@ class EventProcessor:
         now = self.clock()
         if self.hold.since is None:
             self.hold.since = now
-            log.warning("dependency unavailable, holding the partitions: %s", _describe(exc))
+            log.warning("dependency unavailable, holding the partitions: %s", describe(exc))
         self.hold.until = now + HOLD_S
 
     def _release(self) -> None:
@@ -217,10 +218,20 @@ def _error_class(exc: BaseException) -> str:
     return f"{type(exc).__module__}.{type(exc).__qualname__}"
 
 
-def _describe(exc: BaseException) -> str:
-    """One line: the class and the first line of the message (libpq's run on over several)."""
-    lines = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {lines[0] if lines else ''}"
+def describe(exc: BaseException) -> str:
+    """The first exception in the chain that has a message, with its class: arroyo's commit
+    failure is a RetryException without one, raised from the KafkaException that says why."""
+    seen: set[int] = set()
+    error: BaseException | None = exc
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if error.args and isinstance(error.args[0], KafkaError):
+            kafka_error = error.args[0]
+            return f"{type(error).__name__}: {kafka_error.name()}: {kafka_error.str()}"
+        if lines := str(error).strip().splitlines():
+            return f"{type(error).__name__}: {lines[0]}"
+        error = error.__cause__ or error.__context__
+    return type(exc).__name__
 
 
 class HeldHealthcheck(Healthcheck[KafkaPayload]):
