@@ -115,6 +115,7 @@ def run_job(
             metrics.JOB_RUNS.labels(spec.name, "skipped_locked").inc()
             return EXIT_OK, None
         run_id = _record(engine, spec.name, "running", dry_run, scheduled_for, {}, None)
+        _abandon_unfinished(engine, spec.name, run_id)
         try:
             log.info("job started")
             function(ctx)
@@ -163,6 +164,20 @@ def _record(
             )
             .returning(JobRun.id)
         ).scalar_one()
+
+
+def _abandon_unfinished(engine: Engine, job: str, run_id: int) -> None:
+    """While this run holds the job's lock no other run of the job is alive (a run records itself
+    only once it holds the lock, and the lock dies with its connection), so a row of the job still
+    `running` is a run that was killed before it could finish (SIGKILL, OOM, a lost node)."""
+    with engine.begin() as conn:
+        abandoned = conn.execute(
+            update(JobRun)
+            .where(JobRun.job == job, JobRun.status == "running", JobRun.id != run_id)
+            .values(status="abandoned", finished_at=func.now(), error=f"found unfinished by run {run_id}")
+        ).rowcount
+    if abandoned:
+        log.warning("marked %d unfinished run(s) of %s abandoned", abandoned, job)
 
 
 def _finish(engine: Engine, run_id: int, status: str, counts: Counter[str], error: str | None) -> None:

@@ -100,5 +100,10 @@ def test_a_killed_run_is_finished_by_the_next(settings, engine):  # type: ignore
     assert ctx.counts["deleted"] == left - 5
     assert count_logs(engine) == 5
     with engine.connect() as conn:
-        statuses = conn.scalars(select(JobRun.status).order_by(JobRun.id)).all()
-    assert statuses == ["running", "success"]  # the killed run's record shows it never finished
+        killed, rerun = conn.execute(
+            select(JobRun.id, JobRun.status, JobRun.error, JobRun.finished_at).order_by(JobRun.id)
+        ).all()
+    # The killed run's record was left running; the next run, holding the lock, closed it.
+    assert (killed.status, rerun.status) == ("abandoned", "success")
+    assert killed.error == f"found unfinished by run {rerun.id}"
+    assert killed.finished_at is not None and killed.finished_at <= rerun.finished_at
