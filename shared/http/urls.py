@@ -60,12 +60,19 @@ def _ascii(part: str) -> str:
     return "".join(c if c.isascii() else quote(c, safe="") for c in part)
 
 
-def _normalise_name(host: str) -> str:
-    if not host.isascii():
-        try:
-            host = host.encode("idna").decode("ascii")
-        except UnicodeError as exc:
-            raise UnsafeUrl(f"host {host!r} is not a valid IDNA name") from exc
+def _to_ascii(host: str) -> str:
+    """IDNA ToASCII (Python's `idna` codec: nameprep's NFKC and the ideographic full stops), done
+    BEFORE the literal check: fullwidth digits, or U+3002 for the dots, spell 127.0.0.1 too, and
+    must be judged as that address, not resolved as a name."""
+    if host.isascii():
+        return host
+    try:
+        return host.encode("idna").decode("ascii")
+    except UnicodeError as exc:
+        raise UnsafeUrl(f"host {host!r} is not a valid IDNA name") from exc
+
+
+def _checked_name(host: str) -> str:
     name = host[:-1] if host.endswith(".") else host
     if not name or len(name) > 253 or not all(_LABEL.fullmatch(label) for label in name.split(".")):
         raise UnsafeUrl(f"host {host!r} is not a valid DNS name")
@@ -102,10 +109,11 @@ def parse_target(
     if allowed_ports is not None and port not in allowed_ports:
         raise UnsafeUrl(f"port {port} not allowed")
     bracketed = "[" in parts.netloc
-    ip = ip_literal(raw_host)
+    ascii_host = _to_ascii(raw_host)
+    ip = ip_literal(ascii_host)
     if bracketed and (ip is None or ip.version != 6):
         raise UnsafeUrl(f"bracketed host {raw_host!r} is not an IPv6 address")
-    host = str(ip) if ip is not None else _normalise_name(raw_host)
+    host = str(ip) if ip is not None else _checked_name(ascii_host)
     path = _ascii(parts.path) or "/"
     if not path.startswith("/"):
         raise UnsafeUrl("URL path must be absolute")

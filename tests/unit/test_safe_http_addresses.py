@@ -28,15 +28,26 @@ from shared.http import (
     is_public_address,
     parse_target,
 )
-from shared.http.addresses import ip_literal
+from shared.http.addresses import SPECIAL_PURPOSE, SpecialBlock, ip_literal, special_block
 from tests.integration.http_servers import CountingListener
 
 NUMERIC_LOOPBACK = ["127.1", "2130706433", "0177.0.0.1", "0x7f.1"]
+# Hosts that IDNA (NFKC, ideographic full stops) turns into loopback literals: fullwidth digits,
+# U+3002 / U+FF0E / U+FF61 dots, circled digits, a fullwidth numeric trick.
+UNICODE_LOOPBACK = [
+    "\uff11\uff12\uff17.\uff10.\uff10.\uff11",
+    "127\u30020\u30020\u30021",
+    "127\uff0e0\uff0e0\uff0e1",
+    "127\uff610\uff610\uff611",
+    "\u2460\u2461\u2466.0.0.1",
+    "\uff10\uff58\uff17\uff46.\uff11",
+]
 
 # (URL host, what it must be rejected as) - R7's table; "internal.test" resolves to 10.0.0.5.
 R7_TARGETS = [
     "127.0.0.1",
     *NUMERIC_LOOPBACK,
+    *UNICODE_LOOPBACK,
     "0.0.0.0",
     "10.0.0.1",
     "172.16.0.1",
@@ -166,6 +177,7 @@ def test_positive_control_the_listener_counts_when_allowlisted(listeners: list[C
         "64:ff9b::7f00:1",
         "2002:a9fe:a9fe::1",
         "2002:0a00:0001::1",
+        "2002:0808:0808::1",  # 6to4 is refused whole, whatever host it embeds
         "2001:0:4136:e378:8000:63bf:3fff:fdd2",  # Teredo, client 192.0.2.45
         "::a9fe:a9fe",  # IPv4-compatible (deprecated): outside 2000::/3
         "100::1",  # discard-only
@@ -177,9 +189,47 @@ def test_blocked_addresses(address: str) -> None:
     assert not is_public_address(address)
 
 
+def _inside(block: SpecialBlock) -> str:
+    """An address in `block` whose narrowest block is this one; for the IPv4 wrappers, one
+    embedding loopback (the wrapper itself is judged by what it embeds)."""
+    net = block.network
+    if block.embeds_ipv4:
+        return str(net[0] + 0x7F000001)
+    return str(net[net.num_addresses // 2])
+
+
+@pytest.mark.parametrize("block", SPECIAL_PURPOSE, ids=lambda b: str(b.network))
+def test_every_special_purpose_block_is_rejected_unless_allowlisted(block: SpecialBlock) -> None:
+    """Every entry of the IANA IPv4 and IPv6 special-purpose registries (and multicast): its
+    first, middle and last address are refused, as a literal URL too; listing the block in
+    WEBHOOK_ALLOWED_IPS opens it."""
+    assert block.rfc.startswith("RFC ") and block.globally_reachable in (True, False, None)
+    address = _inside(block)
+    assert block_reason(address) is not None, address
+    if not block.embeds_ipv4:
+        assert special_block(address) is block
+        for edge in (block.network[0], block.network[-1]):
+            assert block_reason(edge) is not None, edge
+    host = f"[{address}]" if ":" in address else address
+    with pytest.raises(BlockedAddress):
+        check_url(f"http://{host}/", Allowlist())
+    assert check_url(f"http://{host}/", Allowlist.parse(str(block.network)))[1] == (ip_literal(address),)
+
+
 @pytest.mark.parametrize(
     "address",
-    ["8.8.8.8", "93.184.216.34", "1.1.1.1", "2002:0808:0808::1", "64:ff9b::808:808", "2606:4700:4700::1111"],
+    [
+        "8.8.8.8",
+        "93.184.216.34",
+        "1.1.1.1",
+        "9.9.9.9",
+        "64:ff9b::808:808",  # NAT64 of a public IPv4: what DNS64 answers in an IPv6-only cluster
+        "::ffff:8.8.8.8",
+        "2606:4700:4700::1111",
+        "2001:4860:4860::8888",  # in 2001::/16 but outside the IETF's 2001::/23
+        "2620:fe::fe",  # in 2620::/16 next to the AS112 /48
+        "2a00:1450:4001:81b::200e",
+    ],
 )
 def test_public_addresses_are_allowed(address: str) -> None:
     assert block_reason(address) is None
@@ -187,10 +237,22 @@ def test_public_addresses_are_allowed(address: str) -> None:
 
 
 def test_public_names_and_literals_pass_validation() -> None:
-    for url in ("http://public.test/x", "https://8.8.8.8/", "http://[2002:0808:0808::1]:8080/"):
+    for url in ("http://public.test/x", "https://8.8.8.8/", "http://[2606:4700:4700::1111]:8080/"):
         target, addresses = check_url(url, Allowlist(), resolver=fake_resolver)
         assert all(is_public_address(a) for a in addresses), url
-    assert target.host == "2002:808:808::1" and target.port == 8080
+    assert target.host == "2606:4700:4700::1111" and target.port == 8080
+
+
+@pytest.mark.parametrize("host", UNICODE_LOOPBACK)
+def test_unicode_hosts_are_normalised_before_the_literal_check(host: str) -> None:
+    """Judged as the literal they spell, without asking DNS (they used to be resolved as names)."""
+    target = parse_target(f"http://{host}:81/")
+    assert (target.host, str(target.ip)) == ("127.0.0.1", "127.0.0.1")
+    asked: list[str] = []
+    with pytest.raises(BlockedAddress):
+        check_url(f"http://{host}/", Allowlist(), resolver=lambda h, p: asked.append(h) or ["127.0.0.1"])
+    assert asked == []
+    assert parse_target("http://B\u00fccher.example/").host == "xn--bcher-kva.example"
 
 
 def test_any_blocked_record_rejects_the_whole_name() -> None:
