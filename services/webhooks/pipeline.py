@@ -16,7 +16,8 @@ by the main topic's and the tiers' pipelines, so the limits hold for all of them
 - A terminal delivery (`plane_workers.webhook_deliveries`) is not sent again, except by replay.
 - A retry goes to tier `attempt - 1` with its due time; that tier's strategy refuses it until it
   is due (arroyo pauses the partition), so retries never hold up the main topic.
-- A database or broker outage holds the stage and retries it; a bug in a stage stops the consumer.
+- A database or broker outage holds the stage and retries it, and sets the process's hold (the health
+  file goes stale meanwhile); a bug in a stage stops the consumer.
 """
 
 from __future__ import annotations
@@ -35,7 +36,6 @@ from datetime import UTC, datetime, timedelta
 
 from arroyo.backends.kafka import KafkaPayload
 from arroyo.processing.strategies import (
-    Healthcheck,
     MessageRejected,
     ProcessingStrategy,
     ProcessingStrategyFactory,
@@ -54,6 +54,7 @@ from shared.events.producer import DeliveryFailed
 from shared.http import Allowlist, SafeHttpClient
 from shared.kafka import headers as h
 from shared.kafka.runtime import ConsumerDeps
+from shared.kafka.strategy import HeldHealthcheck, Hold
 from shared.metrics import EVENT_PROCESSING_SECONDS, EVENTS_PROCESSED
 
 log = logging.getLogger(__name__)
@@ -214,6 +215,7 @@ class Stage:
     name: str
     handle: Callable[[list], None]
     fatal: list[BaseException]
+    hold: Hold  # the process's: set while a dependency is down, so the health file goes stale
     inbox: queue.SimpleQueue = field(default_factory=queue.SimpleQueue)
     thread: threading.Thread | None = None
     stopping: threading.Event = field(default_factory=threading.Event)
@@ -245,13 +247,14 @@ class Stage:
             while not self.stopping.is_set():
                 try:
                     self.handle(batch)
+                    self.hold.up(time.time())
                     break
                 except BaseException as exc:
                     if not transient(exc):  # a bug: stop the consumer rather than lose the batch
                         log.exception("%s failed", self.name)
                         self.fatal.append(exc)
                         return
-                    log.warning("%s: dependency unavailable, retrying in %.0f s: %s", self.name, HOLD_S, exc)
+                    self.hold.down(exc, time.time())
                     self.stopping.wait(HOLD_S)
 
 
@@ -272,8 +275,8 @@ class DeliveryPipeline(ProcessingStrategy[KafkaPayload]):
         self._done: queue.SimpleQueue[tuple[Partition, int]] = queue.SimpleQueue()
         self._max_pending = max(256, 8 * self._settings.webhook_concurrency)
         self._closed = False
-        self._lookup = Stage(f"{self._name}-lookup", self._look_up, self._fatal)
-        self._writer = Stage(f"{self._name}-writer", self._record, self._fatal)
+        self._lookup = Stage(f"{self._name}-lookup", self._look_up, self._fatal, deps.hold)
+        self._writer = Stage(f"{self._name}-writer", self._record, self._fatal, deps.hold)
         self._lookup.start()
         self._writer.start()
 
@@ -493,7 +496,7 @@ class DeliveryPipelineFactory(ProcessingStrategyFactory[KafkaPayload]):
         self, commit: Commit, partitions: Mapping[Partition, int]
     ) -> ProcessingStrategy[KafkaPayload]:
         pipeline = DeliveryPipeline(commit, self._deps, self._sessions, self._outbound)
-        return Healthcheck(self._deps.settings.health_file, pipeline)
+        return HeldHealthcheck(self._deps.settings.health_file, pipeline, self._deps.hold)
 
 
 def strategy_factory(deps: ConsumerDeps) -> ProcessingStrategyFactory[KafkaPayload]:

@@ -66,6 +66,12 @@ class ConsumerDeps:
     # Values with a close() method are closed once every processor has stopped.
     shared: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def hold(self) -> Hold:
+        """One per process, for the main topic and every tier: while one finds a dependency
+        down, none works, and the health file is not touched (HeldHealthcheck)."""
+        return cast(Hold, self.shared.setdefault("dependency-hold", Hold()))
+
 
 StrategyBuilder = Callable[[ConsumerDeps], ProcessingStrategyFactory[KafkaPayload]]
 
@@ -129,8 +135,6 @@ def _strategy_factory(deps: ConsumerDeps) -> ProcessingStrategyFactory[KafkaPayl
         build_own = cast(StrategyBuilder, registry.load(spec.strategy))
         return build_own(deps)
     handler = cast(Handler, registry.load(spec.handler or ""))
-    # One hold for the main topic and every tier: while one finds the database down, none works.
-    hold = deps.shared.setdefault("dependency-hold", Hold())
     processor = EventProcessor(
         spec,
         handler,
@@ -140,7 +144,7 @@ def _strategy_factory(deps: ConsumerDeps) -> ProcessingStrategyFactory[KafkaPayl
         deps.dead_letters,
         deps.tier,
         deps.clock,
-        hold,
+        deps.hold,
     )
     return EventStrategyFactory(processor, deps.settings.health_file)
 

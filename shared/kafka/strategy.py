@@ -63,6 +63,18 @@ class Hold:
     def holding(self) -> bool:
         return self.since is not None
 
+    def down(self, exc: BaseException, now: float) -> None:
+        if self.since is None:
+            self.since = now
+            log.warning("dependency unavailable, holding the partitions: %s", describe(exc))
+        self.until = now + HOLD_S
+
+    def up(self, now: float) -> None:
+        if self.since is not None:
+            log.warning("dependency available again after %.0f s", now - self.since)
+            self.since = None
+            self.until = 0.0
+
 
 class EventProcessor:
     """Handles one message end to end. `tier` is None on the main topic, i on retry tier i."""
@@ -201,17 +213,10 @@ class EventProcessor:
         EVENTS_PROCESSED.labels(self.spec.name, "retried").inc()
 
     def _hold(self, exc: BaseException) -> None:
-        now = self.clock()
-        if self.hold.since is None:
-            self.hold.since = now
-            log.warning("dependency unavailable, holding the partitions: %s", describe(exc))
-        self.hold.until = now + HOLD_S
+        self.hold.down(exc, self.clock())
 
     def _release(self) -> None:
-        if self.hold.since is not None:
-            log.warning("dependency available again after %.0f s", self.clock() - self.hold.since)
-            self.hold.since = None
-            self.hold.until = 0.0
+        self.hold.up(self.clock())
 
 
 def _error_class(exc: BaseException) -> str:
