@@ -287,7 +287,7 @@ class DeliveryPipeline(ProcessingStrategy[KafkaPayload]):
         self._raise_fatal()
         value = message.value
         assert isinstance(value, BrokerValue)
-        headers = h.as_dict(value.payload.headers)
+        headers = h.received(value.payload.headers, retried=self._deps.tier is not None)
         if self._deps.tier is not None and self._deps.clock() < float(headers.get(h.DUE_AT) or 0):
             raise MessageRejected()  # not due yet: arroyo pauses this partition and asks again
         if self._offsets.unfinished() >= self._max_pending:
@@ -438,7 +438,7 @@ class DeliveryPipeline(ProcessingStrategy[KafkaPayload]):
             job.partition.topic.name,
             job.partition.index,
             job.offset,
-            h.as_dict(job.headers),
+            h.received(job.headers, retried=self._deps.tier is not None),
             "http" if outcome.status is not None else "network",
             outcome.error or f"HTTP {outcome.status}",
             self._deps.clock(),

@@ -47,6 +47,42 @@ def as_dict(headers: Sequence[tuple[str, bytes]] | None) -> dict[str, str]:
     return {k: (v or b"").decode("utf-8", "replace") for k, v in headers or ()}
 
 
+# How each runtime header we read back must parse; one that does not is dropped, not trusted.
+_PARSERS = {
+    ORIGINAL_PARTITION: int,
+    ORIGINAL_OFFSET: int,
+    ATTEMPTS: int,
+    RETRY_TIER: int,
+    DUE_AT: float,
+    FIRST_FAILED_AT: datetime.fromisoformat,
+}
+
+
+def received(headers: Sequence[tuple[str, bytes]] | None, *, retried: bool) -> dict[str, str]:
+    """A consumed message's headers. The runtime's own are ours only on a retry tier: on a main
+    topic they came from some producer, and a bogus `attempts` or `original-partition` there
+    must not crash the consumer or skip retries, so they are dropped. On a tier, one that does
+    not parse is dropped too (the message then counts as failing for the first time)."""
+    view = as_dict(headers)
+    for name in RUNTIME_HEADERS & view.keys():
+        if not retried or not _parses(name, view[name]):
+            del view[name]
+    if ORIGINAL_TOPIC in view and not {ORIGINAL_PARTITION, ORIGINAL_OFFSET} <= view.keys():
+        del view[ORIGINAL_TOPIC]  # a provenance is whole or absent
+    return view
+
+
+def _parses(name: str, value: str) -> bool:
+    parse = _PARSERS.get(name)
+    if parse is None:
+        return True
+    try:
+        parse(value)
+    except ValueError:
+        return False
+    return True
+
+
 @dataclass(frozen=True)
 class Failure:
     """Where a message first came from and what went wrong with it, carried across retries."""

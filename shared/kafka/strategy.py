@@ -105,7 +105,7 @@ class EventProcessor:
         value = message.value
         assert isinstance(value, BrokerValue)
         payload = value.payload
-        headers = h.as_dict(payload.headers)
+        headers = h.received(payload.headers, retried=self.tier is not None)
         now = self.clock()
         if self.tier is not None and now < float(headers.get(h.DUE_AT, "0") or 0):
             raise MessageRejected()  # not due: arroyo pauses the partition and keeps polling

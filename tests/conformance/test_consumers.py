@@ -47,6 +47,14 @@ SETTLE_S = 120.0
 # each restart of the storm at a few seconds instead of ~12.
 STORM_ENV = {"KAFKA_SESSION_TIMEOUT_MS": "3000"}
 OUTAGE_S = 20.0
+# Runtime headers as some producer might set them on a main topic: never trusted there.
+FORGED = [
+    ("original-topic", b"elsewhere"),
+    ("original-partition", b"abc"),
+    ("attempts", b"many"),
+    ("due-at", b"soon"),
+    ("first-failed-at", b"yesterday"),
+]
 
 consumers = pytest.mark.parametrize("spec", registry.CONSUMERS, ids=lambda s: s.name)
 
@@ -139,9 +147,12 @@ def test_poison_is_dead_lettered_and_the_rest_processed(spec: ConsumerSpec, worl
     # outside producer's size limit is not ours: it sends what the broker takes.
     outside = Producer(client_config(world.settings) | {"message.max.bytes": 8 << 20})
     for value_key, value in bad.values():
-        outside.produce(topic, value, key=value_key, headers=[("traceparent", b"00-conformance-01")])
+        outside.produce(topic, value, key=value_key, headers=[("traceparent", b"00-conformance-01"), *FORGED])
+    # A valid event whose producer set our runtime headers, unreadable: processed as any other.
+    forged_key, forged = samples.events[1]
+    outside.produce(topic, forged.to_json(), key=forged_key, headers=FORGED)
     assert outside.flush(30) == 0
-    produce(world.settings, spec.topic, samples.events)
+    produce(world.settings, spec.topic, [e for e in samples.events if e[1] is not forged])
 
     logs = log_dir()
     consumer = Incarnation(spec, world.settings, dict(samples.env), logs)
@@ -160,7 +171,7 @@ def test_poison_is_dead_lettered_and_the_rest_processed(spec: ConsumerSpec, worl
     offsets = set()
     for letter in letters:
         meta = letter["headers"]
-        assert meta[h.ORIGINAL_TOPIC] == topic
+        assert meta[h.ORIGINAL_TOPIC] == topic and meta[h.ORIGINAL_PARTITION].isdigit()
         assert meta[h.ATTEMPTS] == "1", "bad input is never retried as if transient"
         assert meta[h.ERROR_CLASS].startswith("InvalidEvent."), meta[h.ERROR_CLASS]
         assert meta[h.ERROR_MESSAGE] and meta[h.FIRST_FAILED_AT]
