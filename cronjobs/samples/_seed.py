@@ -7,12 +7,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
 from sqlalchemy import Connection, Engine, text
 
 from shared.archive import decode_rows
 from shared.conformance import SampleWorld
-from shared.kafka.config import consumer_config
 from shared.settings import Settings
 from shared.storage import s3_client
 from shared.testing.plane_rows import insert_one, insert_user
@@ -82,35 +80,3 @@ def object_keys(settings: Settings, bucket: str) -> list[str]:
     return sorted(obj["Key"] for page in pages for obj in page.get("Contents", []))
 
 
-QUIET_S = 0.2
-
-
-def topic_messages(settings: Settings, physical_topic: str, timeout_s: float = 30.0) -> list[Message]:
-    """Every message on a topic now, read from the beginning by a consumer of its own (no group).
-
-    tansu's high watermark can point into a partition's last record batch rather than past it, so
-    reading stops at the watermarks only once a short quiet follows (the rest of that batch comes
-    with it): ~0.2 s, fast enough for effects the suite polls while a job runs."""
-    consumer = Consumer(consumer_config(settings, f"plane-workers-samples-{uuid.uuid4().hex[:8]}"))
-    try:
-        partitions = consumer.list_topics(physical_topic, timeout=10).topics[physical_topic].partitions
-        ends = {
-            p: consumer.get_watermark_offsets(TopicPartition(physical_topic, p), timeout=10)[1]
-            for p in partitions
-        }
-        consumer.assign([TopicPartition(physical_topic, p, OFFSET_BEGINNING) for p in partitions])
-        read = dict.fromkeys(partitions, 0)
-        messages: list[Message] = []
-        while True:
-            behind = any(read[p] < end for p, end in ends.items())
-            message = consumer.poll(timeout_s if behind else QUIET_S)
-            if message is None:
-                if behind:
-                    raise TimeoutError(f"{physical_topic}: no message in {timeout_s}s before its end")
-                return messages
-            if message.error() is not None:
-                raise RuntimeError(str(message.error()))
-            messages.append(message)
-            read[message.partition()] = message.offset() + 1  # type: ignore[index]
-    finally:
-        consumer.close()

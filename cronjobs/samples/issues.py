@@ -10,10 +10,11 @@ from sqlalchemy import Connection, text
 
 from cronjobs import archive_close_issues as automation
 from cronjobs import hard_delete as purge
-from cronjobs.samples._seed import PAUSE_ENV, ids, rows_to_act_on, scheduled_time, scope, topic_messages
+from cronjobs.samples._seed import PAUSE_ENV, ids, rows_to_act_on, scheduled_time, scope
 from shared.conformance import JobSamples, SampleWorld
 from shared.events import parse_event
 from shared.testing.plane_rows import insert_many, insert_one, insert_select
+from shared.testing.topics import read_topic
 
 KEPT = 50
 ISSUE = {"name": "'issue ' || g", "sequence_id": "g + :seq", "priority": "'none'", "project_id": ":p",
@@ -115,7 +116,7 @@ def archive_close_issues(world: SampleWorld) -> JobSamples:
         with world.engine.connect() as conn:
             seen = _issues(conn)
         events = set()
-        for message in topic_messages(world.settings, world.settings.topic(automation.TOPIC)):
+        for message in read_topic(world.settings, world.settings.topic(automation.TOPIC)):
             event = parse_event(message.value(), max_bytes=world.settings.event_max_bytes)
             key = (message.key() or b"").decode()
             events.add((event.id, key, event.data["requested_data"], event.data["epoch"]))

@@ -15,29 +15,24 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
 from shared.kafka.config import consumer_config
 from shared.settings import Settings
 
-QUIET_S = 0.5  # a partition with nothing new for this long is at its end
+QUIET_S = 0.2  # past the watermarks, a partition with nothing new for this long is at its end
 
 
-def read_topic(settings: Settings, physical_topic: str) -> list[Message]:
+def read_topic(settings: Settings, physical_topic: str, timeout_s: float = 30.0) -> list[Message]:
     """Every message now in the topic, all partitions, in partition then offset order."""
     with _reader(settings) as consumer:
-        partitions = _partitions(consumer, physical_topic)
-        consumer.assign([TopicPartition(physical_topic, p, OFFSET_BEGINNING) for p in partitions])
-        return sorted(_drain(consumer), key=lambda m: (m.partition(), m.offset()))
+        ends = _watermarks(consumer, physical_topic)
+        consumer.assign([TopicPartition(physical_topic, p, OFFSET_BEGINNING) for p in ends])
+        messages = _read_past(consumer, physical_topic, ends, timeout_s)
+        return sorted(messages, key=lambda m: (m.partition(), m.offset()))
 
 
-def partition_ends(settings: Settings, physical_topic: str) -> dict[int, int]:
+def partition_ends(settings: Settings, physical_topic: str, timeout_s: float = 30.0) -> dict[int, int]:
     """The offset after the last record of each partition."""
     with _reader(settings) as consumer:
-        ends = {}
-        starts = []
-        for p in _partitions(consumer, physical_topic):
-            _low, high = consumer.get_watermark_offsets(TopicPartition(physical_topic, p), timeout=10)
-            ends[p] = high
-            if high > 0:
-                starts.append(TopicPartition(physical_topic, p, high - 1))
-        consumer.assign(starts)
-        for message in _drain(consumer):
+        ends = _watermarks(consumer, physical_topic)
+        consumer.assign([TopicPartition(physical_topic, p, high - 1) for p, high in ends.items() if high])
+        for message in _read_past(consumer, physical_topic, dict(ends), timeout_s):
             ends[message.partition()] = max(ends[message.partition()], message.offset() + 1)
         return ends
 
@@ -53,17 +48,29 @@ class _reader:
         self.consumer.close()
 
 
-def _partitions(consumer: Consumer, topic: str) -> list[int]:
+def _watermarks(consumer: Consumer, topic: str) -> dict[int, int]:
     metadata = consumer.list_topics(topic, timeout=10).topics[topic]
     if metadata.error is not None:
         raise RuntimeError(f"topic {topic}: {metadata.error}")
-    return sorted(metadata.partitions)
+    return {
+        p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+        for p in sorted(metadata.partitions)
+    }
 
 
-def _drain(consumer: Consumer) -> list[Message]:
-    messages = []
-    while (message := consumer.poll(QUIET_S)) is not None:
+def _read_past(consumer: Consumer, topic: str, ends: dict[int, int], timeout_s: float) -> list[Message]:
+    """Read the assigned partitions up to `ends`, waiting up to `timeout_s` for each message
+    before them, then on until QUIET_S passes with nothing new."""
+    read = dict.fromkeys(ends, 0)
+    messages: list[Message] = []
+    while True:
+        behind = any(read[p] < end for p, end in ends.items())
+        message = consumer.poll(timeout_s if behind else QUIET_S)
+        if message is None:
+            if behind:
+                raise TimeoutError(f"{topic}: no message in {timeout_s}s before its end")
+            return messages
         if message.error() is not None:
             raise RuntimeError(str(message.error()))
         messages.append(message)
-    return messages
+        read[message.partition()] = message.offset() + 1
