@@ -23,6 +23,7 @@ from shared.embedded.bootstrap import ensure_plane_tables
 from shared.embedded.kafka import EmbeddedKafka
 from shared.embedded.postgres import EmbeddedPostgres, with_database
 from shared.embedded.s3 import EmbeddedS3
+from shared.embedded.smtp import EmbeddedSMTP
 from shared.embedded.stack import EMBEDDED_FETCH_WAIT_MAX_MS, EMBEDDED_SESSION_TIMEOUT_MS
 from shared.kafka.topics import create_topics
 from shared.settings import Settings
@@ -57,6 +58,15 @@ def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedKafka]:
 @pytest.fixture(scope="session")
 def s3_server() -> Iterator[EmbeddedS3]:
     server = EmbeddedS3()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def smtp() -> Iterator[EmbeddedSMTP]:
+    """A capturing SMTP server (aiosmtpd) of the test's own."""
+    server = EmbeddedSMTP()
     server.start()
     yield server
     server.stop()

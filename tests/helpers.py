@@ -8,12 +8,10 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from typing import IO, Any
 
 from sqlalchemy import Engine, func, select
-from sqlalchemy.orm import Session
 
 from shared.cli.dlq import show
 from shared.db.plane import Issue, User
@@ -29,19 +27,7 @@ IDV_TYPE = "plane.issue_description_version.v1"
 
 
 def seed(engine: Engine, n_issues: int, n_users: int = 2) -> tuple[list[User], list[Issue]]:
-    with Session(engine, expire_on_commit=False) as session, session.begin():
-        users = [make.user(i) for i in range(n_users)]
-        session.add_all(users)
-        session.flush()
-        ws = make.workspace(users[0], slug=f"ws-{uuid.uuid4().hex[:8]}")
-        session.add(ws)
-        session.flush()
-        proj = make.project(ws)
-        session.add(proj)
-        session.flush()
-        issues = [make.issue(proj, i + 1, html=f"<p>issue {i + 1}</p>") for i in range(n_issues)]
-        session.add_all(issues)
-    return users, issues
+    return make.project_with_issues(engine, n_issues, n_users)
 
 
 def idv_event(issue: Issue, user: User, *, creating: bool = False, old_html: str = "<p>old</p>") -> Event:

@@ -7,10 +7,8 @@ window), which the effects show as `amended`: a duplicate cannot hide.
 from __future__ import annotations
 
 import json
-import uuid
 
 from sqlalchemy import Engine, select
-from sqlalchemy.orm import Session
 
 from shared.conformance import ConsumerSamples, SampleWorld
 from shared.db.plane import IssueDescriptionVersion
@@ -21,18 +19,7 @@ EVENT_TYPE = "plane.issue_description_version.v1"
 
 
 def cases(world: SampleWorld) -> ConsumerSamples:
-    with Session(world.engine, expire_on_commit=False) as session, session.begin():
-        users = [make.user(i) for i in range(3)]
-        session.add_all(users)
-        session.flush()
-        ws = make.workspace(users[0], slug=f"ws-{uuid.uuid4().hex[:8]}")
-        session.add(ws)
-        session.flush()
-        project = make.project(ws)
-        session.add(project)
-        session.flush()
-        issues = [make.issue(project, n + 1, html=f"<p>issue {n + 1}</p>") for n in range(world.size)]
-        session.add_all(issues)
+    users, issues = make.project_with_issues(world.engine, world.size, n_users=3)
     events, expected = [], []
     for n, issue in enumerate(issues):
         author = users[n % len(users)]

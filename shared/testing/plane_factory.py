@@ -11,6 +11,9 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
 from shared.db.plane import APIActivityLog, Issue, Project, User, Webhook, Workspace
 
 
@@ -147,3 +150,20 @@ def webhook(ws: Workspace, url: str, **values: Any) -> Webhook:
             **values,
         }
     )
+
+
+def project_with_issues(engine: Engine, n_issues: int, n_users: int = 2) -> tuple[list[User], list[Issue]]:
+    """`n_users` users, a workspace owned by the first, one project, `n_issues` issues in it."""
+    with Session(engine, expire_on_commit=False) as session, session.begin():
+        users = [user(i) for i in range(n_users)]
+        session.add_all(users)
+        session.flush()
+        ws = workspace(users[0], slug=f"ws-{uuid.uuid4().hex[:8]}")
+        session.add(ws)
+        session.flush()
+        proj = project(ws)
+        session.add(proj)
+        session.flush()
+        issues = [issue(proj, i + 1, html=f"<p>issue {i + 1}</p>") for i in range(n_issues)]
+        session.add_all(issues)
+    return users, issues

@@ -36,14 +36,6 @@ class RecordingReceiver:
 
 
 @pytest.fixture
-def mailbox() -> Iterator[EmbeddedSMTP]:
-    server = EmbeddedSMTP()
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 def receiver() -> Iterator[RecordingReceiver]:
     server = RecordingReceiver()
     yield server
@@ -52,15 +44,15 @@ def receiver() -> Iterator[RecordingReceiver]:
 
 @pytest.fixture
 def world_of(
-    s3_settings: Settings, mailbox: EmbeddedSMTP, receiver: RecordingReceiver
+    s3_settings: Settings, smtp: EmbeddedSMTP, receiver: RecordingReceiver
 ) -> Callable[[int], SampleWorld]:
     """`world_of(size)`: the world for one case, sized for it."""
     settings = replace(
-        s3_settings, email_host="127.0.0.1", email_port=mailbox.port, email_use_tls=False, email_use_ssl=False
+        s3_settings, email_host="127.0.0.1", email_port=smtp.port, email_use_tls=False, email_use_ssl=False
     )
 
     def make(size: int) -> SampleWorld:
         engine = get_engine(settings.database_url)
-        return SampleWorld(engine, settings, receiver, mailbox, random.Random(size), size)
+        return SampleWorld(engine, settings, receiver, smtp, random.Random(size), size)
 
     return make

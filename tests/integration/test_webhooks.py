@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
@@ -91,14 +91,6 @@ def world(engine: Engine) -> World:
         issue = pf.issue(proj, 1, name="Hooked")
         session.add_all([owner, ws, proj, issue])
     return World(owner.id, owner.email, ws.id, ws.slug, issue.id, engine)
-
-
-@pytest.fixture
-def smtp() -> Iterator[EmbeddedSMTP]:
-    server = EmbeddedSMTP()
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture
