@@ -211,17 +211,91 @@ def webhooks_replay(
     typer.echo(json.dumps({"webhook": str(webhook_id), "replayed" if not dry_run else "would_replay": count}))
 
 
+def _key_values(option: str, pairs: list[str] | None) -> dict[str, str]:
+    """`KEY=VALUE` options into a dict; a malformed one is a usage error (exit 2)."""
+    parsed: dict[str, str] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            typer.echo(f"{option}: expected KEY=VALUE, got {pair!r}", err=True)
+            raise typer.Exit(2)
+        parsed[key.strip()] = value.strip()
+    return parsed
+
+
 @topics_app.command("create")
 def topics_create(
-    replication_factor: Annotated[int, typer.Option(help="Replicas per partition.")] = 1,
+    replication_factor: Annotated[
+        int, typer.Option(help="Replicas per partition of topics it creates (-1: the broker's default).")
+    ] = 1,
+    partitions: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="TOPIC=N",
+            help="Partitions of a logical main topic (its retry tiers and DLQ follow); repeatable. "
+            "Default: the registry's.",
+        ),
+    ] = None,
+    config: Annotated[
+        list[str] | None,
+        typer.Option(metavar="KEY=VALUE", help="Topic config for every topic; repeatable."),
+    ] = None,
+    retry_config: Annotated[
+        list[str] | None,
+        typer.Option(metavar="KEY=VALUE", help="Topic config of retry tiers (over --config)."),
+    ] = None,
+    dlq_config: Annotated[
+        list[str] | None,
+        typer.Option(metavar="KEY=VALUE", help="Topic config of DLQs (over --config)."),
+    ] = None,
+    dry_run: Annotated[bool, typer.Option(help="Print what would change; change nothing.")] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the broker and each request.")] = 30,
 ) -> None:
-    """Create every topic (main, retry tiers, DLQ) the registry needs; existing ones are kept."""
-    from shared.kafka.topics import create_topics
+    """Create or update every topic (main, retry tiers, DLQ) the registry needs: create missing
+    ones, add partitions, set the given configs. Never deletes or shrinks; safe to run again.
+    Retry tiers and DLQs get max.message.bytes = the producer's limit unless a config sets it.
+    Exit 0: done; 1: the broker refused a change; 2: bad options; 3: broker unreachable."""
+    from shared.kafka.topics import TopicError, TopicOptions, TopicOptionsError, ensure_topics
 
     settings = _settings()
     _require(settings.kafka_bootstrap_servers, "KAFKA_BOOTSTRAP_SERVERS")
-    created = create_topics(settings, replication_factor)
-    typer.echo(json.dumps({"created": created}))
+    counts: dict[str, int] = {}
+    for topic, count in _key_values("--partitions", partitions).items():
+        try:
+            counts[topic] = int(count)
+        except ValueError:
+            typer.echo(f"--partitions: {topic}={count!r} is not a whole number", err=True)
+            raise typer.Exit(2) from None
+    options = TopicOptions(
+        replication_factor=replication_factor,
+        partitions=counts,
+        config=_key_values("--config", config),
+        retry_config=_key_values("--retry-config", retry_config),
+        dlq_config=_key_values("--dlq-config", dlq_config),
+    )
+    try:
+        report = ensure_topics(settings, options, dry_run=dry_run, timeout_s=timeout)
+    except TopicOptionsError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+    except TopicError as exc:
+        typer.echo(f"topics create: {exc}", err=True)
+        raise typer.Exit(3 if str(exc).startswith("cannot reach Kafka") else 1) from None
+    for warning in report.warnings:
+        typer.echo(f"warning: {warning}", err=True)
+    typer.echo(json.dumps({"dry_run": dry_run, **report.as_json()}))
+
+
+@app.command("check")
+def check_deployment(
+    timeout: Annotated[float, typer.Option(help="Seconds each check may wait.")] = 10,
+) -> None:
+    """Check that this deployment can work (the chart's `helm test`): the database answers, Plane's
+    tables and our migrated schema are there, a broker answers, every topic exists. One line per
+    check; exit 0: all passed; 1: one failed; 2: configuration error."""
+    from shared.cli.check import run
+
+    raise typer.Exit(run(_settings(), timeout, typer.echo))
 
 
 @app.command()
