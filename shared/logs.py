@@ -10,14 +10,57 @@ import contextlib
 import contextvars
 import json
 import logging
+import re
 import sys
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any
+from urllib.parse import unquote
 
 _context: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("log_context", default={})  # noqa: B039
 
 REDACTED = "[redacted]"
+
+# scheme://user:password@... and a password= query parameter (libpq accepts one). The password is
+# taken to run to the last "@": a password written with a raw "@" is hidden whole, and an "@" in
+# the query only hides more than needed.
+_URL_PASSWORD = re.compile(r"^(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^:/?#@\s]*:)(?P<password>[^\s]*)(?P<at>@)")
+_QUERY_PASSWORD = re.compile(r"(?P<head>[?&]password=)(?P<password>[^&#\s]*)", re.IGNORECASE)
+
+
+def redact_url(value: str) -> str:
+    """`value` with the password of its userinfo (and any `password=` parameter) replaced by
+    REDACTED; anything that is not such a URL comes back unchanged."""
+    head, at, tail = value.rpartition("@") if _URL_PASSWORD.match(value) else ("", "", value)
+    match = _URL_PASSWORD.match(head + at)
+    if match and match["password"]:
+        head = match["head"] + REDACTED
+    return head + at + _QUERY_PASSWORD.sub(lambda m: m["head"] + REDACTED, tail)
+
+
+def url_passwords(value: str) -> tuple[str, ...]:
+    """The passwords inside a URL (as written and percent-decoded), for redaction elsewhere."""
+    match = _URL_PASSWORD.match(value.rpartition("@")[0] + "@")
+    found = [match["password"]] if match else []
+    found += [m["password"] for m in _QUERY_PASSWORD.finditer(value)]
+    return tuple(dict.fromkeys(p for raw in found if raw for p in (raw, unquote(raw))))
+
+
+_URL_PASSWORD_IN_TEXT = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.-]*://[^:/?#@\s]*:)[^\s]+@")
+
+
+def redact_url_passwords(text: str) -> str:
+    """Free text with the password of every `scheme://user:password@` in it replaced by REDACTED
+    (to the last "@" of the word: more is hidden rather than less)."""
+    text = _URL_PASSWORD_IN_TEXT.sub(lambda m: m["head"] + REDACTED + "@", text)
+    return _QUERY_PASSWORD.sub(lambda m: m["head"] + REDACTED, text)
+
+
+def redact(text: str, secrets: Sequence[str]) -> str:
+    """`text` with every secret (at least 4 characters; longest first) replaced by REDACTED."""
+    for secret in sorted((s for s in secrets if len(s) >= 4), key=len, reverse=True):
+        text = text.replace(secret, REDACTED)
+    return text
 
 
 @contextlib.contextmanager
@@ -56,9 +99,7 @@ class JsonFormatter(logging.Formatter):
         return self.redact(json.dumps(entry, default=str))
 
     def redact(self, line: str) -> str:
-        for secret in self._secrets:
-            line = line.replace(secret, REDACTED)
-        return line
+        return redact(line, self._secrets)
 
 
 class TextFormatter(JsonFormatter):

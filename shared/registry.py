@@ -59,6 +59,8 @@ class ConsumerSpec:
     # "package.module:function" returning shared.conformance.ConsumerSamples: what the
     # conformance suite (tests/conformance) seeds, produces and reads back for this consumer.
     samples: str | None = None
+    # The Plane (Celery) task this replaces, as the README's "What runs" table shows it (Markdown).
+    replaces: str = ""
 
     def __post_init__(self) -> None:
         if (self.handler is None) == (self.strategy is None):
@@ -101,6 +103,8 @@ class JobSpec:
     produces: tuple[str, ...] = ()
     # "package.module:function" returning shared.conformance.JobSamples (see tests/conformance).
     samples: str | None = None
+    # The Plane (Celery beat) task this replaces, as the README's "What runs" table shows it.
+    replaces: str = ""
 
     @property
     def args(self) -> list[str]:
@@ -115,6 +119,7 @@ CONSUMERS: tuple[ConsumerSpec, ...] = (
         event_types=("plane.issue_description_version.v1",),
         description="Snapshots issue descriptions (Plane's issue_description_version_task).",
         samples="services.issue_description_versions.samples:cases",
+        replaces="`issue_description_version_task`",
     ),
     ConsumerSpec(
         name="webhook-events",
@@ -123,6 +128,7 @@ CONSUMERS: tuple[ConsumerSpec, ...] = (
         event_types=("plane.webhook_activity.v1",),
         description="Fans a change out to each subscribed webhook as one delivery (webhook_activity).",
         samples="services.webhooks.samples:fanout",
+        replaces="`webhook_activity`",
     ),
     ConsumerSpec(
         name="webhook-deliveries",
@@ -135,6 +141,7 @@ CONSUMERS: tuple[ConsumerSpec, ...] = (
         idempotency="handler",
         resources=Resources(cpu_request="500m", memory_request="384Mi", memory_limit="768Mi"),
         samples="services.webhooks.samples:deliveries",
+        replaces="`webhook_send_task`",
     ),
 )
 
@@ -147,6 +154,7 @@ JOBS: tuple[JobSpec, ...] = (
         active_deadline_seconds=2 * 3600,
         produces=("issue-activity",),
         samples="cronjobs.samples:archive_close_issues",
+        replaces="`archive_and_close_old_issues`",
     ),
     JobSpec(
         name="delete-expired-exports",
@@ -155,6 +163,7 @@ JOBS: tuple[JobSpec, ...] = (
         description="Deletes export files older than EXPORT_RETENTION_DAYS from S3 (delete_old_s3_link).",
         active_deadline_seconds=3600,
         samples="cronjobs.samples:delete_expired_exports",
+        replaces="`delete_old_s3_link` (scheduled once, not twice)",
     ),
     JobSpec(
         name="delete-unuploaded-assets",
@@ -163,6 +172,7 @@ JOBS: tuple[JobSpec, ...] = (
         description="Soft-deletes assets whose upload never finished (delete_unuploaded_file_asset).",
         active_deadline_seconds=3600,
         samples="cronjobs.samples:delete_unuploaded_assets",
+        replaces="`delete_unuploaded_file_asset`",
     ),
     JobSpec(
         name="cleanup-api-logs",
@@ -171,6 +181,7 @@ JOBS: tuple[JobSpec, ...] = (
         description="Deletes API activity logs older than HARD_DELETE_AFTER_DAYS (delete_api_logs).",
         active_deadline_seconds=3600,
         samples="cronjobs.samples:cleanup_api_logs",
+        replaces="`delete_api_logs`",
     ),
     JobSpec(
         name="hard-delete",
@@ -179,6 +190,7 @@ JOBS: tuple[JobSpec, ...] = (
         description="Purges rows soft-deleted past retention, with Django's cascades (hard_delete).",
         active_deadline_seconds=4 * 3600,
         samples="cronjobs.samples:hard_delete",
+        replaces="`hard_delete`",
     ),
     JobSpec(
         name="cleanup-email-logs",
@@ -187,6 +199,7 @@ JOBS: tuple[JobSpec, ...] = (
         description="Archives, then deletes, sent e-mail notification logs past retention.",
         active_deadline_seconds=3600,
         samples="cronjobs.samples:cleanup_email_logs",
+        replaces="`delete_email_notification_logs`",
     ),
     JobSpec(
         name="cleanup-page-versions",
@@ -195,6 +208,7 @@ JOBS: tuple[JobSpec, ...] = (
         description="Archives, then deletes, page versions beyond the newest VERSION_HISTORY_KEEP per page.",
         active_deadline_seconds=3600,
         samples="cronjobs.samples:cleanup_page_versions",
+        replaces="`delete_page_versions`",
     ),
     JobSpec(
         name="cleanup-description-versions",
@@ -203,6 +217,7 @@ JOBS: tuple[JobSpec, ...] = (
         description="Archives, then deletes, issue description versions beyond the newest N per issue.",
         active_deadline_seconds=3600,
         samples="cronjobs.samples:cleanup_description_versions",
+        replaces="`delete_issue_description_versions`",
     ),
     JobSpec(
         name="cleanup-webhook-logs",
@@ -211,6 +226,7 @@ JOBS: tuple[JobSpec, ...] = (
         description="Archives, then deletes, webhook delivery logs past retention.",
         active_deadline_seconds=3600,
         samples="cronjobs.samples:cleanup_webhook_logs",
+        replaces="`delete_webhook_logs`",
     ),
     JobSpec(
         name="instance-traces",
@@ -220,6 +236,7 @@ JOBS: tuple[JobSpec, ...] = (
         active_deadline_seconds=900,
         starting_deadline_seconds=300,
         samples="cronjobs.samples:instance_traces",
+        replaces="`instance_traces` (opt-in)",
     ),
     JobSpec(
         name="prune-worker-state",
@@ -228,6 +245,7 @@ JOBS: tuple[JobSpec, ...] = (
         description="Drops event-id dedupe keys and job-run records past their retention.",
         active_deadline_seconds=1800,
         samples="cronjobs.samples:prune_worker_state",
+        replaces="(new: our own dedupe keys and run records)",
     ),
 )
 

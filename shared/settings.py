@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from functools import cache
 
+from shared.logs import REDACTED, redact_url, url_passwords
+
 
 @dataclass(frozen=True)
 class Variable:
@@ -186,16 +188,47 @@ class Settings:
         a Kafka cluster under different prefixes never share (and rebalance) a group."""
         return f"{self.kafka_topic_prefix}{logical}"
 
+    def __repr__(self) -> str:
+        # Not the dataclass repr: it would show DATABASE_URL's password.
+        shown = ", ".join(f"{env.lower()}={value!r}" for env, value in shown_values(self).items())
+        return f"Settings({shown})"
+
 
 @cache
 def get_settings() -> Settings:
     return Settings.from_env()
 
 
+def _as_env(value: object) -> str:
+    """A setting's value written the way its environment variable takes it."""
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, tuple):
+        return ",".join(value)
+    return str(value)
+
+
 def secret_values(settings: Settings) -> tuple[str, ...]:
-    """The configured secret values, so log output can redact them wherever they appear."""
-    secret_names = {v.env.lower() for v in VARIABLES if v.secret}
-    return tuple(str(getattr(settings, name)) for name in secret_names if getattr(settings, name))
+    """The configured secret values, and every password inside a URL-valued setting (DATABASE_URL's
+    above all), so log output and error lines can redact them wherever they appear."""
+    found: list[str] = []
+    for var in VARIABLES:
+        value = _as_env(getattr(settings, var.env.lower()))
+        if var.secret and value:
+            found.append(value)
+        elif not var.secret:
+            found.extend(url_passwords(value))
+    return tuple(dict.fromkeys(found))
+
+
+def shown_values(settings: Settings) -> dict[str, str]:
+    """Every variable's effective value, safe to print: secrets as REDACTED (empty when unset),
+    passwords inside URLs (`postgresql://user:[redacted]@host/db`) likewise."""
+    shown: dict[str, str] = {}
+    for var in VARIABLES:
+        value = _as_env(getattr(settings, var.env.lower()))
+        shown[var.env] = (REDACTED if value else "") if var.secret else redact_url(value)
+    return shown
 
 
 def markdown_table() -> str:

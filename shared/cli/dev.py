@@ -7,6 +7,7 @@ fires `plane-workers job NAME --scheduled-for T` at each job's cron time.
 from __future__ import annotations
 
 import logging
+import shlex
 import signal
 import subprocess
 import sys
@@ -19,13 +20,25 @@ from croniter import croniter
 from shared import registry
 from shared.embedded.bootstrap import prepare
 from shared.embedded.stack import EmbeddedStack, env_for
-from shared.settings import Settings
+from shared.settings import VARIABLES, Settings
 
 log = logging.getLogger(__name__)
 
 
 def command(*args: str) -> list[str]:
     return [sys.executable, "-m", "shared.cli.main", *args]
+
+
+def exports(base: Settings, stack: Settings) -> list[str]:
+    """`export VAR=value` for every variable the embedded stack set (what another shell needs for
+    `produce`, `dlq`, `job` against this stack); configured values were kept, so they are not
+    repeated, and the only secrets among them are the embedded servers' own fixed ones."""
+    env_base, env_stack = env_for(base, {}), env_for(stack, {})
+    return [
+        f"export {var.env}={shlex.quote(env_stack[var.env])}"
+        for var in VARIABLES
+        if env_stack[var.env] != env_base[var.env]
+    ]
 
 
 def run_dev(settings: Settings, state_dir: Path | None, *, jobs_now: bool = False) -> int:
@@ -49,6 +62,9 @@ def run_dev(settings: Settings, state_dir: Path | None, *, jobs_now: bool = Fals
         due = {name: now if jobs_now else it.get_next(datetime) for name, it in schedule.items()}
         broker = stack.settings.kafka_bootstrap_servers
         print(f"dev: {len(children)} consumer(s) and {len(due)} job(s) on {broker}", flush=True)
+        print("  in another shell, for produce / dlq / job against this stack:", flush=True)
+        for line in exports(settings, stack.settings):
+            print(f"    {line}", flush=True)
         for name, when in sorted(due.items(), key=lambda kv: kv[1]):
             print(f"  next {name}: {when.isoformat()}", flush=True)
         jobs: list[subprocess.Popen[bytes]] = []

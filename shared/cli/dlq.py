@@ -8,8 +8,9 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
 
+from shared.cli.errors import CliError, ConfigError
 from shared.events.producer import EventProducer
 from shared.kafka import headers as h
 from shared.kafka.config import consumer_config
@@ -22,7 +23,9 @@ def _read_to_end(consumer: Consumer, topic: str, limit: int | None) -> Iterator[
     """Every message currently in `topic` (from the consumer's position), then stop."""
     metadata = consumer.list_topics(topic, timeout=10).topics[topic]
     if metadata.error is not None:
-        raise RuntimeError(f"topic {topic}: {metadata.error}")
+        if metadata.error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
+            raise ConfigError(f"topic {topic} does not exist (run `plane-workers topics create`)")
+        raise CliError(f"topic {topic}: {metadata.error.str()}")
     ends = {}
     for p in metadata.partitions:
         _low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
@@ -41,7 +44,7 @@ def _read_to_end(consumer: Consumer, topic: str, limit: int | None) -> Iterator[
         if message is None:
             continue
         if message.error() is not None:
-            raise RuntimeError(str(message.error()))
+            raise CliError(f"topic {topic}: {message.error().str()}")
         count += 1
         yield message
         if message.offset() + 1 >= ends[message.partition()]:

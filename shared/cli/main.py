@@ -1,6 +1,7 @@
 """`plane-workers`: run consumers and jobs, feed and inspect topics, manage the deployment.
 
-Every consumer and job name comes from `shared.registry`; nothing here lists them again.
+Every consumer and job name comes from `shared.registry`; nothing here lists them again. A command
+that fails prints one line and exits with a documented code (shared/cli/errors.py).
 """
 
 from __future__ import annotations
@@ -15,43 +16,81 @@ from typing import Annotated
 import typer
 
 from shared import logs, registry
-from shared.settings import Settings, get_settings, markdown_table, secret_values
+from shared.cli.errors import (
+    CliError,
+    ConfigError,
+    ErrorMappingGroup,
+    require,
+    require_broker,
+    require_database,
+)
+from shared.settings import (
+    Settings,
+    get_settings,
+    markdown_table,
+    secret_values,
+    shown_values,
+)
 
 app = typer.Typer(
+    cls=ErrorMappingGroup,
     help="Plane's background tasks as Kafka consumers and Kubernetes CronJobs.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-dlq_app = typer.Typer(help="Inspect and replay dead-lettered events.", no_args_is_help=True)
+dlq_app = typer.Typer(
+    cls=ErrorMappingGroup, help="Inspect and replay dead-lettered events.", no_args_is_help=True
+)
 topics_app = typer.Typer(help="Manage the Kafka topics the registry needs.", no_args_is_help=True)
 app.add_typer(dlq_app, name="dlq")
-webhooks_app = typer.Typer(help="Operate webhook deliveries.", no_args_is_help=True)
+webhooks_app = typer.Typer(cls=ErrorMappingGroup, help="Operate webhook deliveries.", no_args_is_help=True)
 app.add_typer(topics_app, name="topics")
 app.add_typer(webhooks_app, name="webhooks")
 
 
-def _settings() -> Settings:
+def _load_settings() -> Settings:
     try:
-        settings = get_settings()
+        return get_settings()
     except ValueError as exc:
-        typer.echo(f"configuration error: {exc}", err=True)
-        raise typer.Exit(2) from None
+        raise ConfigError(f"configuration error: {exc}") from None
+
+
+def _settings() -> Settings:
+    settings = _load_settings()
     logs.configure(settings.log_level, settings.log_format, secret_values(settings))
     return settings
 
 
 def _require(value: str, variable: str) -> None:
-    if not value:
-        typer.echo(f"{variable} is not set (or run `plane-workers dev` for the embedded stack)", err=True)
-        raise typer.Exit(2)
+    require(value, variable)
+
+
+def _names(kind: str, specs) -> str:  # type: ignore[no-untyped-def]
+    """A command's epilog: the registry's names of one kind, one per line."""
+    return f"{kind} (`plane-workers list` describes them):\n\n" + "\n".join(s.name for s in specs)
+
+
+def what_runs_table() -> str:
+    """The README's "What runs" table, from the registry (`plane-workers list --markdown`)."""
+    defaults = Settings.from_env({})  # topics under the default KAFKA_TOPIC_PREFIX
+    rows = ["| Kind | Name | Topic / schedule (UTC) | Replaces |", "|---|---|---|---|"]
+    for c in registry.CONSUMERS:
+        rows.append(f"| consumer | `{c.name}` | `{defaults.topic(c.topic)}` | {c.replaces} |")
+    for j in registry.JOBS:
+        rows.append(f"| job | `{j.name}` | `{j.schedule}` | {j.replaces} |")
+    return "\n".join(rows)
 
 
 @app.command("list")
 def list_workloads(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    markdown: Annotated[bool, typer.Option(help="The README table of what runs.")] = False,
 ) -> None:
     """List every consumer and job in the registry."""
+    if markdown:
+        typer.echo(what_runs_table())
+        return
     consumers = [
         {
             "kind": "consumer",
@@ -62,11 +101,18 @@ def list_workloads(
             "dlq": s.dlq_topic,
             "retry_topics": list(s.retry_topics),
             "description": s.description,
+            "replaces": s.replaces,
         }
         for s in registry.CONSUMERS
     ]
     jobs = [
-        {"kind": "job", "name": s.name, "schedule": s.schedule, "description": s.description}
+        {
+            "kind": "job",
+            "name": s.name,
+            "schedule": s.schedule,
+            "description": s.description,
+            "replaces": s.replaces,
+        }
         for s in registry.JOBS
     ]
     if as_json:
@@ -80,8 +126,8 @@ def list_workloads(
         typer.echo(f"  {j['name']:<32} {j['schedule']:<14} {j['description']}")
 
 
-@app.command()
-def consume(name: Annotated[str, typer.Argument(help="Consumer name from `list`.")]) -> None:
+@app.command(epilog=_names("Consumers", registry.CONSUMERS))
+def consume(name: Annotated[str, typer.Argument(help="Consumer name (listed below).")]) -> None:
     """Run one consumer until SIGTERM (its main topic and retry tiers)."""
     from shared.kafka.runtime import consume as run_consumer
 
@@ -91,23 +137,24 @@ def consume(name: Annotated[str, typer.Argument(help="Consumer name from `list`.
     raise typer.Exit(run_consumer(spec.name, settings))
 
 
-@app.command()
+@app.command(epilog=_names("Jobs", registry.JOBS))
 def job(
-    name: Annotated[str, typer.Argument(help="Job name from `list`.")],
+    name: Annotated[str, typer.Argument(help="Job name (listed below).")],
     dry_run: Annotated[bool, typer.Option(help="Count what would change; change nothing.")] = False,
     scheduled_for: Annotated[
         datetime | None,
         typer.Option(help="The run's notion of now (ISO 8601, UTC), e.g. a missed schedule."),
     ] = None,
 ) -> None:
-    """Run one job now. Exit 0: done (or another run holds the lock); 1: failed; 2: usage."""
+    """Run one job now. Exit 0: done (or another run holds the lock); 1: failed; 2: usage or
+    configuration; 3: database unreachable."""
     from datetime import UTC
 
     from shared.cron.runtime import run_job
 
     settings = _settings()
     spec = _lookup(registry.job, name)
-    _require(settings.database_url, "DATABASE_URL")
+    require_database(settings)
     if scheduled_for is not None and scheduled_for.tzinfo is None:
         scheduled_for = scheduled_for.replace(tzinfo=UTC)
     code, ctx = run_job(spec, settings, dry_run=dry_run, scheduled_for=scheduled_for)
@@ -124,7 +171,8 @@ def produce(
     ] = None,
     key: Annotated[str | None, typer.Option(help="Message key; default: from the data.")] = None,
 ) -> None:
-    """Read event data as JSON on stdin (one object, or one per line); produce valid envelopes."""
+    """Read event data as JSON on stdin (one object, or one per line); produce valid envelopes.
+    Nothing on stdin: nothing produced (exit 0, said on stderr)."""
     from shared.events import InvalidEvent, new_event
     from shared.events.producer import EventProducer
 
@@ -138,7 +186,12 @@ def produce(
             typer.echo(f"--type is required: one of {list(spec.event_types)}", err=True)
             raise typer.Exit(2)
         event_type = spec.event_types[0]
+    if sys.stdin.isatty():
+        typer.echo("reading event data (JSON) from stdin; end with Ctrl-D", err=True)
     text = sys.stdin.read().strip()
+    if not text:
+        typer.echo(f"nothing produced: no event data on stdin (topic {settings.topic(topic)})", err=True)
+        return
     try:
         items = (
             [json.loads(text)]
@@ -149,6 +202,7 @@ def produce(
     except (ValueError, InvalidEvent) as exc:
         typer.echo(f"invalid input, nothing produced: {exc}", err=True)
         raise typer.Exit(2) from None
+    require_broker(settings)
     producer = EventProducer(settings)
     producer.send_many(topic, [(key or _default_key(e.data), e) for e in events])
     for e in events:
@@ -170,8 +224,13 @@ def dlq_show(
     """Print dead letters (JSON lines with their failure headers); consumes nothing."""
     from shared.cli.dlq import show
 
-    for entry in show(_settings(), topic, limit):
+    settings = _dlq_settings(topic)
+    shown = 0
+    for entry in show(settings, topic, limit):
         typer.echo(json.dumps(entry))
+        shown += 1
+    if not shown:
+        typer.echo(f"no dead letters in {settings.topic(f'{topic}.dlq')}")
 
 
 @dlq_app.command("replay")
@@ -182,7 +241,16 @@ def dlq_replay(
     """Re-publish dead letters to their original topic (each once)."""
     from shared.cli.dlq import replay
 
-    typer.echo(json.dumps({"replayed": replay(_settings(), topic, limit)}))
+    typer.echo(json.dumps({"replayed": replay(_dlq_settings(topic), topic, limit)}))
+
+
+def _dlq_settings(topic: str) -> Settings:
+    settings = _settings()
+    if topic not in {c.topic for c in registry.CONSUMERS}:
+        known = ", ".join(c.topic for c in registry.CONSUMERS)
+        raise ConfigError(f"unknown topic {topic!r} (known: {known})")
+    require_broker(settings)
+    return settings
 
 
 @webhooks_app.command("replay")
@@ -200,7 +268,7 @@ def webhooks_replay(
     from shared.db.engine import get_engine
 
     settings = _settings()
-    _require(settings.database_url, "DATABASE_URL")
+    require_database(settings)
     try:
         webhook_id = uuid.UUID(webhook)
     except ValueError:
@@ -304,7 +372,7 @@ def migrate() -> None:
     from shared.db.migrate import upgrade
 
     settings = _settings()
-    _require(settings.database_url, "DATABASE_URL")
+    require_database(settings)
     upgrade(settings.database_url)
     typer.echo("plane_workers schema is up to date")
 
@@ -332,7 +400,7 @@ def healthcheck(
     file: Annotated[Path | None, typer.Option(help="Default: HEALTH_FILE.")] = None,
 ) -> None:
     """Liveness probe: exit 1 when the consumer loop has not touched its health file lately."""
-    path = file or Path(get_settings().health_file)
+    path = file or Path(_load_settings().health_file)
     try:
         age = time.time() - path.stat().st_mtime
     except FileNotFoundError:
@@ -347,12 +415,40 @@ def healthcheck(
 @app.command()
 def config(
     markdown: Annotated[bool, typer.Option(help="The README's configuration table.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
-    """Show the effective configuration (secrets hidden) or the table of variables."""
+    """Show every setting's effective value (secrets and passwords inside URLs hidden), or the
+    table of variables."""
     if markdown:
         typer.echo(markdown_table())
         return
-    typer.echo(repr(get_settings()))
+    shown = shown_values(_load_settings())
+    if as_json:
+        typer.echo(json.dumps(shown, indent=2))
+        return
+    width = max(map(len, shown))
+    typer.echo(f"{'Variable':<{width}}  Value")
+    for env, value in shown.items():
+        typer.echo(f"{env:<{width}}  {value or '(empty)'}")
+
+
+@app.command("export-readme")
+def export_readme(
+    check: Annotated[bool, typer.Option(help="Fail if README.md's generated tables are stale.")] = False,
+) -> None:
+    """Write the registry and configuration tables into README.md (between their markers)."""
+    from shared.cli import readme
+
+    tables = {"registry": what_runs_table(), "configuration": markdown_table()}
+    if check:
+        stale = readme.stale_sections(tables)
+        if stale:
+            names = ", ".join(stale)
+            raise CliError(f"README.md: the {names} table is stale: run `plane-workers export-readme`")
+        typer.echo("README.md tables are current")
+        return
+    readme.write(tables)
+    typer.echo(f"wrote {readme.README}")
 
 
 @app.command()
@@ -381,12 +477,11 @@ def _lookup(finder, name: str):  # type: ignore[no-untyped-def]
     try:
         return finder(name)
     except registry.UnknownWorkload as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(2) from None
+        raise ConfigError(str(exc)) from None
 
 
 def main() -> None:
-    app()
+    app(prog_name="plane-workers")  # also under `python -m shared.cli.main` (dev's children)
 
 
 if __name__ == "__main__":

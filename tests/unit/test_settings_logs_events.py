@@ -45,6 +45,52 @@ def test_secrets_are_hidden_from_repr_and_logs() -> None:
     assert line["event_id"] == "e-1" and line["offset"] == 7
 
 
+@pytest.mark.parametrize(
+    ("url", "shown", "passwords"),
+    [
+        (
+            "postgresql://plane:pw-1234@db:5432/plane",
+            "postgresql://plane:[redacted]@db:5432/plane",
+            ["pw-1234"],
+        ),
+        (
+            "postgres://plane:p%40ss-word@db/plane",
+            "postgres://plane:[redacted]@db/plane",
+            ["p%40ss-word", "p@ss-word"],
+        ),
+        ("postgresql://plane:raw@pass@db/plane", "postgresql://plane:[redacted]@db/plane", ["raw@pass"]),
+        (
+            "postgresql://plane@db/plane?password=qs-pass",
+            "postgresql://plane@db/plane?password=[redacted]",
+            ["qs-pass"],
+        ),
+        (
+            "postgresql://postgres:@/postgres?host=/tmp/pg",
+            "postgresql://postgres:@/postgres?host=/tmp/pg",
+            [],
+        ),
+        ("postgresql://plane@db/plane", "postgresql://plane@db/plane", []),
+        ("kafka-0:9092,kafka-1:9092", "kafka-0:9092,kafka-1:9092", []),
+    ],
+)
+def test_url_passwords_are_redacted(url: str, shown: str, passwords: list[str]) -> None:
+    assert logs.redact_url(url) == shown
+    assert list(logs.url_passwords(url)) == passwords
+    assert logs.redact_url_passwords(f"failed to reach {url} today") == f"failed to reach {shown} today"
+
+
+def test_the_database_password_is_a_secret_everywhere() -> None:
+    s = Settings.from_env(
+        {"DATABASE_URL": "postgresql://plane:db-secret-99@db/plane", "SECRET_KEY": "k-123456"}
+    )
+    assert "db-secret-99" not in repr(s) and "k-123456" not in repr(s)
+    assert "postgresql://plane:[redacted]@db/plane" in repr(s)
+    assert {"db-secret-99", "k-123456"} <= set(secret_values(s))
+    formatter = logs.TextFormatter(secret_values(s))
+    record = logging.LogRecord("t", logging.ERROR, __file__, 1, "cannot use %s", (s.database_url,), None)
+    assert "db-secret-99" not in formatter.format(record)
+
+
 def test_every_variable_is_documented() -> None:
     table = markdown_table()
     assert all(f"`{v.env}`" in table for v in VARIABLES)
