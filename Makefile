@@ -3,14 +3,19 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
+# pip's own progress shows: the first install downloads a few hundred MB (embedded servers, dev tools).
 $(BIN)/plane-workers: pyproject.toml
+	@echo "== creating $(VENV) with $(PYTHON)"
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	@echo "== upgrading pip"
+	$(BIN)/pip install --upgrade pip
+	@echo "== installing plane-workers and its dev dependencies (takes a few minutes the first time)"
+	$(BIN)/pip install -e '.[dev]'
 	touch $@
 
 .PHONY: demo test lint bench bench-quick
 demo: $(BIN)/plane-workers
+	@echo "== starting the embedded stack and the demo"
 	$(BIN)/plane-workers demo
 
 test: $(BIN)/plane-workers
