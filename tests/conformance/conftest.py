@@ -26,10 +26,14 @@ class RecordingReceiver:
         return self._server.url(path)
 
     def requests(self) -> list[ReceivedRequest]:
-        return [
-            ReceivedRequest(r.method, r.path, {k.lower(): v for k, v in r.headers.items()}, r.body)
-            for r in list(self._server.requests)
-        ]
+        """Complete requests only: a sender killed mid-request leaves one whose body is shorter
+        than its Content-Length, which a real receiver rejects (its signature cannot verify)."""
+        received = []
+        for r in list(self._server.requests):
+            headers = {k.lower(): v for k, v in r.headers.items()}
+            if len(r.body) == int(headers.get("content-length") or 0):
+                received.append(ReceivedRequest(r.method, r.path, headers, r.body))
+        return received
 
     def close(self) -> None:
         self._server.close()
