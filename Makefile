@@ -18,12 +18,12 @@ demo: $(BIN)/plane-workers
 	@echo "== starting the embedded stack and the demo"
 	$(BIN)/plane-workers demo
 
+# tests/conformance runs apart: its cases mostly wait (restarts, group joins, outages), so four
+# go side by side, each xdist worker with its own PostgreSQL and broker (an outage stays in it).
 test: $(BIN)/plane-workers
 	$(BIN)/ruff check .
 	$(BIN)/plane-workers export-helm --check
 	$(BIN)/pytest -p no:cacheprovider --ignore=tests/conformance
-	# Conformance cases mostly wait (restarts, group joins, outages): four side by side, each
-	# xdist worker with its own PostgreSQL and broker, so a database outage stays in its worker.
 	$(BIN)/pytest -p no:cacheprovider -n 4 tests/conformance
 
 # Every benchmark under tests/benchmarks, one JSON report (README "Benchmarks"); quick: small sizes.
