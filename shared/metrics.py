@@ -67,6 +67,15 @@ log = logging.getLogger(__name__)
 
 
 def serve(port: int) -> None:
+    """A consumer's metrics: its own, the process's (CPU, memory, open files, GC) and arroyo's.
+
+    Called by `consume` before any StreamProcessor is built: arroyo reads its metrics backend
+    when a processor is created. Jobs never call it, so nothing of this is pushed.
+    """
+    from shared import arroyo_metrics
+
+    _register_process_collectors()
+    arroyo_metrics.install()
     if port:
         start_http_server(port, registry=REGISTRY)
 
@@ -79,3 +88,37 @@ def push(gateway: str, job: str) -> None:
         push_to_gateway(gateway, job=f"plane-workers-{job}", registry=REGISTRY, timeout=10)
     except OSError as exc:
         log.warning("could not push metrics to %s: %s", gateway, exc)
+
+
+# --- appended with the monitoring (PrometheusRule, dashboard) ------------------------------------
+
+CONSUMER_LAG = Gauge(
+    "plane_workers_consumer_lag_messages",
+    "Messages between a partition's high watermark and the group's committed offset, for the "
+    "partitions this process is assigned (librdkafka statistics, shared/kafka/lag_metrics.py).",
+    ["group", "topic", "partition"],
+    registry=REGISTRY,
+)
+WEBHOOK_ENDPOINTS_DISABLED = Counter(
+    "plane_workers_webhook_endpoints_disabled_total",
+    "Webhooks this process switched off (410 Gone, receiver asked, failing past the limit), "
+    "counted once their transaction committed.",
+    registry=REGISTRY,
+)
+
+_process_collectors: list[object] = []
+
+
+def _register_process_collectors() -> None:
+    """process_* (CPU, memory, open files, start time), python_info and python_gc_*: the default
+    registry has them built in, REGISTRY (a registry of its own) only once this ran."""
+    from prometheus_client import GCCollector, PlatformCollector, ProcessCollector
+
+    if not _process_collectors:
+        _process_collectors.extend(
+            [
+                ProcessCollector(registry=REGISTRY),
+                PlatformCollector(registry=REGISTRY),
+                GCCollector(registry=REGISTRY),
+            ]
+        )

@@ -55,7 +55,7 @@ from shared.http import Allowlist, SafeHttpClient
 from shared.kafka import headers as h
 from shared.kafka.runtime import ConsumerDeps
 from shared.kafka.strategy import HeldHealthcheck, Hold
-from shared.metrics import EVENT_PROCESSING_SECONDS, EVENTS_PROCESSED
+from shared.metrics import EVENT_PROCESSING_SECONDS, EVENTS_PROCESSED, WEBHOOK_ENDPOINTS_DISABLED
 
 log = logging.getLogger(__name__)
 
@@ -418,13 +418,14 @@ class DeliveryPipeline(ProcessingStrategy[KafkaPayload]):
         for topic, messages in retries.items():  # confirmed before the attempt is recorded
             self._deps.producer.send_raw_many(topic, messages)
         with self._sessions.begin() as session:
-            store.record(
+            disabled = store.record(
                 session.connection(),
                 batch,
                 now=now,
                 disable_after=timedelta(seconds=self._settings.webhook_disable_after_s * self._scale),
                 on_disabled=lambda d: notify_owner(self._settings, session.connection(), d),
             )
+        WEBHOOK_ENDPOINTS_DISABLED.inc(len(disabled))  # committed: a rolled-back disable is retried
         for item, outcome_name in zip(items, outcomes, strict=True):
             EVENTS_PROCESSED.labels(self._name, outcome_name).inc()
             self._done.put((item.job.partition, item.job.offset))
