@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import yaml
+from croniter import croniter
 
 from shared import registry
 
@@ -40,12 +42,30 @@ def workloads() -> dict[str, Any]:
             "activeDeadlineSeconds": spec.active_deadline_seconds,
             "startingDeadlineSeconds": spec.starting_deadline_seconds,
             "backoffLimit": spec.backoff_limit,
+            # The longest gap between two scheduled runs: the PrometheusRule's "no success" alert.
+            "expectedIntervalSeconds": expected_interval_seconds(spec.schedule),
             "resources": spec.resources.as_k8s(),
             "description": spec.description,
         }
         for spec in registry.JOBS
     }
     return {"consumers": consumers, "cronjobs": jobs}
+
+
+def expected_interval_seconds(schedule: str) -> int:
+    """The longest gap between consecutive runs of a cron `schedule` (UTC), over a leap year or
+    5000 runs, whichever ends first (enough for any cycle a CronJob schedule can have)."""
+    start = datetime(2024, 1, 1, tzinfo=UTC).timestamp()
+    times = croniter(schedule, start)
+    previous = times.get_next(float)
+    longest = 0.0
+    for _ in range(5000):
+        current = times.get_next(float)
+        longest = max(longest, current - previous)
+        if current - start > 366 * 86400:
+            break
+        previous = current
+    return int(longest)
 
 
 def render() -> str:
