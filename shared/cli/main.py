@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
@@ -398,18 +397,23 @@ def export_helm(
 def healthcheck(
     max_age: Annotated[float, typer.Option(help="Seconds since the loop last touched the file.")] = 60,
     file: Annotated[Path | None, typer.Option(help="Default: HEALTH_FILE.")] = None,
+    ready: Annotated[
+        bool, typer.Option("--ready", help="Readiness: the file's '.ready' companion (shared/health.py).")
+    ] = False,
 ) -> None:
-    """Liveness probe: exit 1 when the consumer loop has not touched its health file lately."""
+    """Liveness probe: exit 1 when the consumer loop has not touched its health file lately.
+    With --ready, the readiness probe: exit 1 unless the consumer is ready (topics there,
+    partitions assigned, not holding on a dependency outage, not stopping)."""
+    from shared.health import check, ready_file
+
     path = file or Path(_load_settings().health_file)
-    try:
-        age = time.time() - path.stat().st_mtime
-    except FileNotFoundError:
-        typer.echo(f"{path} does not exist", err=True)
-        raise typer.Exit(1) from None
-    if age > max_age:
-        typer.echo(f"{path} is {age:.0f}s old (max {max_age:.0f}s)", err=True)
+    if ready:
+        path = Path(ready_file(path))
+    healthy, message = check(path, max_age)
+    if not healthy:
+        typer.echo(f"not ready: {message}" if ready else message, err=True)
         raise typer.Exit(1)
-    typer.echo(f"ok ({age:.1f}s)")
+    typer.echo(message)
 
 
 @app.command()

@@ -1,12 +1,13 @@
 """The processing step every consumer shares: validate, run the handler once, retry or DLQ.
 
-arroyo drives it: `RunTask(process) -> CommitOffsets`, wrapped in `Healthcheck`. An offset is
-committed only after `process` returned, i.e. after the handler's transaction committed, the
-retry was confirmed by the broker, or the dead letter was.
+arroyo drives it: `RunTask(process) -> CommitOffsets`. An offset is committed only after
+`process` returned, i.e. after the handler's transaction committed, the retry was confirmed by
+the broker, or the dead letter was.
 
 While a dependency is down (shared.db.errors.unavailable, or the handler's DependencyUnavailable)
 every processor of the process holds: it rejects messages (arroyo pauses the partitions, keeps
-polling, commits nothing past them) and stops touching the health file, so probes can see it.
+polling, commits nothing past them). The runtime reads the hold: the consumer is not ready while
+it lasts, and stays alive (shared/health.py), so probes see the outage without restarting pods.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from dataclasses import dataclass
 from arroyo.backends.kafka import KafkaPayload
 from arroyo.processing.strategies import (
     CommitOffsets,
-    Healthcheck,
     MessageRejected,
     ProcessingStrategy,
     ProcessingStrategyFactory,
@@ -54,7 +54,7 @@ HOLD_S = 1.0  # while a dependency is down, the same event is tried again this o
 @dataclass
 class Hold:
     """A dependency is down: one per process, shared by the main topic's and every retry tier's
-    processor, so none of them works (or vouches for the process's health) meanwhile."""
+    processor, so none of them works (and the process is not ready) meanwhile."""
 
     since: float | None = None  # when it was found down; None while all is well
     until: float = 0.0  # no message is tried before this
@@ -239,29 +239,36 @@ def describe(exc: BaseException) -> str:
     return type(exc).__name__
 
 
-class HeldHealthcheck(Healthcheck[KafkaPayload]):
-    """arroyo's Healthcheck touches the file on every poll, and arroyo keeps polling while every
-    message is rejected: while the process holds, the touches stop."""
+class HeldHealthcheck(ProcessingStrategy[KafkaPayload]):
+    """Passes everything to `next_step` and touches nothing. Strategies used to wrap themselves
+    in it so the health file went stale while the process held; the runtime now writes both
+    probe files itself (liveness from its poll loops, readiness from the hold: shared/health.py),
+    so a strategy needs no wrapper. Kept so that strategies still using it keep working."""
 
     def __init__(self, health_file: str, next_step: ProcessingStrategy[KafkaPayload], hold: Hold) -> None:
-        super().__init__(health_file, next_step)
         self._next = next_step
-        self._hold = hold
+
+    def submit(self, message: Message[KafkaPayload]) -> None:
+        self._next.submit(message)
 
     def poll(self) -> None:
-        if self._hold.holding:
-            self._next.poll()
-        else:
-            super().poll()
+        self._next.poll()
+
+    def join(self, timeout: float | None = None) -> None:
+        self._next.join(timeout)
+
+    def close(self) -> None:
+        self._next.close()
+
+    def terminate(self) -> None:
+        self._next.terminate()
 
 
 class EventStrategyFactory(ProcessingStrategyFactory[KafkaPayload]):
-    def __init__(self, processor: EventProcessor, health_file: str) -> None:
+    def __init__(self, processor: EventProcessor) -> None:
         self.processor = processor
-        self.health_file = health_file
 
     def create_with_partitions(
         self, commit: Commit, partitions: Mapping[Partition, int]
     ) -> ProcessingStrategy[KafkaPayload]:
-        step = RunTask(self.processor, CommitOffsets(commit))
-        return HeldHealthcheck(self.health_file, step, self.processor.hold)
+        return RunTask(self.processor, CommitOffsets(commit))

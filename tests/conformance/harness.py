@@ -22,6 +22,7 @@ from shared.conformance import ConsumerSampler, ConsumerSamples, SampleWorld
 from shared.embedded.stack import env_for
 from shared.events import Event, new_event
 from shared.events.producer import EventProducer
+from shared.health import ready_file
 from shared.kafka.config import consumer_config
 from shared.registry import ConsumerSpec
 from shared.settings import Settings
@@ -56,10 +57,15 @@ class Incarnation:
             stderr=self._log,
         )
 
+    @property
+    def ready(self) -> Path:
+        """The readiness file (shared/health.py): present while the consumer is ready."""
+        return Path(ready_file(self.health))
+
     def wait_assigned(self, timeout_s: float = 60.0) -> None:
-        """Until the loop runs with partitions (arroyo's Healthcheck touches the file on poll)."""
+        """Until the consumer is ready: its topics exist and the group assigned its partitions."""
         deadline = time.monotonic() + timeout_s
-        while not self.health.exists():
+        while not self.ready.exists():
             if self.process.poll() is not None:
                 raise AssertionError(f"{self.spec.name} exited {self.process.returncode}: {self.log()}")
             if time.monotonic() > deadline:

@@ -1,9 +1,9 @@
-"""A database outage holds the consumer: no event spends a retry or is committed past, the health
-file goes stale so probes see it, and everything is processed once the database is back."""
+"""A database outage holds the consumer: no event spends a retry or is committed past, the
+consumer is not ready (readiness probe) but stays alive (liveness probe: a restart would not bring
+the database back), and everything is processed once the database is back."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -65,17 +65,13 @@ def offsets(settings: Settings, topic: str, group: str | None = None) -> dict[in
         consumer.close()
 
 
-def healthy(settings: Settings, max_age_s: float) -> bool:
-    """`plane-workers healthcheck`, as the liveness probe runs it."""
-    probe = [sys.executable, "-m", "shared.cli.main", "healthcheck", "--max-age", str(max_age_s)]
+def healthy(settings: Settings, max_age_s: float, *args: str) -> bool:
+    """`plane-workers healthcheck`, as the liveness probe (or with --ready the readiness one) runs it."""
+    probe = [sys.executable, "-m", "shared.cli.main", "healthcheck", "--max-age", str(max_age_s), *args]
     return subprocess.run(probe, env=env_for(settings), capture_output=True).returncode == 0
 
 
-def stale_for(path: Path, seconds: float) -> bool:
-    return time.time() - os.stat(path).st_mtime > seconds
-
-
-def test_an_outage_holds_without_retries_or_commits_and_the_health_file_goes_stale(
+def test_an_outage_holds_without_retries_or_commits_and_the_consumer_is_not_ready(
     settings: Settings, engine: Engine, admin: Engine, tmp_path: Path
 ) -> None:
     users, issues = seed(engine, 40, n_users=1)
@@ -83,7 +79,6 @@ def test_an_outage_holds_without_retries_or_commits_and_the_health_file_goes_sta
     before = [("one-partition", idv_event(i, users[0], creating=True)) for i in issues[:20]]
     during = [("one-partition", idv_event(i, users[0], creating=True)) for i in issues[20:]]
     producer.send_many(SPEC.topic, before)
-    health = Path(settings.health_file)
 
     def committed() -> int:
         return sum(offsets(settings, SPEC.topic, settings.group(SPEC.group)).values())
@@ -93,19 +88,21 @@ def test_an_outage_holds_without_retries_or_commits_and_the_health_file_goes_sta
         try:
             wait_until(lambda: processed(engine, SPEC.name) == 20, 60)
             wait_until(lambda: committed() == 20, 30)
-            assert healthy(settings, 5)
+            assert healthy(settings, 5) and healthy(settings, 5, "--ready")
             set_database_up(admin, settings, up=False)
             try:
                 producer.send_many(SPEC.topic, during)
-                wait_until(lambda: stale_for(health, 5), 30, interval_s=0.5)
-                assert not healthy(settings, 5)
+                wait_until(lambda: not healthy(settings, 5, "--ready"), 30, interval_s=0.5)
+                time.sleep(6)  # longer than the probes' max age below
+                assert healthy(settings, 5), "liveness must hold while the consumer holds"
+                assert not healthy(settings, 5, "--ready")
                 assert consumer.poll() is None  # held, not dead
                 assert committed() == 20  # nothing committed past the held event
                 assert not any(sum(offsets(settings, t).values()) for t in SPEC.retry_topics)
             finally:
                 set_database_up(admin, settings, up=True)
             wait_until(lambda: processed(engine, SPEC.name) == 40, 60)
-            wait_until(lambda: healthy(settings, 2), 10, interval_s=0.5)
+            wait_until(lambda: healthy(settings, 2, "--ready"), 10, interval_s=0.5)
             assert not any(sum(offsets(settings, t).values()) for t in SPEC.retry_topics)
             assert not dead_letters(settings, SPEC.topic)
         finally:
