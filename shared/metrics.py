@@ -7,15 +7,18 @@ PUSHGATEWAY_URL is set. Names follow Prometheus conventions (`_total`, `_seconds
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 
 from prometheus_client import (
     CollectorRegistry,
     Counter,
     Gauge,
     Histogram,
-    push_to_gateway,
+    pushadd_to_gateway,
     start_http_server,
 )
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
 
 REGISTRY = CollectorRegistry()
 
@@ -81,13 +84,29 @@ def serve(port: int) -> None:
 
 
 def push(gateway: str, job: str) -> None:
-    """Push job metrics; a Pushgateway outage must not fail the job itself."""
+    """Push job metrics; a Pushgateway outage must not fail the job itself.
+
+    A push-add (POST): the Pushgateway replaces, in the job's group, only the metric families
+    pushed, and only families with samples are pushed. A failed or interrupted run has never
+    set plane_workers_job_last_success_timestamp_seconds, so it does not send it, and the last
+    success pushed before stays (a PUT of the whole registry replaced the group and erased it).
+    Callers push nothing for a dry run (shared/cron/runtime.py)."""
     if not gateway:
         return
     try:
-        push_to_gateway(gateway, job=f"plane-workers-{job}", registry=REGISTRY, timeout=10)
+        pushadd_to_gateway(gateway, job=f"plane-workers-{job}", registry=_WithSamples(REGISTRY), timeout=10)
     except OSError as exc:
         log.warning("could not push metrics to %s: %s", gateway, exc)
+
+
+class _WithSamples(Collector):
+    """The families of `registry` that have samples (a labelled metric never set has none)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._registry = registry
+
+    def collect(self) -> Iterator[Metric]:
+        return (family for family in self._registry.collect() if family.samples)
 
 
 # --- appended with the monitoring (PrometheusRule, dashboard) ------------------------------------

@@ -1,20 +1,31 @@
 """Runs one registry job: once at a time (advisory lock), recorded, measured, with exit codes.
 
 Exit codes: 0 the work is done (or another run holds the lock and is doing it), 1 the job
-failed (the run record says why), 2 bad usage or configuration.
+failed (the run record says why), 2 bad usage or configuration, 143 (128 + SIGTERM, what a shell
+reports for a process SIGTERM ended) the run was interrupted.
+
+SIGTERM (a deleted Job, a drained node, activeDeadlineSeconds) or SIGINT: the batch in progress
+is finished and committed, then the job stops at its next batch boundary (JobContext.batch_done,
+so every `drain` too): the run is recorded `interrupted` with its counts and finished_at, the lock
+is released, and the process exits 143, well inside the pod's grace period unless one batch takes
+longer (a batch's statements are bounded; a run SIGKILLed anyway is marked `abandoned` by the
+next). The next run does what is left. Metrics are pushed once per run, never for a dry run.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import signal
 import socket
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from types import FrameType
 from typing import Any, cast
 
 from sqlalchemy import Engine, Executable, func, select, text, update
@@ -29,7 +40,14 @@ from shared.settings import Settings
 log = logging.getLogger(__name__)
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_INTERRUPTED = 128 + signal.SIGTERM  # 143
 PROGRESS_EVERY_S = 10.0
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+class JobInterrupted(BaseException):
+    """Raised out of the job at its first batch boundary after SIGTERM/SIGINT. A BaseException,
+    like KeyboardInterrupt, so that a job's own `except Exception` cannot swallow it."""
 
 
 @dataclass
@@ -45,14 +63,23 @@ class JobContext:
     _last_progress: float = field(default_factory=time.monotonic, repr=False)
     # A job may count from several threads (hard-delete's workers); `+=` on a Counter is not atomic.
     _count_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    # Set by SIGTERM/SIGINT (run_job): the job stops at its next batch boundary.
+    stop: threading.Event = field(default_factory=threading.Event, repr=False)
 
     def batch_done(self) -> None:
-        """Call after each committed batch: progress every PROGRESS_EVERY_S, JOB_BATCH_PAUSE_MS pause."""
+        """Call after each committed batch: progress every PROGRESS_EVERY_S, JOB_BATCH_PAUSE_MS pause.
+        Raises JobInterrupted once the run has been asked to stop (from any of the job's threads)."""
+        self.check_stop()
         if time.monotonic() - self._last_progress >= PROGRESS_EVERY_S:
             self._last_progress = time.monotonic()
             log.info("progress", extra={"fields": {"counts": dict(self.counts)}})
-        if self.settings.job_batch_pause_ms:
-            time.sleep(self.settings.job_batch_pause_ms / 1000)
+        if self.settings.job_batch_pause_ms and self.stop.wait(self.settings.job_batch_pause_ms / 1000):
+            self.check_stop()
+
+    def check_stop(self) -> None:
+        """For a job's own loops between batches: raise JobInterrupted if asked to stop."""
+        if self.stop.is_set():
+            raise JobInterrupted()
 
     def count(self, action: str, n: int = 1) -> None:
         with self._count_lock:
@@ -104,7 +131,11 @@ def run_job(
         now=scheduled_for or datetime.now(UTC),
     )
     started = time.monotonic()
-    with log_context(job=spec.name, dry_run=dry_run), engine.connect() as lock_conn:
+    with (
+        log_context(job=spec.name, dry_run=dry_run),
+        _stop_on_signals(ctx.stop),
+        engine.connect() as lock_conn,
+    ):
         # A session-level lock on a connection of its own, held for the whole run; released by
         # PostgreSQL if this process dies, so a killed run never blocks the next one.
         locked = lock_conn.scalar(select(func.pg_try_advisory_lock(lock_key(spec.name))))
@@ -116,27 +147,54 @@ def run_job(
             return EXIT_OK, None
         run_id = _record(engine, spec.name, "running", dry_run, scheduled_for, {}, None)
         _abandon_unfinished(engine, spec.name, run_id)
+        error: str | None = None
         try:
             log.info("job started")
+            ctx.check_stop()
             function(ctx)
+        except JobInterrupted:
+            status, code = "interrupted", EXIT_INTERRUPTED
+            error = "interrupted by a signal; stopped after its last committed batch"
+            log.warning("job interrupted", extra={"fields": {"counts": dict(ctx.counts)}})
         except Exception as exc:
             log.exception("job failed")
-            _finish(engine, run_id, "failure", ctx.counts, f"{type(exc).__name__}: {exc}")
-            metrics.JOB_RUNS.labels(spec.name, "failure").inc()
-            return EXIT_FAILED, ctx
+            status, code, error = "failure", EXIT_FAILED, f"{type(exc).__name__}: {exc}"
+        else:
+            status, code = ("dry_run" if dry_run else "success"), EXIT_OK
         finally:
             lock_conn.execute(select(func.pg_advisory_unlock(lock_key(spec.name))))
             lock_conn.commit()
-            metrics.JOB_DURATION_SECONDS.labels(spec.name).set(time.monotonic() - started)
-            metrics.push(settings.pushgateway_url, spec.name)
-        status = "dry_run" if dry_run else "success"
-        _finish(engine, run_id, status, ctx.counts, None)
+        _finish(engine, run_id, status, ctx.counts, error)
         metrics.JOB_RUNS.labels(spec.name, status).inc()
-        if not dry_run:
+        metrics.JOB_DURATION_SECONDS.labels(spec.name).set(time.monotonic() - started)
+        if status == "success":
             metrics.JOB_LAST_SUCCESS.labels(spec.name).set(time.time())
-        metrics.push(settings.pushgateway_url, spec.name)
-        log.info("job finished", extra={"fields": {"counts": dict(ctx.counts)}})
-        return EXIT_OK, ctx
+        if not dry_run:  # a dry run changes nothing, so it reports nothing either
+            metrics.push(settings.pushgateway_url, spec.name)
+        if code == EXIT_OK:
+            log.info("job finished", extra={"fields": {"counts": dict(ctx.counts)}})
+        return code, ctx
+
+
+@contextmanager
+def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """SIGTERM/SIGINT set `stop` while the run lasts (only the main thread may take signals;
+    elsewhere, e.g. a test calling run_job from a thread, they are left alone)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        if not stop.is_set():
+            log.warning("received %s: stopping after the batch in progress", signal.Signals(signum).name)
+        stop.set()
+
+    previous = {signum: signal.signal(signum, on_signal) for signum in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _record(

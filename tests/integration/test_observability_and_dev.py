@@ -1,9 +1,10 @@
 """What an operator watches and runs: a consumer's /metrics, job pushes, and `plane-workers dev`.
 
 The Pushgateway is stood in for by a real HTTP server on loopback that records its push API
-(`PUT /metrics/job/<job>` with the text exposition format): no Pushgateway binary can be installed
-from the package registries here, and the client side (prometheus-client's push_to_gateway) is
-exercised unchanged over the wire.
+(`POST /metrics/job/<job>`, a push-add, with the text exposition format), and the client side
+(prometheus-client's pushadd_to_gateway) is exercised unchanged over the wire. What the gateway
+keeps across pushes is tested in test_pushgateway.py (a model of it, and Debian's
+prometheus-pushgateway when installed).
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ def test_job_pushes_metrics_and_survives_a_dead_gateway(settings, engine):  # ty
     with running(gateway):
         code, _ = run_job(spec, replace(settings, pushgateway_url=gateway.url("")))
         assert code == EXIT_OK
-    pushes = [r for r in gateway.requests if r.method == "PUT"]
+    pushes = [r for r in gateway.requests if r.method == "POST"]
     assert pushes, "nothing was pushed"
     path, body = pushes[-1].path, pushes[-1].body.decode()
     assert path == "/metrics/job/plane-workers-prune-worker-state"
