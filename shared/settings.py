@@ -31,6 +31,15 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("KAFKA_SASL_MECHANISM", "", "librdkafka sasl.mechanism (e.g. SCRAM-SHA-512)."),
     Variable("KAFKA_SASL_USERNAME", "", "SASL user name."),
     Variable("KAFKA_SASL_PASSWORD", "", "SASL password.", secret=True),
+    Variable(
+        "KAFKA_SSL_CA_LOCATION",
+        "",
+        "librdkafka ssl.ca.location: PEM file of the CA(s) that signed the brokers' certificates "
+        "(SSL, SASL_SSL). Empty: librdkafka's default; `probe` looks for the system's CAs.",
+    ),
+    Variable("KAFKA_SSL_CERTIFICATE_LOCATION", "", "librdkafka ssl.certificate.location: mTLS client cert."),
+    Variable("KAFKA_SSL_KEY_LOCATION", "", "librdkafka ssl.key.location: that certificate's private key."),
+    Variable("KAFKA_SSL_KEY_PASSWORD", "", "librdkafka ssl.key.password: the key's passphrase.", secret=True),
     Variable("KAFKA_SESSION_TIMEOUT_MS", "10000", "Consumer group session timeout."),
     Variable("KAFKA_MAX_POLL_INTERVAL_MS", "300000", "Max time between polls before eviction."),
     Variable(
@@ -42,7 +51,12 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("EVENT_MAX_BYTES", "1048576", "Events larger than this go to the DLQ as oversize."),
     Variable("DLQ_MAX_CONSECUTIVE", "1000", "Consecutive dead letters per partition before stop."),
     Variable("DLQ_MAX_RATIO", "0.5", "Share of dead letters per partition before the consumer stops."),
-    Variable("HEALTH_FILE", "/tmp/plane-workers-health", "File the consumer loop touches (liveness)."),
+    Variable(
+        "HEALTH_FILE",
+        "/tmp/plane-workers-health",
+        "File the consumer loop touches (liveness); this path + `.ready` exists while the consumer is "
+        "ready (`plane-workers healthcheck [--ready]`).",
+    ),
     Variable("METRICS_PORT", "9100", "Port of the consumer's /metrics endpoint (0: off)."),
     Variable("JOB_BATCH_PAUSE_MS", "0", "Pause between a job's batches, to spare a busy primary."),
     Variable("PUSHGATEWAY_URL", "", "Prometheus Pushgateway for job metrics (empty: no push)."),
@@ -105,6 +119,10 @@ class Settings:
     kafka_sasl_mechanism: str
     kafka_sasl_username: str
     kafka_sasl_password: str = field(repr=False)
+    kafka_ssl_ca_location: str = ""
+    kafka_ssl_certificate_location: str = ""
+    kafka_ssl_key_location: str = ""
+    kafka_ssl_key_password: str = field(default="", repr=False)
     kafka_session_timeout_ms: int = 10000
     kafka_max_poll_interval_ms: int = 300000
     kafka_fetch_wait_max_ms: int = 500

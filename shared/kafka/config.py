@@ -23,6 +23,14 @@ def client_config(settings: Settings) -> dict[str, Any]:
             "sasl.username": settings.kafka_sasl_username,
             "sasl.password": settings.kafka_sasl_password,
         }
+    # TLS (security.protocol SSL or SASL_SSL): only what is set, so librdkafka's defaults stay.
+    tls = {
+        "ssl.ca.location": settings.kafka_ssl_ca_location,
+        "ssl.certificate.location": settings.kafka_ssl_certificate_location,
+        "ssl.key.location": settings.kafka_ssl_key_location,
+        "ssl.key.password": settings.kafka_ssl_key_password,
+    }
+    config |= {key: value for key, value in tls.items() if value}
     return config
 
 
