@@ -49,7 +49,24 @@ def workloads() -> dict[str, Any]:
         }
         for spec in registry.JOBS
     }
-    return {"consumers": consumers, "cronjobs": jobs}
+    return {"consumers": consumers, "cronjobs": jobs, "topics": topics()}
+
+
+def topics() -> dict[str, dict[str, Any]]:
+    """Every logical topic the registry needs (as `topics create` makes them): its kind, the main
+    topic whose partition count it follows, and the registry's partitions. The chart renders its
+    Strimzi KafkaTopics from it (the topics hook Job asks `topics create` itself)."""
+    found: dict[str, dict[str, Any]] = {}
+    for spec in registry.CONSUMERS:
+        found[spec.topic] = {"kind": "main", "follows": spec.topic}
+        found[spec.dlq_topic] = {"kind": "dlq", "follows": spec.topic}
+        for retry in spec.retry_topics:
+            found[retry] = {"kind": "retry", "follows": spec.topic}
+    for job in registry.JOBS:
+        for topic in job.produces:
+            found.setdefault(topic, {"kind": "main", "follows": topic})
+    partitions = dict(registry.all_topics())
+    return {name: {**found[name], "partitions": partitions[name]} for name in sorted(partitions)}
 
 
 def expected_interval_seconds(schedule: str) -> int:

@@ -24,11 +24,16 @@ CHART_DIR = REPO_ROOT / "charts" / "plane-workers"
 RELEASE = "plane-workers"
 NAMESPACE = "plane"
 
-# The chart's floor (Chart.yaml kubeVersion: CronJob timeZone is GA in 1.27) and a current release.
-KUBE_VERSIONS = ("1.27.0", "1.33.0")
+# The chart's floor (Chart.yaml kubeVersion: CronJob timeZone is GA in 1.27) and the newest release
+# kubernetes-validate knows.
+KUBE_VERSIONS = ("1.27.0", "1.37.0")
+
+# Release names at the edges: Helm's shortest, and one long enough that names must be shortened.
+SHORT_RELEASE = "p"
+LONG_RELEASE = "plane-production-eu-central-1-blue-green"  # 40 characters
 
 # Custom resources kubernetes-validate has no schema for; tests check their fields directly.
-CRD_KINDS = frozenset({"ScaledObject", "ServiceMonitor"})
+CRD_KINDS = frozenset({"ScaledObject", "ServiceMonitor", "KafkaTopic"})
 
 Manifest = dict[str, Any]
 
@@ -70,15 +75,43 @@ EVERYTHING_ON: dict[str, Any] = {
         },
     },
     "cronjobDefaults": {"nodeSelector": {"kubernetes.io/os": "linux"}},
+    "image": {"gpuTag": "0.1.0-gpu"},
     "gpuNodePool": {
         "enabled": True,
-        "imageTag": "0.1.0-gpu",
         "nodeSelector": {"nvidia.com/gpu.present": "true"},
         "runtimeClassName": "nvidia",
     },
     "metrics": {"serviceMonitor": {"enabled": True, "labels": {"release": "prometheus"}}},
     "keda": {"triggerAuthenticationName": "kafka-sasl"},
+    # Configuration from Plane's own Secrets and ConfigMaps, and mutual TLS to the brokers.
+    "config": {"KAFKA_SECURITY_PROTOCOL": "SSL"},
+    "secretEnv": {"DATABASE_URL": {"name": "plane-app-secrets", "key": "DATABASE_URL"}},
+    "extraEnv": [{"name": "OTEL_SERVICE_NAME", "value": "plane-workers"}],
+    "extraEnvFrom": [{"configMapRef": {"name": "plane-app-vars"}}],
+    "kafkaTls": {
+        "enabled": True,
+        "ca": {"secretName": "kafka-cluster-ca-cert", "key": "ca.crt"},
+        "clientCertificate": {
+            "secretName": "plane-workers-kafka-user",
+            "certificateKey": "user.crt",
+            "keyKey": "user.key",
+        },
+    },
+    "topics": {"config": {"min.insync.replicas": "2"}},
 }
+
+# Every per-pod placement and scheduling key, consumers and jobs.
+PLACEMENT = {
+    "podLabels": {"example.com/cost-centre": "plane"},
+    "priorityClassName": "plane-workers",
+    "topologySpreadConstraints": [
+        {"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone", "whenUnsatisfiable": "ScheduleAnyway"}
+    ],
+}
+EVERYTHING_ON["consumerDefaults"] |= PLACEMENT | {
+    "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 0}}
+}
+EVERYTHING_ON["cronjobDefaults"] |= PLACEMENT | {"timeZone": "Europe/Berlin"}
 
 
 @dataclass(frozen=True)
@@ -93,20 +126,39 @@ class Rendered:
         return set(self.of_kind(kind))
 
     def pod_specs(self) -> Iterator[tuple[str, Manifest]]:
-        """(object name, pod spec) of every Deployment and CronJob."""
+        """(object name, pod spec) of every Deployment and CronJob (the registry's workloads)."""
         for name, deployment in self.of_kind("Deployment").items():
             yield name, deployment["spec"]["template"]["spec"]
         for name, cronjob in self.of_kind("CronJob").items():
             yield name, cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]
 
+    def all_pod_specs(self) -> Iterator[tuple[str, Manifest]]:
+        """pod_specs, plus the hook Jobs' and the `helm test` Pod's."""
+        yield from self.pod_specs()
+        for name, job in self.of_kind("Job").items():
+            yield name, job["spec"]["template"]["spec"]
+        for name, pod in self.of_kind("Pod").items():
+            yield name, pod["spec"]
 
-def render_chart(values: dict[str, Any] | None = None, chart_dir: Path = CHART_DIR) -> Rendered:
-    """`helm template` with `values` over the chart's values.yaml.
+    def hooks(self) -> dict[str, Manifest]:
+        """Objects Helm runs as hooks (pre-install, test...), by name."""
+        return {
+            o["metadata"]["name"]: o
+            for o in self.objects
+            if "helm.sh/hook" in (o["metadata"].get("annotations") or {})
+        }
+
+
+def render_chart(
+    values: dict[str, Any] | None = None, chart_dir: Path = CHART_DIR, release: str = RELEASE
+) -> Rendered:
+    """`helm template RELEASE` with `values` over the chart's values.yaml (hooks and tests included,
+    as `helm template` prints them).
 
     Raises helm_python.HelmValuesError (schema) or HelmRenderError (a template's `fail`).
     """
     with helm_python.Chart.load(chart_dir) as chart:
-        manifests = chart.render(values, name=RELEASE, namespace=NAMESPACE)
+        manifests = chart.render(values, name=release, namespace=NAMESPACE)
     objects: list[Manifest] = []
     notes = ""
     for path, text in sorted(manifests.items()):
@@ -141,15 +193,17 @@ def copy_chart(destination: Path, workloads_yaml: str) -> Path:
 
 
 def manual_job(cronjob: Manifest, suffix: str = "manual-1700000000") -> Manifest:
-    """The Job `kubectl create job --from=cronjob/NAME NAME-manual-...` creates: the jobTemplate's
-    metadata and spec, plus kubectl's instantiate annotation. Nothing else of the CronJob."""
+    """The Job `kubectl create job --from=cronjob/NAME <workload>-manual-...` creates (the name
+    NOTES.txt suggests): the jobTemplate's metadata and spec, plus kubectl's instantiate
+    annotation. Nothing else of the CronJob."""
     template = cronjob["spec"]["jobTemplate"]
     metadata = template.get("metadata", {})
+    workload = metadata["labels"]["app.kubernetes.io/component"]
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": {
-            "name": f"{cronjob['metadata']['name']}-{suffix}",
+            "name": f"{workload}-{suffix}",
             "labels": metadata.get("labels", {}),
             "annotations": {
                 **metadata.get("annotations", {}),

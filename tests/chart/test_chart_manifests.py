@@ -8,6 +8,7 @@ from pathlib import Path
 
 import helm_python
 import pytest
+import yaml
 from chart_harness import (
     CHART_DIR,
     EVERYTHING_ON,
@@ -22,6 +23,8 @@ from chart_harness import (
 from croniter import croniter
 
 from shared import settings
+
+CHART = yaml.safe_load((CHART_DIR / "Chart.yaml").read_text())
 
 
 def test_lint_is_clean():
@@ -52,8 +55,8 @@ def test_objects_carry_the_standard_labels(default_render: Rendered):
         assert labels["app.kubernetes.io/name"] == "plane-workers"
         assert labels["app.kubernetes.io/instance"] == RELEASE
         assert labels["app.kubernetes.io/managed-by"] == "Helm"
-        assert labels["helm.sh/chart"] == "plane-workers-0.1.0"
-        assert labels["app.kubernetes.io/version"] == "0.1.0"
+        assert labels["helm.sh/chart"] == f"plane-workers-{CHART['version']}"
+        assert labels["app.kubernetes.io/version"] == CHART["appVersion"]
 
 
 @pytest.fixture(scope="module")
@@ -139,6 +142,7 @@ def test_pods_run_non_root_on_a_read_only_root(default_render: Rendered):
 
 def test_pods_load_config_and_the_existing_secret(default_render: Rendered):
     (configmap,) = default_render.of_kind("ConfigMap")
+    # Hooks run before the ConfigMap exists and carry the same settings inline (test_chart_operations).
     for name, pod in default_render.pod_specs():
         sources = container(pod)["envFrom"]
         assert {"configMapRef": {"name": configmap}} in sources, name
@@ -205,14 +209,12 @@ def test_image_reference():
     assert image({"image": {"tag": "abc123@"}}) == {"plane-workers:abc123"}
 
 
-def test_service_account_never_mounts_a_token(default_render: Rendered):
-    (account,) = default_render.of_kind("ServiceAccount").values()
-    assert account["automountServiceAccountToken"] is False
-
-
-def test_too_long_names_fail_instead_of_colliding():
-    with pytest.raises(helm_python.HelmRenderError, match="characters; use a shorter"):
-        render_chart({"fullnameOverride": "x" * 50})
+def test_service_accounts_never_mount_a_token(default_render: Rendered):
+    # The workers' account and the hooks' (a hook itself: pre-install runs before the other).
+    accounts = default_render.of_kind("ServiceAccount")
+    assert set(accounts) == {RELEASE, f"{RELEASE}-hooks"}
+    for account in accounts.values():
+        assert account["automountServiceAccountToken"] is False
 
 
 def test_notes_explain_operations(default_render: Rendered):

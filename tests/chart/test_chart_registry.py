@@ -39,7 +39,9 @@ def test_helm_packages_workloads_yaml():
 def test_templates_name_no_workload():
     # Workloads come from workloads.yaml only; a name in a template would be a second list.
     names = [s.name for s in (*registry.CONSUMERS, *registry.JOBS)]
-    for template in (CHART_DIR / "templates").iterdir():
+    for template in (CHART_DIR / "templates").rglob("*"):
+        if not template.is_file():
+            continue
         text = template.read_text()
         named = [n for n in names if re.search(rf"(?<![\w-]){re.escape(n)}(?![\w-])", text)]
         assert named == [], f"{template.name} hard-codes a workload"
@@ -140,9 +142,9 @@ def test_a_new_registry_consumer_needs_no_template_change(extended_chart: Path):
 
 def test_gpu_consumer_on_the_gpu_pool(extended_chart: Path):
     values = {
+        "image": {"gpuTag": "0.1.0-gpu"},
         "gpuNodePool": {
             "enabled": True,
-            "imageTag": "0.1.0-gpu",
             "nodeSelector": {"nvidia.com/gpu.present": "true"},
             "runtimeClassName": "nvidia",
         }

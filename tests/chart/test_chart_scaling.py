@@ -88,7 +88,7 @@ def test_no_more_members_than_partitions(extended_chart: Path):
 
 
 def test_keda_scales_on_the_consumer_group_lag_of_the_physical_topic(extended_chart: Path):
-    values = {**EVERYTHING_ON, "config": {"KAFKA_TOPIC_PREFIX": "prod."}}
+    values = {**EVERYTHING_ON, "config": {**EVERYTHING_ON["config"], "KAFKA_TOPIC_PREFIX": "prod."}}
     scaled = render_chart(values, chart_dir=extended_chart).of_kind("ScaledObject")
     assert set(scaled) == {f"{RELEASE}-{s.name}" for s in (*registry.CONSUMERS, EXTRA_GPU_CONSUMER)}
     for spec in (*registry.CONSUMERS, EXTRA_GPU_CONSUMER):

@@ -19,7 +19,15 @@ VALUES = yaml.safe_load((CHART_DIR / "values.yaml").read_text())
 
 # Settings the chart sets itself (the probes and the metrics port depend on them) or that only
 # make sense outside a cluster.
-CHART_OWNED_SETTINGS = {"HEALTH_FILE", "METRICS_PORT", "PLANE_WORKERS_STATE_DIR"}
+CHART_OWNED_SETTINGS = {
+    "HEALTH_FILE",
+    "METRICS_PORT",
+    "PLANE_WORKERS_STATE_DIR",
+    # Paths inside the pod where kafkaTls mounts its Secrets.
+    "KAFKA_SSL_CA_LOCATION",
+    "KAFKA_SSL_CERTIFICATE_LOCATION",
+    "KAFKA_SSL_KEY_LOCATION",
+}
 # Not flagged `secret` in settings.py, but a DSN carries the database password.
 CREDENTIAL_SETTINGS = {"DATABASE_URL"}
 # Where the schema deliberately accepts anything: Helm's `global`, and Kubernetes objects passed

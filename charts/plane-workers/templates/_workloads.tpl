@@ -24,9 +24,10 @@ Call with (dict "defaults" DICT "override" DICT_OR_NIL).
 {{- end }}
 
 {{/*
-Fields every resolved workload has, consumer or job:
-  name, kind, objectName, gpu, args, resources, nodeSelector, tolerations, runtimeClassName,
-  settings (defaults <- per-name values), spec (the workloads.yaml entry).
+Fields every resolved workload has, consumer, job or hook:
+  name, kind, objectName (fits Kubernetes' limits: plane-workers.objectName), gpu, args,
+  resources, nodeSelector, tolerations, runtimeClassName, settings (defaults <- per-name values),
+  spec (the workloads.yaml entry).
 Call with (dict "root" $ "name" NAME "kind" KIND "spec" ENTRY "settings" MERGED).
 */}}
 {{- define "plane-workers.resolve" -}}
@@ -46,9 +47,11 @@ Call with (dict "root" $ "name" NAME "kind" KIND "spec" ENTRY "settings" MERGED)
 {{- $nodeSelector = mergeOverwrite $nodeSelector (deepCopy $root.Values.gpuNodePool.nodeSelector) }}
 {{- $tolerations = concat $tolerations $root.Values.gpuNodePool.tolerations }}
 {{- end }}
+{{- /* CronJob names leave the controller 11 characters for its Job names (63 in all). */}}
+{{- $max := ternary 52 63 (eq .kind "cronjob") }}
 name: {{ .name }}
 kind: {{ .kind }}
-objectName: {{ printf "%s-%s" (include "plane-workers.fullname" $root) .name }}
+objectName: {{ include "plane-workers.objectName" (dict "root" $root "suffix" .name "max" $max) }}
 gpu: {{ $gpu }}
 args: {{ concat .spec.args ($s.extraArgs | default list) | toJson }}
 resources: {{ $resources | toJson }}
@@ -60,9 +63,9 @@ spec: {{ .spec | toJson }}
 {{- end }}
 
 {{/*
-Enabled consumers, by name. Adds: topic and group (physical: KAFKA_TOPIC_PREFIX + logical), replicas
-(capped at the topic's partitions), autoscaler ("hpa", "keda" or ""), maxReplicas (the
-autoscaler's, capped too).
+Enabled consumers, by name. Adds: topic and group (physical: KAFKA_TOPIC_PREFIX + logical),
+partitions (consumers.<name>.partitions, else the registry's), replicas (capped at the partitions),
+autoscaler ("hpa", "keda" or ""), maxReplicas (the autoscaler's, capped too).
 */}}
 {{- define "plane-workers.consumers" -}}
 {{- $root := . }}
@@ -71,7 +74,7 @@ autoscaler's, capped too).
 {{- $s := include "plane-workers.settings" (dict "defaults" $root.Values.consumerDefaults "override" (get $root.Values.consumers $name)) | fromYaml }}
 {{- if $s.enabled }}
 {{- $w := include "plane-workers.resolve" (dict "root" $root "name" $name "kind" "consumer" "spec" $spec "settings" $s) | fromYaml }}
-{{- $partitions := $spec.partitions | int }}
+{{- $partitions := $s.partitions | default $spec.partitions | int }}
 {{- $hpa := $s.autoscaling.hpa }}
 {{- $keda := $s.autoscaling.keda }}
 {{- $autoscaler := "" }}
@@ -87,6 +90,7 @@ autoscaler's, capped too).
 {{- $prefix := $root.Values.config.KAFKA_TOPIC_PREFIX | default "" }}
 {{- $_ := set $w "topic" (printf "%s%s" $prefix $spec.topic) }}
 {{- $_ = set $w "group" (printf "%s%s" $prefix $spec.group) }}
+{{- $_ = set $w "partitions" $partitions }}
 {{- $_ = set $w "replicas" (min ($s.replicas | int) $partitions) }}
 {{- $_ = set $w "autoscaler" $autoscaler }}
 {{- $_ = set $w "maxReplicas" $max }}
@@ -95,7 +99,11 @@ autoscaler's, capped too).
 {{- end }}
 {{- end }}
 
-{{/* Enabled CronJobs, by name. Adds: schedule and activeDeadlineSeconds (registry's unless overridden). */}}
+{{/*
+Enabled CronJobs, by name. Adds, each the registry's unless cronjobs.<name> sets it: schedule,
+activeDeadlineSeconds, startingDeadlineSeconds, backoffLimit; and timeZone (cronjobDefaults'
+unless cronjobs.<name> sets it). 0 is a valid backoffLimit, hence the explicit nil checks.
+*/}}
 {{- define "plane-workers.cronjobs" -}}
 {{- $root := . }}
 {{- $workloads := include "plane-workers.workloads" . | fromYaml }}
@@ -105,7 +113,72 @@ autoscaler's, capped too).
 {{- $w := include "plane-workers.resolve" (dict "root" $root "name" $name "kind" "cronjob" "spec" $spec "settings" $s) | fromYaml }}
 {{- $_ := set $w "schedule" ($s.schedule | default $spec.schedule) }}
 {{- $_ = set $w "activeDeadlineSeconds" ($s.activeDeadlineSeconds | default $spec.activeDeadlineSeconds | int) }}
+{{- $_ = set $w "startingDeadlineSeconds" ($s.startingDeadlineSeconds | default $spec.startingDeadlineSeconds | int) }}
+{{- $backoff := $spec.backoffLimit }}
+{{- if not (kindIs "invalid" $s.backoffLimit) }}
+{{- $backoff = $s.backoffLimit }}
+{{- end }}
+{{- $_ = set $w "backoffLimit" ($backoff | int) }}
+{{- $_ = set $w "timeZone" ($s.timeZone | default "Etc/UTC") }}
 {{ $name }}: {{ $w | toJson }}
 {{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+A hook Job (kind "hook"): what the hook's values say, over cronjobDefaults' placement (nodeSelector,
+tolerations, affinity, podAnnotations, podLabels, priorityClassName, tmpSizeLimit), so hooks land
+where the jobs do. Adds podActiveDeadlineSeconds: none (the Job's own deadline applies).
+Call with (dict "root" $ "name" NAME "args" LIST "values" HOOK_VALUES).
+*/}}
+{{- define "plane-workers.hook" -}}
+{{- $root := .root }}
+{{- $placement := pick $root.Values.cronjobDefaults "nodeSelector" "tolerations" "affinity" "podAnnotations" "podLabels" "priorityClassName" "tmpSizeLimit" "topologySpreadConstraints" }}
+{{- $s := mergeOverwrite (deepCopy $placement) (deepCopy (omit .values "enabled")) }}
+{{- $spec := dict "args" .args "resources" dict "gpu" false }}
+{{- include "plane-workers.resolve" (dict "root" $root "name" .name "kind" "hook" "spec" $spec "settings" $s) }}
+{{- end }}
+
+{{/*
+Every topic the registry needs (workloads.yaml `topics`, keyed by logical name), with what the
+values make of it: name (physical), kind (main, retry, dlq), partitions (a consumer's retry tiers
+and DLQ follow its main topic: consumers.<name>.partitions), config (topics.config, then
+topics.retryConfig / dlqConfig by kind; retry tiers and DLQs also get max.message.bytes = the
+producer's limit, max(2 x EVENT_MAX_BYTES, 1 MiB), as `topics create` gives them).
+*/}}
+{{- define "plane-workers.topics" -}}
+{{- $root := . }}
+{{- $workloads := include "plane-workers.workloads" . | fromYaml }}
+{{- $partitions := dict }}
+{{- range $name, $spec := $workloads.consumers }}
+{{- $s := get $root.Values.consumers $name | default dict }}
+{{- with $s.partitions }}
+{{- $_ := set $partitions $spec.topic (. | int) }}
+{{- end }}
+{{- end }}
+{{- $prefix := $root.Values.config.KAFKA_TOPIC_PREFIX | default "" }}
+{{- $eventMax := $root.Values.config.EVENT_MAX_BYTES | default 1048576 | int64 }}
+{{- $producerMax := max (mul 2 $eventMax) 1048576 }}
+{{- $t := $root.Values.topics }}
+{{- range $logical, $topic := $workloads.topics }}
+{{- $config := deepCopy ($t.config | default dict) }}
+{{- if ne $topic.kind "main" }}
+{{- $_ := set $config "max.message.bytes" ($producerMax | toString) }}
+{{- end }}
+{{- if eq $topic.kind "retry" }}
+{{- $config = mergeOverwrite $config (deepCopy ($t.retryConfig | default dict)) }}
+{{- else if eq $topic.kind "dlq" }}
+{{- $config = mergeOverwrite $config (deepCopy ($t.dlqConfig | default dict)) }}
+{{- end }}
+{{- $strings := dict }}
+{{- range $key, $value := $config }}
+{{- $_ := set $strings $key (include "plane-workers.text" $value) }}
+{{- end }}
+{{ $logical }}:
+  name: {{ printf "%s%s" $prefix $logical | quote }}
+  kind: {{ $topic.kind }}
+  follows: {{ $topic.follows }}
+  partitions: {{ get $partitions $topic.follows | default $topic.partitions | int }}
+  config: {{ $strings | toJson }}
 {{- end }}
 {{- end }}
