@@ -44,6 +44,7 @@ from shared import metrics, registry
 from shared.db.engine import session_factory
 from shared.events.producer import EventProducer
 from shared.health import ProbeFiles
+from shared.kafka import lag_metrics
 from shared.kafka.config import client_config, consumer_config
 from shared.kafka.deadletter import DeadLetterLimit, DeadLetters
 from shared.kafka.handler import Handler
@@ -154,7 +155,7 @@ def build(spec: ConsumerSpec, settings: Settings, clock: Clock | None = None) ->
     for topic, group, tier in tiers:
         deps = ConsumerDeps(spec, settings, producer, sessions, dead_letters, tier, clock, shared)
         config = consumer_config(settings, settings.group(group), retry_tier=tier is not None)
-        consumer = PolledConsumer(config)
+        consumer = PolledConsumer(lag_metrics.with_lag_stats(config))
         consumers.append(consumer)
         processors.append(
             StreamProcessor(
