@@ -43,7 +43,7 @@ EVENTS_PRODUCED = Counter(
 )
 JOB_RUNS = Counter(
     "plane_workers_job_runs_total",
-    "Job runs by outcome (success, failure, skipped_locked, dry_run).",
+    "Job runs by outcome (success, failure, interrupted, skipped_locked, dry_run).",
     ["job", "outcome"],
     registry=REGISTRY,
 )
