@@ -142,30 +142,21 @@ def check_broker(settings: Settings, timeout_s: float) -> list[Result]:
     from confluent_kafka import KafkaException
     from confluent_kafka.admin import AdminClient
 
-    from shared.kafka.config import client_config
+    from shared.kafka.config import LibrdkafkaLog, client_config
     from shared.kafka.topics import desired_topics
 
     where = f"KAFKA_BOOTSTRAP_SERVERS={settings.kafka_bootstrap_servers}"
-    seen: list[str] = []
-
-    class Collect(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            seen.append(record.getMessage())
-
-    # librdkafka logs through this logger (served by poll()); its last line says why it failed.
-    quiet = logging.getLogger("plane_workers.check.librdkafka")
-    quiet.handlers[:] = [Collect()]
-    quiet.propagate = False
+    quiet = LibrdkafkaLog("plane_workers.check.librdkafka")
     admin = None
     try:
-        admin = AdminClient(client_config(settings) | {"logger": quiet})
+        admin = AdminClient(client_config(settings) | {"logger": quiet.logger})
         metadata = admin.list_topics(timeout=timeout_s)
     except (KafkaException, ValueError, RuntimeError) as exc:
         reason = _one_line(exc.args[0].str() if isinstance(exc, KafkaException) and exc.args else exc)
         if admin is not None:
             admin.poll(0)  # hands librdkafka's queued log lines to `quiet`
-        if seen:
-            reason = f"{reason} ({seen[-1].rpartition(']: ')[2]})"
+        if last := quiet.last_reason():
+            reason = f"{reason} ({last})"
         return [
             Result("broker", False, f"{where}: no broker answered within {timeout_s:.0f}s: {reason}"),
             Result("topics", False, "not checked: no broker"),

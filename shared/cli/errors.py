@@ -136,25 +136,16 @@ def require_broker(settings: Settings, timeout_s: float = BROKER_PROBE_S) -> Non
     from confluent_kafka import KafkaException
     from confluent_kafka.admin import AdminClient
 
-    from shared.kafka.config import client_config
+    from shared.kafka.config import LibrdkafkaLog, client_config
 
     require(settings.kafka_bootstrap_servers, "KAFKA_BOOTSTRAP_SERVERS")
-    seen: list[str] = []
-
-    class Collect(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            seen.append(record.getMessage())
-
-    # librdkafka logs through this logger (served by poll()), never on stderr by itself.
-    quiet = logging.getLogger("plane_workers.broker_probe")
-    quiet.handlers[:] = [Collect()]
-    quiet.propagate = False
-    client = AdminClient(client_config(settings) | {"logger": quiet})
+    quiet = LibrdkafkaLog("plane_workers.broker_probe")
+    client = AdminClient(client_config(settings) | {"logger": quiet.logger})
     try:
         client.list_topics(timeout=timeout_s)
     except KafkaException as exc:
         client.poll(0)
-        last = seen[-1].rpartition("]: ")[2] if seen else ""
+        last = quiet.last_reason()
         code, line = _kafka_error(exc, settings.kafka_bootstrap_servers)
         if last:
             refused = any(m in last.lower() for m in ("authentication", "ssl", "sasl", "certificate"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from shared.settings import Settings
@@ -71,3 +72,22 @@ def consumer_config(settings: Settings, group: str, *, retry_tier: bool = False)
         "fetch.wait.max.ms": fetch_wait_ms,
         "fetch.max.bytes": max(settings.event_max_bytes * 4, 52_428_800),
     }
+
+
+class LibrdkafkaLog(logging.Handler):
+    """Keeps librdkafka's log lines (handed over by poll()) instead of letting them reach stderr,
+    so a command can say in one line why a broker did not answer: `{"logger": log.logger}`."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.lines: list[str] = []
+        self.logger = logging.getLogger(name)
+        self.logger.handlers[:] = [self]
+        self.logger.propagate = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+    def last_reason(self) -> str:
+        """The last line's message, without librdkafka's `[thrd:...]:` prefix ('' if none)."""
+        return self.lines[-1].rpartition("]: ")[2] if self.lines else ""
