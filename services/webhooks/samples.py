@@ -113,9 +113,9 @@ def deliveries(world: SampleWorld) -> ConsumerSamples:
     def effects() -> list[tuple[str, str, str, str]]:
         with world.engine.connect() as conn:
             status = dict(
-                conn.execute(text("SELECT delivery_id::text, status FROM plane_workers.webhook_deliveries"))
-                .tuples()
-                .all()
+                conn.execute(
+                    text("SELECT delivery_id::text, status FROM plane_workers.webhook_deliveries")
+                ).all()
             )
         requests = world.receiver.requests()
         received = {(r.headers.get("webhook-id", ""), r.path, _digest(r.body)) for r in requests}
