@@ -16,8 +16,8 @@ by the main topic's and the tiers' pipelines, so the limits hold for all of them
 - A terminal delivery (`plane_workers.webhook_deliveries`) is not sent again, except by replay.
 - A retry goes to tier `attempt - 1` with its due time; that tier's strategy refuses it until it
   is due (arroyo pauses the partition), so retries never hold up the main topic.
-- A database or broker outage holds the stage and retries it, and sets the process's hold (the health
-  file goes stale meanwhile); a bug in a stage stops the consumer.
+- A database or broker outage holds the stage and retries it, and sets the process's hold (the
+  consumer is not ready meanwhile); a bug in a stage stops the consumer.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ from shared.events.producer import DeliveryFailed
 from shared.http import Allowlist, SafeHttpClient
 from shared.kafka import headers as h
 from shared.kafka.runtime import ConsumerDeps
-from shared.kafka.strategy import HeldHealthcheck, Hold
+from shared.kafka.strategy import Hold
 from shared.metrics import EVENT_PROCESSING_SECONDS, EVENTS_PROCESSED, WEBHOOK_ENDPOINTS_DISABLED
 
 log = logging.getLogger(__name__)
@@ -215,7 +215,7 @@ class Stage:
     name: str
     handle: Callable[[list], None]
     fatal: list[BaseException]
-    hold: Hold  # the process's: set while a dependency is down, so the health file goes stale
+    hold: Hold  # the process's: set while a dependency is down, so the consumer is not ready
     inbox: queue.SimpleQueue = field(default_factory=queue.SimpleQueue)
     thread: threading.Thread | None = None
     stopping: threading.Event = field(default_factory=threading.Event)
@@ -496,8 +496,7 @@ class DeliveryPipelineFactory(ProcessingStrategyFactory[KafkaPayload]):
     def create_with_partitions(
         self, commit: Commit, partitions: Mapping[Partition, int]
     ) -> ProcessingStrategy[KafkaPayload]:
-        pipeline = DeliveryPipeline(commit, self._deps, self._sessions, self._outbound)
-        return HeldHealthcheck(self._deps.settings.health_file, pipeline, self._deps.hold)
+        return DeliveryPipeline(commit, self._deps, self._sessions, self._outbound)
 
 
 def strategy_factory(deps: ConsumerDeps) -> ProcessingStrategyFactory[KafkaPayload]:

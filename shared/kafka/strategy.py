@@ -239,31 +239,6 @@ def describe(exc: BaseException) -> str:
     return type(exc).__name__
 
 
-class HeldHealthcheck(ProcessingStrategy[KafkaPayload]):
-    """Passes everything to `next_step` and touches nothing. Strategies used to wrap themselves
-    in it so the health file went stale while the process held; the runtime now writes both
-    probe files itself (liveness from its poll loops, readiness from the hold: shared/health.py),
-    so a strategy needs no wrapper. Kept so that strategies still using it keep working."""
-
-    def __init__(self, health_file: str, next_step: ProcessingStrategy[KafkaPayload], hold: Hold) -> None:
-        self._next = next_step
-
-    def submit(self, message: Message[KafkaPayload]) -> None:
-        self._next.submit(message)
-
-    def poll(self) -> None:
-        self._next.poll()
-
-    def join(self, timeout: float | None = None) -> None:
-        self._next.join(timeout)
-
-    def close(self) -> None:
-        self._next.close()
-
-    def terminate(self) -> None:
-        self._next.terminate()
-
-
 class EventStrategyFactory(ProcessingStrategyFactory[KafkaPayload]):
     def __init__(self, processor: EventProcessor) -> None:
         self.processor = processor
