@@ -82,6 +82,11 @@ class ConsumerSpec:
         return tuple(self.retry_topic(i) for i in range(len(self.retry_delays_s)))
 
     @property
+    def topics(self) -> tuple[str, ...]:
+        """Every logical topic the consumer reads or writes: main, retry tiers, DLQ."""
+        return (self.topic, *self.retry_topics, self.dlq_topic)
+
+    @property
     def args(self) -> list[str]:
         return ["consume", self.name]
 
@@ -275,7 +280,7 @@ def all_topics() -> list[tuple[str, int]]:
     """Every logical topic the consumers need, with its partition count (DLQ and retry included)."""
     topics: dict[str, int] = {}
     for spec in CONSUMERS:
-        for topic in (spec.topic, spec.dlq_topic, *spec.retry_topics):
+        for topic in spec.topics:
             topics[topic] = max(topics.get(topic, 0), spec.partitions)
     for job_spec in JOBS:
         for topic in job_spec.produces:

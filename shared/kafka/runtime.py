@@ -311,11 +311,6 @@ class BrokerWatch:
         return None
 
 
-def consumer_topics(spec: ConsumerSpec, settings: Settings) -> list[str]:
-    """Every physical topic a consumer reads or writes: main, retry tiers, DLQ."""
-    return [settings.topic(t) for t in (spec.topic, *spec.retry_topics, spec.dlq_topic)]
-
-
 def missing_topics(admin: AdminClient, topics: Sequence[str], timeout_s: float) -> list[str]:
     """The topics the cluster does not have (or reports an error for, as it may while a topic is
     being created). Lists all topics: asking for given ones may auto-create them on a broker
@@ -376,7 +371,7 @@ def consume(name: str, settings: Settings) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    topics = consumer_topics(spec, settings)
+    topics = [settings.topic(t) for t in spec.topics]
     admin = AdminClient(client_config(settings))
     while True:
         if (code := wait_for_topics(admin, topics, stopping, probes)) is not None:
