@@ -4,20 +4,26 @@ One arroyo strategy per topic (the main topic and each retry tier), built from t
 batch themselves (each takes everything that queued up while it was busy):
 
     submit (arroyo thread) -> lookup thread -> HTTP pool, per-endpoint limit -> writer thread
-                                   (webhooks, dedupe)                           (logs, retries, commit)
+                                   (webhooks, dedupe)    (attempt journaled, sent)    (logs, retries, commit)
 
-The HTTP pool, the per-endpoint limit and the HTTP client are one per process (`Outbound`), shared
-by the main topic's and the tiers' pipelines, so the limits hold for all of them together.
+The HTTP pool, the per-endpoint limit, the attempt journal and the HTTP client are one per process
+(`Outbound`), shared by the main topic's and the tiers' pipelines, so the limits hold for all of
+them together.
 
 - An offset is committed only once its delivery is recorded: logged and finished, or its retry is
   confirmed by the broker. Completion is out of order, so offsets are committed up to the oldest
   unfinished one (`OffsetTracker`); a crash re-sends what was not recorded, with the same
   `webhook-id`, so receivers can deduplicate.
+- Every attempt gets its `webhook_logs` row, a crash's too: it is journaled before it is sent,
+  and one a killed worker left unlogged is logged as interrupted when its delivery is read again;
+  the re-send is numbered after it (`journal`, `store.lookup`).
 - A terminal delivery (`plane_workers.webhook_deliveries`) is not sent again, except by replay.
-- A retry goes to tier `attempt - 1` with its due time; that tier's strategy refuses it until it
-  is due (arroyo pauses the partition), so retries never hold up the main topic.
+- A retry goes to tier `attempt - 1` with its due time; the tier holds it in memory until due,
+  earliest first, whatever its partition (`due`), so retries neither hold up the main topic nor
+  wait for one another.
 - A database or broker outage holds the stage and retries it, and sets the process's hold (the
-  consumer is not ready meanwhile); a bug in a stage stops the consumer.
+  consumer is not ready meanwhile). A delivery whose lookup or record fails otherwise is split
+  out of its batch and dead-lettered alone (`stage.Stage`); the others go on.
 """
 
 from __future__ import annotations
@@ -28,10 +34,10 @@ import queue
 import threading
 import time
 import uuid
-from collections import OrderedDict, defaultdict, deque
-from collections.abc import Callable, Mapping
+from collections import defaultdict
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from arroyo.backends.kafka import KafkaPayload
@@ -41,34 +47,28 @@ from arroyo.processing.strategies import (
     ProcessingStrategyFactory,
 )
 from arroyo.types import BrokerValue, Commit, Message, Partition
-from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.webhooks import attempt, store
 from services.webhooks.attempt import Delivery, Endpoint, Outcome, Result
 from services.webhooks.deactivation import notify_owner
+from services.webhooks.due import DueQueue
+from services.webhooks.journal import AttemptJournal
+from services.webhooks.limiter import EndpointLimiter
 from services.webhooks.schedule import next_delay
-from shared.db import errors as db_errors
+from services.webhooks.stage import OffsetTracker, Stage
 from shared.events.envelope import InvalidEvent, parse_event
-from shared.events.producer import DeliveryFailed
 from shared.http import Allowlist, SafeHttpClient
 from shared.kafka import headers as h
 from shared.kafka.runtime import ConsumerDeps
-from shared.kafka.strategy import Hold
+from shared.kafka.strategy import describe
 from shared.metrics import EVENT_PROCESSING_SECONDS, EVENTS_PROCESSED, WEBHOOK_ENDPOINTS_DISABLED
 
 log = logging.getLogger(__name__)
 
 REPLAY_HEADER = "replay"
-BATCH_MAX = 500
-HOLD_S = 1.0  # pause of a stage whose database or broker is down
 
-
-def transient(exc: BaseException) -> bool:
-    """Hold the stage and retry its batch: the database is unavailable (shared.db.errors), or
-    failed in passing (deadlock, statement timeout), or the broker or a socket did. Anything else,
-    bad data included, is a bug that stops the consumer."""
-    return db_errors.unavailable(exc) or isinstance(exc, sa_exc.OperationalError | DeliveryFailed | OSError)
+RetryMessage = tuple[bytes | None, bytes, list[tuple[str, bytes]]]
 
 
 @dataclass(frozen=True)
@@ -87,106 +87,24 @@ class Finished:
 
     job: Job
     outcome: Outcome | None = None
-
-
-class OffsetTracker:
-    """Offsets finish out of order; Kafka can only be told 'everything before N is done'."""
-
-    def __init__(self) -> None:
-        self._open: dict[Partition, OrderedDict[int, bool]] = defaultdict(OrderedDict)
-        self._unfinished = 0
-
-    def add(self, partition: Partition, offset: int) -> None:
-        self._open[partition][offset] = False
-        self._unfinished += 1
-
-    def finish(self, partition: Partition, offset: int) -> None:
-        if self._open[partition].get(offset) is False:
-            self._open[partition][offset] = True
-            self._unfinished -= 1
-
-    def committable(self) -> dict[Partition, int]:
-        positions = {}
-        for partition, offsets in self._open.items():
-            last = None
-            while offsets and next(iter(offsets.values())):
-                last, _ = offsets.popitem(last=False)
-            if last is not None:
-                positions[partition] = last + 1
-        return positions
-
-    def unfinished(self) -> int:
-        """Finished offsets held back behind an unfinished one do not count: a hanging endpoint
-        must not stop the intake for every other endpoint."""
-        return self._unfinished
-
-
-class EndpointLimiter:
-    """At most `per_endpoint` attempts in flight per webhook, across the main topic and every
-    retry tier of the process; the pool (WEBHOOK_CONCURRENCY threads) bounds the total.
-
-    A hanging endpoint ties up `per_endpoint` threads, never the pool; its other deliveries wait
-    in its own queue while every other endpoint goes on. Tasks carry their owner (a pipeline): one
-    that stops on a rebalance or shutdown withdraws its waiting tasks, whose messages are then
-    read again by the partitions' next owner rather than sent from a pipeline that is gone."""
-
-    def __init__(self, pool: ThreadPoolExecutor, per_endpoint: int) -> None:
-        self._pool = pool
-        self._per_endpoint = per_endpoint
-        self._lock = threading.Lock()
-        self._busy: dict[uuid.UUID, int] = defaultdict(int)
-        self._waiting: dict[uuid.UUID, deque[tuple[object, Callable[[], None]]]] = defaultdict(deque)
-
-    def submit(self, key: uuid.UUID, owner: object, task: Callable[[], None]) -> None:
-        with self._lock:
-            if self._busy[key] >= self._per_endpoint:
-                self._waiting[key].append((owner, task))
-                return
-            self._busy[key] += 1
-        self._pool.submit(self._work, key, task)
-
-    def withdraw(self, owner: object) -> None:
-        """Drop the owner's tasks that have not started (those running finish on their own)."""
-        with self._lock:
-            for key in list(self._waiting):
-                kept = deque(item for item in self._waiting[key] if item[0] is not owner)
-                if kept:
-                    self._waiting[key] = kept
-                else:
-                    del self._waiting[key]
-
-    def close(self) -> None:
-        """At process end: what has not started is dropped (its offsets were never committed)."""
-        self._pool.shutdown(wait=False, cancel_futures=True)
-
-    def _work(self, key: uuid.UUID, task: Callable[[], None]) -> None:
-        while True:
-            try:
-                task()
-            except Exception:  # the task records its own failures; this one must not leak a slot
-                log.exception("webhook %s: delivery task failed", key)
-            with self._lock:
-                waiting = self._waiting.get(key)
-                if not waiting:
-                    self._waiting.pop(key, None)
-                    self._busy[key] -= 1
-                    if not self._busy[key]:
-                        del self._busy[key]
-                    return
-                _, task = waiting.popleft()  # keep the slot for the endpoint's next delivery
+    # Set once the broker confirmed the retry: a batch tried again (the database was down, or an
+    # item was split out) must not send it twice.
+    retry_sent: bool = False
 
 
 @dataclass(frozen=True)
 class Outbound:
     """What the main topic's and every retry tier's pipelines of one process share: the HTTP
-    client (its connection pools outlive partition assignments) and the per-endpoint limit, so
-    a failing endpoint gets WEBHOOK_ENDPOINT_CONCURRENCY attempts at once, not that many per tier."""
+    client (its connection pools outlive partition assignments), the per-endpoint limit, so a
+    failing endpoint gets WEBHOOK_ENDPOINT_CONCURRENCY attempts at once, not that many per tier,
+    and the attempt journal, whose groups are larger for it."""
 
     client: SafeHttpClient
     limiter: EndpointLimiter
+    journal: AttemptJournal
 
     @classmethod
-    def of_process(cls, deps: ConsumerDeps) -> Outbound:
+    def of_process(cls, deps: ConsumerDeps, sessions: sessionmaker[Session]) -> Outbound:
         if "webhook-outbound" not in deps.shared:
             settings = deps.settings
             client = SafeHttpClient(
@@ -200,62 +118,13 @@ class Outbound:
             # Never shut down by a pipeline: it serves every tier for the life of the process.
             pool = ThreadPoolExecutor(settings.webhook_concurrency, thread_name_prefix="webhook-http")
             limiter = EndpointLimiter(pool, settings.webhook_endpoint_concurrency)
-            deps.shared["webhook-outbound"] = cls(client, limiter)
+            deps.shared["webhook-outbound"] = cls(client, limiter, AttemptJournal(sessions, deps.hold))
         return deps.shared["webhook-outbound"]
 
     def close(self) -> None:
+        self.journal.close()  # first: the threads waiting on it are let go without sending
         self.limiter.close()
         self.client.close()
-
-
-@dataclass
-class Stage:
-    """A thread that takes everything queued while it was busy and handles it as one batch."""
-
-    name: str
-    handle: Callable[[list], None]
-    fatal: list[BaseException]
-    hold: Hold  # the process's: set while a dependency is down, so the consumer is not ready
-    inbox: queue.SimpleQueue = field(default_factory=queue.SimpleQueue)
-    thread: threading.Thread | None = None
-    stopping: threading.Event = field(default_factory=threading.Event)
-
-    def start(self) -> None:
-        self.thread = threading.Thread(target=self._loop, name=self.name, daemon=True)
-        self.thread.start()
-
-    def put(self, item: object) -> None:
-        self.inbox.put(item)
-
-    def stop(self) -> None:
-        self.stopping.set()
-        self.inbox.put(None)
-
-    def _loop(self) -> None:
-        while not self.stopping.is_set():
-            first = self.inbox.get()
-            if first is None:
-                continue
-            batch = [first]
-            while len(batch) < BATCH_MAX:
-                try:
-                    item = self.inbox.get_nowait()
-                except queue.Empty:
-                    break
-                if item is not None:
-                    batch.append(item)
-            while not self.stopping.is_set():
-                try:
-                    self.handle(batch)
-                    self.hold.up(time.time())
-                    break
-                except BaseException as exc:
-                    if not transient(exc):  # a bug: stop the consumer rather than lose the batch
-                        log.exception("%s failed", self.name)
-                        self.fatal.append(exc)
-                        return
-                    self.hold.down(exc, time.time())
-                    self.stopping.wait(HOLD_S)
 
 
 class DeliveryPipeline(ProcessingStrategy[KafkaPayload]):
@@ -268,15 +137,18 @@ class DeliveryPipeline(ProcessingStrategy[KafkaPayload]):
         self._sessions = sessions
         self._client = outbound.client
         self._limiter = outbound.limiter
+        self._journal = outbound.journal
         self._scale = self._settings.webhook_time_scale
         self._name = deps.spec.name
         self._fatal: list[BaseException] = []
         self._offsets = OffsetTracker()
         self._done: queue.SimpleQueue[tuple[Partition, int]] = queue.SimpleQueue()
         self._max_pending = max(256, 8 * self._settings.webhook_concurrency)
+        self._not_due: DueQueue[tuple[BrokerValue[KafkaPayload], dict[str, str]]] = DueQueue()
+        self._dead_letter_lock = threading.Lock()  # the stages set deliveries aside too
         self._closed = False
-        self._lookup = Stage(f"{self._name}-lookup", self._look_up, self._fatal, deps.hold)
-        self._writer = Stage(f"{self._name}-writer", self._record, self._fatal, deps.hold)
+        self._lookup = Stage(f"{self._name}-lookup", self._look_up, self._set_aside, self._fatal, deps.hold)
+        self._writer = Stage(f"{self._name}-writer", self._record, self._set_aside, self._fatal, deps.hold)
         self._lookup.start()
         self._writer.start()
 
@@ -288,26 +160,31 @@ class DeliveryPipeline(ProcessingStrategy[KafkaPayload]):
         value = message.value
         assert isinstance(value, BrokerValue)
         headers = h.received(value.payload.headers, retried=self._deps.tier is not None)
-        if self._deps.tier is not None and self._deps.clock() < float(headers.get(h.DUE_AT) or 0):
-            raise MessageRejected()  # not due yet: arroyo pauses this partition and asks again
-        if self._offsets.unfinished() >= self._max_pending:
+        if self._deps.tier is not None:
+            due = float(headers.get(h.DUE_AT) or 0)
+            if self._deps.clock() < due:
+                size = len(value.payload.value)
+                if not self._not_due.has_room(size):
+                    raise MessageRejected()  # the tier's budget is full: arroyo pauses it
+                self._offsets.add(value.partition, value.offset)
+                self._not_due.push(due, (value, headers), size)
+                return
+        if self._in_flight() >= self._max_pending:
             raise MessageRejected()
         self._offsets.add(value.partition, value.offset)
-        try:
-            delivery = self._parse(value, headers)
-        except InvalidEvent as exc:
-            self._dead_letter(value, headers, f"InvalidEvent.{exc.kind}", str(exc))
-            self._offsets.finish(value.partition, value.offset)
-            return
-        self._lookup.put(Job(value.partition, value.offset, delivery, tuple(value.payload.headers)))
+        self._start(value, headers)
 
     def poll(self) -> None:
         self._raise_fatal()
+        for value, headers in self._not_due.pop_due(self._deps.clock()):
+            self._start(value, headers)  # due ones go ahead even past max_pending: they are read
         self._drain_done()
 
     def join(self, timeout: float | None = None) -> None:
+        # What is not due yet is dropped, uncommitted: the partitions' next owner reads it again.
+        self._not_due.clear()
         deadline = time.monotonic() + (timeout if timeout is not None else 30.0)
-        while self._offsets.unfinished() and time.monotonic() < deadline and not self._fatal:
+        while self._in_flight() and time.monotonic() < deadline and not self._fatal:
             self._drain_done()
             time.sleep(0.01)
         self._drain_done(force=True)
@@ -319,6 +196,22 @@ class DeliveryPipeline(ProcessingStrategy[KafkaPayload]):
     def terminate(self) -> None:
         self._closed = True
         self._stop()
+
+    def _in_flight(self) -> int:
+        return self._offsets.unfinished() - len(self._not_due)
+
+    def _start(self, value: BrokerValue[KafkaPayload], headers: Mapping[str, str]) -> None:
+        try:
+            delivery = self._parse(value, headers)
+        except InvalidEvent as exc:
+            payload = value.payload
+            self._dead_letter(
+                value.partition, value.offset, payload.key, payload.value, list(payload.headers),
+                f"InvalidEvent.{exc.kind}", str(exc),
+            )  # fmt: skip
+            self._offsets.finish(value.partition, value.offset)
+            return
+        self._lookup.put(Job(value.partition, value.offset, delivery, tuple(value.payload.headers)))
 
     # --- the stages ------------------------------------------------------------------------------
 
@@ -350,6 +243,10 @@ class DeliveryPipeline(ProcessingStrategy[KafkaPayload]):
             )
         for job in jobs:
             delivery = job.delivery
+            if (interrupted := found.interrupted.get(delivery.id, 0)) >= delivery.attempt:
+                # An attempt a killed worker made counts: the receiver may have seen it.
+                delivery = replace(delivery, attempt=interrupted + 1)
+                job = replace(job, delivery=delivery)
             status = found.terminal.get(delivery.id)
             if status == store.Terminal.SUCCEEDED or (status is not None and not delivery.replay):
                 EVENTS_PROCESSED.labels(self._name, "duplicate").inc()
@@ -363,6 +260,8 @@ class DeliveryPipeline(ProcessingStrategy[KafkaPayload]):
     def _attempt(self, job: Job) -> None:
         endpoint = job.endpoint
         assert endpoint is not None
+        if not self._journal.begin(job.delivery):
+            return  # the process is stopping: unsent and uncommitted, the next owner sends it
         try:
             outcome = attempt.send(
                 self._client,
@@ -380,7 +279,7 @@ class DeliveryPipeline(ProcessingStrategy[KafkaPayload]):
     def _record(self, items: list[Finished]) -> None:
         now = datetime.fromtimestamp(self._deps.clock(), UTC)
         batch = store.Batch(attempts=[], terminal=[], exhausted=[])
-        retries: dict[str, list[tuple[bytes | None, bytes, list[tuple[str, bytes]]]]] = defaultdict(list)
+        retries: dict[str, list[tuple[Finished, RetryMessage]]] = defaultdict(list)
         outcomes: list[str] = []
         for item in items:
             delivery = item.job.delivery
@@ -400,8 +299,9 @@ class DeliveryPipeline(ProcessingStrategy[KafkaPayload]):
                     time_scale=self._scale,
                 )
                 if delay is not None:
-                    topic, message = self._retry_message(item.job, outcome, delay)
-                    retries[topic].append(message)
+                    if not item.retry_sent:
+                        topic, message = self._retry_message(item.job, outcome, delay)
+                        retries[topic].append((item, message))
                     outcomes.append("retried")
                     continue
                 batch.exhausted.append(outcome)
@@ -415,8 +315,10 @@ class DeliveryPipeline(ProcessingStrategy[KafkaPayload]):
             batch.terminal.append(store.terminal_row(delivery, status))
             outcomes.append(status)
 
-        for topic, messages in retries.items():  # confirmed before the attempt is recorded
-            self._deps.producer.send_raw_many(topic, messages)
+        for topic, pending in retries.items():  # confirmed before the attempt is recorded
+            self._deps.producer.send_raw_many(topic, [message for _, message in pending])
+            for item, _ in pending:
+                item.retry_sent = True
         with self._sessions.begin() as session:
             disabled = store.record(
                 session.connection(),
@@ -430,9 +332,7 @@ class DeliveryPipeline(ProcessingStrategy[KafkaPayload]):
             EVENTS_PROCESSED.labels(self._name, outcome_name).inc()
             self._done.put((item.job.partition, item.job.offset))
 
-    def _retry_message(
-        self, job: Job, outcome: Outcome, delay: float
-    ) -> tuple[str, tuple[bytes | None, bytes, list[tuple[str, bytes]]]]:
+    def _retry_message(self, job: Job, outcome: Outcome, delay: float) -> tuple[str, RetryMessage]:
         delivery = job.delivery
         tier = delivery.attempt - 1
         failure = h.Failure.after(
@@ -448,17 +348,32 @@ class DeliveryPipeline(ProcessingStrategy[KafkaPayload]):
         message_headers = h.retry_headers(job.headers, failure, self._deps.clock() + delay, tier)
         return topic, (str(delivery.webhook_id).encode(), delivery.envelope, message_headers)
 
+    def _set_aside(self, item: Job | Finished, exc: BaseException) -> None:
+        """A stage failed on this delivery alone, and not for a passing reason: dead-letter it
+        (its envelope can be replayed from the DLQ) rather than stop every other delivery."""
+        job = item.job if isinstance(item, Finished) else item
+        log.error("delivery %s: set aside after %s", job.delivery.id, describe(exc))
+        self._dead_letter(
+            job.partition, job.offset, str(job.delivery.webhook_id).encode(), job.delivery.envelope,
+            list(job.headers), f"{type(exc).__module__}.{type(exc).__qualname__}", describe(exc),
+        )  # fmt: skip
+        self._done.put((job.partition, job.offset))
+
     def _dead_letter(
-        self, value: BrokerValue[KafkaPayload], headers: Mapping[str, str], cls: str, msg: str
+        self,
+        partition: Partition,
+        offset: int,
+        key: bytes | None,
+        value: bytes,
+        headers: list[tuple[str, bytes]],
+        cls: str,
+        msg: str,
     ) -> None:
-        payload = value.payload
-        partition = value.partition
-        failure = h.Failure.after(
-            partition.topic.name, partition.index, value.offset, headers, cls, msg, self._deps.clock()
-        )
-        self._deps.dead_letters.send(
-            payload.key, payload.value, list(payload.headers), failure, value.partition.index
-        )
+        received = h.received(headers, retried=self._deps.tier is not None)
+        now = self._deps.clock()
+        failure = h.Failure.after(partition.topic.name, partition.index, offset, received, cls, msg, now)
+        with self._dead_letter_lock:
+            self._deps.dead_letters.send(key, value, headers, failure, partition.index)
         log.warning("dead-lettered: %s: %s", cls, msg)
         EVENTS_PROCESSED.labels(self._name, "dead_lettered").inc()
 
@@ -491,7 +406,7 @@ class DeliveryPipelineFactory(ProcessingStrategyFactory[KafkaPayload]):
             raise RuntimeError("webhook-deliveries needs DATABASE_URL")
         self._deps = deps
         self._sessions = deps.sessions
-        self._outbound = Outbound.of_process(deps)
+        self._outbound = Outbound.of_process(deps, deps.sessions)
 
     def create_with_partitions(
         self, commit: Commit, partitions: Mapping[Partition, int]

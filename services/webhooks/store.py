@@ -1,9 +1,10 @@
 """The delivery pipeline's database work, done in batches on the consumer's main thread.
 
-`lookup` reads, for a batch of deliveries, their webhooks, signing state and any terminal record;
-`record` writes a batch of outcomes in one transaction: one `webhook_logs` row per attempt (Plane's
-table, JSON instead of Python repr, no signature), the terminal `webhook_deliveries` rows, the
-endpoint's failure window, and the disabling of endpoints that failed for too long.
+`lookup` reads, for a batch of deliveries, their webhooks, signing state and any terminal record,
+and logs the attempts a killed worker left unrecorded (`journal`); `record` writes a batch of
+outcomes in one transaction: one `webhook_logs` row per attempt (Plane's table, JSON instead of
+Python repr, no signature), the terminal `webhook_deliveries` rows, the endpoint's failure window,
+and the disabling of endpoints that failed for too long.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import json
 import logging
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -45,6 +46,7 @@ class Terminal:
 class Lookup:
     endpoints: dict[uuid.UUID, Endpoint]  # active webhooks only
     terminal: dict[str, str]  # delivery id -> status, for deliveries already finished
+    interrupted: dict[str, int]  # delivery id -> its last attempt that a killed worker left unlogged
 
 
 _WEBHOOKS = text(
@@ -59,6 +61,28 @@ _WEBHOOKS = text(
 _TERMINAL = text(
     "SELECT delivery_id::text, status FROM plane_workers.webhook_deliveries WHERE delivery_id IN :ids"
 ).bindparams(bindparam("ids", expanding=True))
+
+# Attempts written before sending and never logged: their worker died, or lost the partition,
+# before the answer was recorded. Whoever reads the delivery again logs them.
+_INTERRUPTED = text(
+    """
+    DELETE FROM plane_workers.webhook_attempts WHERE delivery_id IN :ids
+    RETURNING delivery_id::text, attempt, started_at
+    """
+).bindparams(bindparam("ids", expanding=True))
+
+_FINISH = text(
+    """
+    DELETE FROM plane_workers.webhook_attempts
+    WHERE (delivery_id, attempt) IN (
+        SELECT unnest(CAST(:ids AS uuid[])), unnest(CAST(:attempts AS int[])))
+    """
+)
+
+INTERRUPTED = (
+    "interrupted: the worker stopped before this attempt's answer was recorded"
+    " (the request may or may not have reached the receiver)"
+)
 
 _ROTATE = text(
     """
@@ -90,9 +114,33 @@ def lookup(conn: Connection, deliveries: Sequence[Delivery], now: float, grace_s
             )
         keys = signing_keys(row.secret_key, retired, now, grace_s, MAX_RETIRED_KEYS)
         endpoints[row.id] = Endpoint(row.url, row.secret_key, tuple(keys))
-    rows = conn.execute(_TERMINAL, {"ids": [uuid.UUID(d.id) for d in deliveries]})
+    delivery_ids = sorted({uuid.UUID(d.id) for d in deliveries})
+    rows = conn.execute(_TERMINAL, {"ids": delivery_ids})
     terminal = {delivery_id: status for delivery_id, status in rows}
-    return Lookup(endpoints, terminal)
+    return Lookup(endpoints, terminal, _log_interrupted(conn, deliveries, delivery_ids))
+
+
+def _log_interrupted(
+    conn: Connection, deliveries: Sequence[Delivery], ids: list[uuid.UUID]
+) -> dict[str, int]:
+    found = conn.execute(_INTERRUPTED, {"ids": ids}).all()
+    if not found:
+        return {}
+    by_id = {d.id: d for d in deliveries}
+    rows, last = [], {}
+    for delivery_id, attempt_no, started_at in found:
+        delivery = by_id[delivery_id]
+        outcome = Outcome(
+            replace(delivery, attempt=attempt_no),
+            Result.FAILED,
+            {"X-Plane-Delivery": delivery.id, "X-Plane-Event": delivery.event, "webhook-id": delivery.id},
+            error=INTERRUPTED,
+        )
+        rows.extend(log_rows([outcome], started_at))
+        last[delivery_id] = max(attempt_no, last.get(delivery_id, 0))
+    conn.execute(_LOG, rows)
+    log.warning("logged %d attempts that a stopped worker had left unrecorded", len(rows))
+    return last
 
 
 # Core inserts, not text(): SQLAlchemy sends a list of rows as multi-row INSERTs
@@ -210,6 +258,8 @@ def record(
     batch is tried again: the owner is told at least once, and only by the run that disabled."""
     if batch.attempts:
         conn.execute(_LOG, log_rows(batch.attempts, now))
+        sent = [o.delivery for o in batch.attempts]
+        conn.execute(_FINISH, {"ids": [uuid.UUID(d.id) for d in sent], "attempts": [d.attempt for d in sent]})
     if batch.terminal:
         # One multi-row upsert may not touch a row twice: a delivery replayed twice in quick
         # succession can end twice in one batch, and its last end wins.

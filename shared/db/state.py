@@ -85,3 +85,19 @@ class WebhookEndpoint(StateBase):
     # which keep signing for WEBHOOK_KEY_GRACE_S so receivers can roll over.
     current_secret: Mapped[str | None] = mapped_column(String(255))
     retired_keys: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, nullable=False, default=list)
+
+
+class WebhookAttempt(StateBase):
+    """An attempt about to be sent and not yet logged. Written (group-committed) just before the
+    request goes out and deleted in the transaction that writes its `webhook_logs` row, so one
+    left behind is an attempt a killed worker made without recording it: whoever reads the
+    delivery again logs it as interrupted and numbers its own attempt after it."""
+
+    __tablename__ = "webhook_attempts"
+
+    delivery_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    attempt: Mapped[int] = mapped_column(primary_key=True)  # 1-based, as retry_count + 1
+    webhook_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    started_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), nullable=False
+    )

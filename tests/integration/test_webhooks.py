@@ -23,6 +23,7 @@ import standardwebhooks
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
+from services.webhooks import store
 from services.webhooks.payload import build_payload
 from services.webhooks.schedule import DEFAULT_SCHEDULE_S
 from services.webhooks.signing import plane_signature, whsec
@@ -403,7 +404,9 @@ def test_events_while_disabled_are_kept_and_replayed_with_their_original_ids(hoo
 
 def test_kill_after_200_before_commit_redelivers_with_the_same_webhook_id(hook_settings, world) -> None:
     """R1: the consumer dies (SIGKILL) right after the receiver answered 200. The restarted one
-    sends the delivery again with the same webhook-id and records success exactly once."""
+    sends the delivery again with the same webhook-id and records success exactly once. Both
+    requests are in webhook_logs: the first, whose answer died with the worker, as interrupted,
+    and the re-send numbered after it (every re-send was logged with retry_count 0 before)."""
     consumer: list[subprocess.Popen] = []
 
     def answer_then_kill(request) -> None:  # type: ignore[no-untyped-def]
@@ -429,8 +432,12 @@ def test_kill_after_200_before_commit_redelivers_with_the_same_webhook_id(hook_s
     assert receiver.requests[0].headers["webhook-id"] == receiver.requests[1].headers["webhook-id"]
     for request in receiver.requests:
         verify(secret, request)
-    assert [d["status"] for d in world.deliveries(hook)] == ["succeeded"]
-    assert [log["response_status"] for log in world.logs(hook)] == ["200"]
+    assert [(d["status"], d["attempts"]) for d in world.deliveries(hook)] == [("succeeded", 2)]
+    logs = world.logs(hook)
+    assert [(r["retry_count"], r["response_status"]) for r in logs] == [(0, None), (1, "200")]
+    assert json.loads(logs[0]["response_body"]) == {"error": store.INTERRUPTED}
+    assert json.loads(logs[0]["request_headers"])["webhook-id"] == receiver.requests[0].headers["webhook-id"]
+    assert _count(world.engine, "plane_workers.webhook_attempts") == 0
 
 
 def test_malformed_delivery_is_dead_lettered_and_oversize_payload_is_sent_thin(hook_settings, world) -> None:

@@ -182,8 +182,8 @@ def test_pool_verdicts_and_wrapped_causes(database_url: str) -> None:
     assert not errors.unavailable(KeyError("issue_id")) and not errors.bad_data(KeyError("issue_id"))
 
 
-def test_webhook_stages_retry_what_is_unavailable_or_transient_and_stop_on_the_rest(conn) -> None:
-    from services.webhooks.pipeline import transient
+def test_webhook_stages_retry_what_is_unavailable_or_transient_and_isolate_the_rest(conn) -> None:
+    from services.webhooks.stage import transient
 
     raw = connect_error("host=/nonexistent-socket-dir dbname=x")
     assert transient(raw)  # a raw psycopg2 connect failure (was a fatal stage error)
@@ -193,5 +193,5 @@ def test_webhook_stages_retry_what_is_unavailable_or_transient_and_stop_on_the_r
     )
     with conn.cursor() as cur:
         bad = raised(lambda: cur.execute("SELECT 1/0"))
-    assert not transient(sa_exc.DataError("SELECT 1/0", {}, bad))  # a bug or bad data: stop
+    assert not transient(sa_exc.DataError("SELECT 1/0", {}, bad))  # bad data or a bug: set the item aside
     assert not transient(KeyError("webhook_id"))
