@@ -22,7 +22,10 @@ see each other's leftovers; Plane sends everything to the default `celery` queue
 Worker: `start_worker(database_url)` launches `python -m celery -A tests.benchmarks.celery_webhooks
 worker --pool=prefork` in a subprocess and `stop_worker(proc)` stops it. Environment read by the
 worker: `BENCH_DATABASE_URL` (required), `BENCH_BROKER_URL`, `BENCH_CELERY_QUEUE`,
-`WEBHOOK_ALLOWED_IPS` / `WEBHOOK_ALLOWED_HOSTS` (comma lists, Plane's meaning).
+`WEBHOOK_ALLOWED_IPS` / `WEBHOOK_ALLOWED_HOSTS` (comma lists, Plane's meaning),
+`BENCH_WEBHOOK_TIMEOUT_S` (the `requests` timeout, Plane's 30 s unless a quick run shortens it).
+`purge(proc)` empties the run's queue (tasks the worker already reserved stay with it);
+`stop_worker(proc, cold=True)` stops it without waiting for the tasks in progress.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ import ipaddress
 import json
 import logging
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -53,6 +57,7 @@ from services.webhooks.payload import ACTIONS, TABLES
 
 REPO = Path(__file__).resolve().parents[2]
 BROKER_URL = os.environ.get("BENCH_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
+WEBHOOK_TIMEOUT_S = float(os.environ.get("BENCH_WEBHOOK_TIMEOUT_S", "30"))
 logger = logging.getLogger("plane.worker")
 
 # The queue every task of this process goes to: set from the environment in the worker, and by
@@ -325,7 +330,7 @@ def webhook_send_task(
     log = {"request_method": action, "request_headers": headers, "request_body": payload, "event_type": event}
     try:
         validate_url(webhook["url"])
-        response = requests.post(webhook["url"], headers=headers, json=payload, timeout=30)
+        response = requests.post(webhook["url"], headers=headers, json=payload, timeout=WEBHOOK_TIMEOUT_S)
         save_webhook_log(
             webhook,
             **log,
@@ -376,7 +381,12 @@ def _declare_queue(name: str, purge: bool = False, delete: bool = False) -> None
 
 
 def start_worker(
-    database_url: str, concurrency: int = 2, *, queue: str | None = None, ready_timeout: float = 60.0
+    database_url: str,
+    concurrency: int = 2,
+    *,
+    queue: str | None = None,
+    ready_timeout: float = 60.0,
+    webhook_timeout_s: float = 30.0,
 ) -> subprocess.Popen:
     """Start a prefork worker on a fresh, purged queue and route this process's sends to it.
 
@@ -390,6 +400,7 @@ def start_worker(
         "BENCH_DATABASE_URL": database_url,
         "BENCH_BROKER_URL": BROKER_URL,
         "BENCH_CELERY_QUEUE": queue,
+        "BENCH_WEBHOOK_TIMEOUT_S": str(webhook_timeout_s),
         "WEBHOOK_ALLOWED_IPS": os.environ.get("WEBHOOK_ALLOWED_IPS", "127.0.0.0/8"),
     }
     cmd = [sys.executable, "-m", "celery", "-A", "tests.benchmarks.celery_webhooks", "--quiet", "worker"]
@@ -415,10 +426,16 @@ def start_worker(
     return proc
 
 
-def stop_worker(proc: subprocess.Popen, timeout: float = 30.0) -> None:
-    """Warm shutdown (SIGTERM), kill after `timeout`, then delete the run's queue."""
+def purge(proc: subprocess.Popen) -> None:
+    """Drop every task still queued for the worker (not those it has reserved or is running)."""
+    _declare_queue(proc.queue, purge=True)  # type: ignore[attr-defined]
+
+
+def stop_worker(proc: subprocess.Popen, timeout: float = 30.0, *, cold: bool = False) -> None:
+    """Warm shutdown (SIGTERM), or cold (SIGQUIT: the pool's processes are terminated, tasks in
+    progress are not waited for), kill after `timeout`, then delete the run's queue."""
     if proc.poll() is None:
-        proc.terminate()
+        proc.send_signal(signal.SIGQUIT if cold else signal.SIGTERM)
         try:
             proc.wait(timeout)
         except subprocess.TimeoutExpired:

@@ -2,8 +2,11 @@
 
 `Receiver()` listens on 127.0.0.1 (a free port) from an asyncio loop in a daemon thread and speaks
 just enough HTTP/1.1: keep-alive, `Content-Length` bodies (no chunked uploads), pipelining.
-`/ok/<n>` answers 200 "ok", `/fail/<n>` 500, anything else 404. Every request is recorded with its
-path, its `webhook-id` and `X-Plane-Delivery` headers and `time.monotonic()` at arrival.
+`/ok/<n>` answers 200 "ok", `/fail/<n>` 500, `/hang/<n>` never answers (the connection stays open
+until the client gives up), anything else 404. Every request is recorded with its path, its
+`webhook-id` and `X-Plane-Delivery` headers, `time.monotonic()` at arrival and its body's marker:
+the first `bench-seq-<word>` in the body (benchmarks put one in each event to match the requests
+it fans out to with the moment it was produced), else None.
 
 asyncio rather than `http.server.ThreadingHTTPServer`: measured on the 2-core dev box with
 `requests` clients (4 processes), it used ~0.13 ms of CPU per request on keep-alive connections
@@ -14,6 +17,7 @@ request on delayed ACKs), and ~0.35 ms against ~0.75 ms with a new connection pe
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 import time
 from typing import NamedTuple
@@ -23,6 +27,8 @@ _RESPONSES = {
     "fail": b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: text/plain\r\nContent-Length: 4\r\n\r\n"
     b"fail",
 }
+_HANG = "hang"
+_MARKER = re.compile(rb"bench-seq-([A-Za-z0-9_-]+)")
 _NOT_FOUND = b"HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: 9\r\n\r\nnot found"
 
 
@@ -31,12 +37,14 @@ class Record(NamedTuple):
     webhook_id: str | None  # the `webhook-id` header (Standard Webhooks)
     delivery: str | None  # the `X-Plane-Delivery` header (Plane)
     at: float  # time.monotonic() when the whole request had arrived
+    marker: str | None = None  # the body's first `bench-seq-<word>`, without the prefix
 
 
 class _Http(asyncio.Protocol):
     def __init__(self, receiver: Receiver) -> None:
         self.receiver = receiver
         self.buffer = b""
+        self.hung = False
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -47,6 +55,8 @@ class _Http(asyncio.Protocol):
         self.receiver._transports.discard(self.transport)
 
     def data_received(self, data: bytes) -> None:
+        if self.hung:
+            return
         self.buffer += data
         while (end := self.buffer.find(b"\r\n\r\n")) >= 0:
             lines = self.buffer[:end].decode("latin-1").split("\r\n")
@@ -57,14 +67,23 @@ class _Http(asyncio.Protocol):
             total = end + 4 + int(headers.get("content-length") or 0)
             if len(self.buffer) < total:
                 return
+            marker = _MARKER.search(self.buffer, end + 4, total)
             self.buffer = self.buffer[total:]
             path = lines[0].split(" ")[1] if " " in lines[0] else ""
             self.receiver._record(
-                Record(path, headers.get("webhook-id"), headers.get("x-plane-delivery"), time.monotonic())
+                Record(
+                    path,
+                    headers.get("webhook-id"),
+                    headers.get("x-plane-delivery"),
+                    time.monotonic(),
+                    marker.group(1).decode("ascii") if marker else None,
+                )
             )
-            self.transport.write(
-                _RESPONSES.get(path.split("/")[1] if path.count("/") == 2 else "", _NOT_FOUND)
-            )
+            kind = path.split("/")[1] if path.count("/") == 2 else ""
+            if kind == _HANG:
+                self.hung = True  # no answer, ever; whatever else comes on this connection is ignored
+                return
+            self.transport.write(_RESPONSES.get(kind, _NOT_FOUND))
             if headers.get("connection", "").lower() == "close":
                 self.transport.close()
                 return
@@ -95,9 +114,10 @@ class Receiver:
         with self._lock:
             return len(self._records)
 
-    def records(self) -> list[Record]:
+    def records(self, since: int = 0) -> list[Record]:
+        """Every request recorded, or those after the first `since`."""
         with self._lock:
-            return list(self._records)
+            return self._records[since:]
 
     def wait(self, n: int, timeout: float = 60.0) -> bool:
         """Poll until at least `n` requests arrived; False on timeout."""
