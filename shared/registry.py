@@ -35,9 +35,31 @@ class Resources:
 
 
 @dataclass(frozen=True)
+class Batching:
+    """`handler` takes many events at once (shared.kafka.handler.BatchHandler): up to `max_events`
+    or `max_wait_ms` of them per call, all in one transaction that also claims their event ids;
+    offsets are committed after it. A failing event is found and retried or dead-lettered alone
+    (shared/kafka/batch.py). None takes the BATCH_MAX_EVENTS / BATCH_MAX_WAIT_MS settings."""
+
+    max_events: int | None = None
+    max_wait_ms: int | None = None
+    # Events with the same message key are applied in offset order even when one of them fails:
+    # the failed event's key is held (its later events wait behind it, other keys go on) and it
+    # is retried in place on `retry_delays_s`, never through the retry topics, which reorder.
+    keep_key_order: bool = False
+
+    def __post_init__(self) -> None:
+        if self.max_events is not None and self.max_events < 1:
+            raise ValueError(f"batch max_events must be at least 1, not {self.max_events}")
+        if self.max_wait_ms is not None and self.max_wait_ms < 0:
+            raise ValueError(f"batch max_wait_ms must not be negative, not {self.max_wait_ms}")
+
+
+@dataclass(frozen=True)
 class ConsumerSpec:
-    """A Kafka consumer: a handler the shared runtime calls once per valid event, or (`strategy`)
-    a processing strategy of its own for consumers that keep many events in flight."""
+    """A Kafka consumer: a handler the shared runtime calls once per valid event (with `batch`,
+    once per batch of them), or (`strategy`) a processing strategy of its own for consumers that
+    keep many events in flight."""
 
     name: str
     topic: str  # logical name; physical = KAFKA_TOPIC_PREFIX + topic
@@ -61,10 +83,17 @@ class ConsumerSpec:
     samples: str | None = None
     # The Plane (Celery) task this replaces, as the README's "What runs" table shows it (Markdown).
     replaces: str = ""
+    # Set: `handler` is a batch handler (see Batching); None: it is called once per event.
+    batch: Batching | None = None
 
     def __post_init__(self) -> None:
         if (self.handler is None) == (self.strategy is None):
             raise ValueError(f"consumer {self.name}: set exactly one of handler and strategy")
+        if self.batch is not None and (self.handler is None or self.idempotency != "transaction"):
+            raise ValueError(
+                f"consumer {self.name}: batch takes a handler with idempotency='transaction' "
+                "(the batch's transaction is what claims its events)"
+            )
 
     @property
     def group(self) -> str:

@@ -49,6 +49,8 @@ VARIABLES: tuple[Variable, ...] = (
         "data arrives; the embedded broker does not, so `dev` sets 10).",
     ),
     Variable("EVENT_MAX_BYTES", "1048576", "Events larger than this go to the DLQ as oversize."),
+    Variable("BATCH_MAX_EVENTS", "500", "Most events per transaction of a batch consumer (`batch=`)."),
+    Variable("BATCH_MAX_WAIT_MS", "200", "Longest a batch consumer waits to fill a batch."),
     Variable("DLQ_MAX_CONSECUTIVE", "1000", "Consecutive dead letters per partition before stop."),
     Variable("DLQ_MAX_RATIO", "0.5", "Share of dead letters per partition before the consumer stops."),
     Variable(
@@ -127,6 +129,8 @@ class Settings:
     kafka_max_poll_interval_ms: int = 300000
     kafka_fetch_wait_max_ms: int = 500
     event_max_bytes: int = 1048576
+    batch_max_events: int = 500
+    batch_max_wait_ms: int = 200
     dlq_max_consecutive: int = 1000
     dlq_max_ratio: float = 0.5
     health_file: str = "/tmp/plane-workers-health"

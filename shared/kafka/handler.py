@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
@@ -35,3 +35,12 @@ class HandlerContext:
 
 
 Handler = Callable[[Event, HandlerContext], None]
+
+BatchHandler = Callable[[Sequence[Event], HandlerContext], None]
+"""A consumer registered with `batch=` (shared.registry.Batching) writes this instead of a Handler.
+
+It gets the events of one batch in offset order, minus those already processed, inside the
+transaction that claims them (`ctx.session`), and writes every effect with multi-row statements
+(`insert(...).values(rows)`, COPY). It raises as a Handler does; the runtime then calls it again
+with fewer events, down to one, to find the failing one, so it must not depend on which events
+share its call. Keep effects per key in the order given: that is the order of the events."""

@@ -45,6 +45,7 @@ from shared.db.engine import session_factory
 from shared.events.producer import EventProducer
 from shared.health import ProbeFiles
 from shared.kafka import lag_metrics
+from shared.kafka.batch import BatchStrategyFactory
 from shared.kafka.config import client_config, consumer_config
 from shared.kafka.deadletter import DeadLetterLimit, DeadLetters
 from shared.kafka.handler import Handler
@@ -189,6 +190,8 @@ def _strategy_factory(deps: ConsumerDeps) -> ProcessingStrategyFactory[KafkaPayl
     if spec.strategy is not None:
         build_own = cast(StrategyBuilder, registry.load(spec.strategy))
         return build_own(deps)
+    if spec.batch is not None:
+        return BatchStrategyFactory(deps)
     handler = cast(Handler, registry.load(spec.handler or ""))
     processor = EventProcessor(
         spec,
