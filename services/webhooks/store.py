@@ -62,22 +62,23 @@ _TERMINAL = text(
     "SELECT delivery_id::text, status FROM plane_workers.webhook_deliveries WHERE delivery_id IN :ids"
 ).bindparams(bindparam("ids", expanding=True))
 
-# Attempts written before sending and never logged: their worker died, or lost the partition,
-# before the answer was recorded. Whoever reads the delivery again logs them.
-_INTERRUPTED = text(
+# Attempts written before sending and not recorded: their worker died, or lost the partition,
+# before the answer was recorded. Whoever reads the delivery again logs the ones not yet logged.
+_OPEN = text(
     """
-    DELETE FROM plane_workers.webhook_attempts WHERE delivery_id IN :ids
-    RETURNING delivery_id::text, attempt, started_at
+    SELECT delivery_id::text, attempt, started_at, logged FROM plane_workers.webhook_attempts
+    WHERE delivery_id IN :ids FOR UPDATE
     """
 ).bindparams(bindparam("ids", expanding=True))
 
-_FINISH = text(
+_MARK_LOGGED = text(
     """
-    DELETE FROM plane_workers.webhook_attempts
-    WHERE (delivery_id, attempt) IN (
-        SELECT unnest(CAST(:ids AS uuid[])), unnest(CAST(:attempts AS int[])))
+    UPDATE plane_workers.webhook_attempts SET logged = true
+    WHERE (delivery_id, attempt) IN (SELECT unnest(CAST(:ids AS uuid[])), unnest(CAST(:attempts AS int[])))
     """
 )
+
+_FINISH = text("DELETE FROM plane_workers.webhook_attempts WHERE delivery_id = ANY(CAST(:ids AS uuid[]))")
 
 INTERRUPTED = (
     "interrupted: the worker stopped before this attempt's answer was recorded"
@@ -123,12 +124,14 @@ def lookup(conn: Connection, deliveries: Sequence[Delivery], now: float, grace_s
 def _log_interrupted(
     conn: Connection, deliveries: Sequence[Delivery], ids: list[uuid.UUID]
 ) -> dict[str, int]:
-    found = conn.execute(_INTERRUPTED, {"ids": ids}).all()
-    if not found:
-        return {}
+    """Per delivery, its last attempt a worker began without recording; logs those not yet logged."""
+    found = conn.execute(_OPEN, {"ids": ids}).all()
     by_id = {d.id: d for d in deliveries}
-    rows, last = [], {}
-    for delivery_id, attempt_no, started_at in found:
+    rows, marked, last = [], [], {}
+    for delivery_id, attempt_no, started_at, logged in found:
+        last[delivery_id] = max(attempt_no, last.get(delivery_id, 0))
+        if logged:
+            continue
         delivery = by_id[delivery_id]
         outcome = Outcome(
             replace(delivery, attempt=attempt_no),
@@ -137,9 +140,13 @@ def _log_interrupted(
             error=INTERRUPTED,
         )
         rows.extend(log_rows([outcome], started_at))
-        last[delivery_id] = max(attempt_no, last.get(delivery_id, 0))
-    conn.execute(_LOG, rows)
-    log.warning("logged %d attempts that a stopped worker had left unrecorded", len(rows))
+        marked.append((uuid.UUID(delivery_id), attempt_no))
+        conn.execute(_LOG, rows)
+        conn.execute(
+            _MARK_LOGGED,
+            {"ids": [m[0] for m in marked], "attempts": [m[1] for m in marked]},
+        )
+        log.warning("logged %d attempts that a stopped worker had left unrecorded", len(rows))
     return last
 
 

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Index, LargeBinary, String, Text, func
+from sqlalchemy import BigInteger, DateTime, Index, LargeBinary, String, Text, false, func
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -88,10 +88,11 @@ class WebhookEndpoint(StateBase):
 
 
 class WebhookAttempt(StateBase):
-    """An attempt about to be sent and not yet logged. Written (group-committed) just before the
-    request goes out and deleted in the transaction that writes its `webhook_logs` row, so one
-    left behind is an attempt a killed worker made without recording it: whoever reads the
-    delivery again logs it as interrupted and numbers its own attempt after it."""
+    """An attempt about to be sent. Written (group-committed) just before the request goes out;
+    the delivery's rows are deleted in the transaction that records its outcome. One left behind
+    is an attempt a killed worker made without recording it: whoever reads the delivery again
+    logs it as interrupted (`logged`) and numbers its own attempt after it. The row stays until
+    the delivery is recorded, so a worker killed again in between still numbers after it."""
 
     __tablename__ = "webhook_attempts"
 
@@ -101,3 +102,4 @@ class WebhookAttempt(StateBase):
     started_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), nullable=False
     )
+    logged: Mapped[bool] = mapped_column(nullable=False, server_default=false())

@@ -13,98 +13,25 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-import pytest
-import standardwebhooks
-from sqlalchemy import Engine, text
-from sqlalchemy.orm import Session
+from sqlalchemy import text
 
 from services.webhooks import store
-from services.webhooks.payload import build_payload
 from services.webhooks.schedule import DEFAULT_SCHEDULE_S
-from services.webhooks.signing import plane_signature, whsec
 from shared import registry
 from shared.embedded.smtp import EmbeddedSMTP
 from shared.embedded.stack import env_for
 from shared.events import new_event
 from shared.events.producer import EventProducer
-from shared.settings import Settings
-from shared.testing import plane_factory as pf
 from tests.helpers import consumer_thread, dead_letters, spawn_consumer, wait_until
 from tests.integration.http_servers import HttpServer, RawServer, read_request_head, redirect, send
+from tests.integration.webhook_world import SCALE, World, count, deliveries_for, produce, verify
 
 EVENTS = registry.consumer("webhook-events")
 DELIVERIES = registry.consumer("webhook-deliveries")
-SCALE = 1e-4  # 10 h -> 3.6 s
-
-
-@dataclass
-class World:
-    owner_id: uuid.UUID
-    owner_email: str
-    workspace_id: uuid.UUID
-    slug: str
-    issue_id: uuid.UUID
-    engine: Engine
-
-    def add_webhook(self, url: str, **values: object) -> tuple[uuid.UUID, str]:
-        with Session(self.engine, expire_on_commit=False) as session, session.begin():
-            ws = session.get(pf.Workspace, self.workspace_id)
-            hook = pf.webhook(ws, url, **values)
-            session.add(hook)
-        return hook.id, hook.secret_key
-
-    def webhook(self, webhook_id: uuid.UUID) -> dict:
-        with self.engine.connect() as conn:
-            row = (
-                conn.execute(text("SELECT * FROM webhooks WHERE id = :id"), {"id": webhook_id})
-                .mappings()
-                .one()
-            )
-        return dict(row)
-
-    def logs(self, webhook_id: uuid.UUID) -> list[dict]:
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                text("SELECT * FROM webhook_logs WHERE webhook = :id ORDER BY created_at"), {"id": webhook_id}
-            )
-            return [dict(r) for r in rows.mappings()]
-
-    def deliveries(self, webhook_id: uuid.UUID) -> list[dict]:
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                text("SELECT * FROM plane_workers.webhook_deliveries WHERE webhook_id = :id"),
-                {"id": webhook_id},
-            )
-            return [dict(r) for r in rows.mappings()]
-
-
-@pytest.fixture
-def world(engine: Engine) -> World:
-    with Session(engine, expire_on_commit=False) as session, session.begin():
-        owner = pf.user(0)
-        ws = pf.workspace(owner, slug=f"ws-{uuid.uuid4().hex[:8]}")
-        proj = pf.project(ws)
-        issue = pf.issue(proj, 1, name="Hooked")
-        session.add_all([owner, ws, proj, issue])
-    return World(owner.id, owner.email, ws.id, ws.slug, issue.id, engine)
-
-
-@pytest.fixture
-def hook_settings(settings: Settings, smtp: EmbeddedSMTP) -> Settings:
-    return replace(
-        settings,
-        webhook_allowed_ips=("127.0.0.0/8",),  # the receivers are on loopback
-        webhook_time_scale=SCALE,
-        webhook_timeout_s=5.0,
-        email_host="127.0.0.1",
-        email_port=smtp.port,
-        email_use_tls=False,
-    )
 
 
 def activity(world: World, n: int = 1, **data: object) -> list:
@@ -120,19 +47,6 @@ def activity(world: World, n: int = 1, **data: object) -> list:
         "event_id": str(world.issue_id),
     }
     return [new_event("plane.webhook_activity.v1", base | data) for _ in range(n)]
-
-
-def produce(settings: Settings, topic: str, events: list, key: str) -> None:
-    producer = EventProducer(settings)
-    producer.send_many(topic, [(key, e) for e in events])
-    producer.close()
-
-
-def verify(secret: str, request) -> dict:  # type: ignore[no-untyped-def]
-    """The receiver's side: both signatures must check out over the bytes received."""
-    assert request.headers["X-Plane-Signature"] == plane_signature(secret, request.body)
-    headers = {k.lower(): v for k, v in request.headers.items()}
-    return standardwebhooks.Webhook(whsec(secret)).verify(request.body, headers)
 
 
 def test_fan_out_and_delivery_carry_plane_payload_and_verifiable_signatures(hook_settings, world) -> None:
@@ -164,23 +78,6 @@ def test_fan_out_and_delivery_carry_plane_payload_and_verifiable_signatures(hook
         [delivery] = world.deliveries(hook)
         assert delivery["status"] == "succeeded" and delivery["envelope"] is None
     assert world.deliveries(not_issues) == []
-
-
-def deliveries_for(world: World, webhook_id: uuid.UUID, n: int) -> list:
-    """Delivery events as webhook-events would emit them, for tests that skip the fan-out."""
-    return [
-        new_event(
-            "plane.webhook_delivery.v1",
-            {
-                "webhook_id": str(webhook_id),
-                "workspace_id": str(world.workspace_id),
-                "event": "issue",
-                "action": "update",
-                "payload": build_payload(webhook_id, world.workspace_id, "issue", "PATCH", {"n": i}, None),
-            },
-        )
-        for i in range(n)
-    ]
 
 
 def mails_to(smtp: EmbeddedSMTP, address: str) -> list:
@@ -309,7 +206,7 @@ def test_hanging_endpoint_does_not_hold_up_the_others(hook_settings, world) -> N
     settings = replace(hook_settings, webhook_timeout_s=30.0)
     started = time.monotonic()
     with consumer_thread(DELIVERIES, settings):
-        wait_until(lambda: _count(world.engine, "plane_workers.webhook_deliveries") >= 1000, 60)
+        wait_until(lambda: count(world.engine, "plane_workers.webhook_deliveries") >= 1000, 60)
         elapsed = time.monotonic() - started
         assert world.logs(hanging) == [], "the hanging deliveries are still in flight"
         hung = [r for r in receiver.requests if r.path == "/hang"]
@@ -356,11 +253,6 @@ def test_a_failing_endpoint_gets_its_share_across_the_retry_tiers_together(hook_
     second_started = min(first_seen[str(e.id)] for e in second)
     assert min(retried_at) < second_started < max(retried_at), "retries did not overlap new deliveries"
     assert peak[0] <= 2, f"{peak[0]} requests were open at once to one endpoint"
-
-
-def _count(engine: Engine, table: str) -> int:
-    with engine.connect() as conn:
-        return conn.scalar(text(f"SELECT count(*) FROM {table}"))
 
 
 def test_events_while_disabled_are_kept_and_replayed_with_their_original_ids(hook_settings, world) -> None:
@@ -437,7 +329,7 @@ def test_kill_after_200_before_commit_redelivers_with_the_same_webhook_id(hook_s
     assert [(r["retry_count"], r["response_status"]) for r in logs] == [(0, None), (1, "200")]
     assert json.loads(logs[0]["response_body"]) == {"error": store.INTERRUPTED}
     assert json.loads(logs[0]["request_headers"])["webhook-id"] == receiver.requests[0].headers["webhook-id"]
-    assert _count(world.engine, "plane_workers.webhook_attempts") == 0
+    assert count(world.engine, "plane_workers.webhook_attempts") == 0
 
 
 def test_malformed_delivery_is_dead_lettered_and_oversize_payload_is_sent_thin(hook_settings, world) -> None:

@@ -24,6 +24,7 @@ def upgrade() -> None:
         sa.Column("attempt", sa.Integer, primary_key=True),
         sa.Column("webhook_id", postgresql.UUID(as_uuid=True), nullable=False),
         sa.Column("started_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+        sa.Column("logged", sa.Boolean, server_default=sa.false(), nullable=False),
         schema=SCHEMA,
     )
 
