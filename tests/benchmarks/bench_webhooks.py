@@ -66,6 +66,7 @@ from tests.helpers import spawn_consumer, wait_until
 # W = 100), so 2 x W deliveries/s offered, 2 of them to the hanging endpoint every second.
 OPEN_LOOP_EVENTS_PER_S = 20.0
 OPEN_LOOP_WORKSPACES = 10
+SLICE_S = 2.0
 TARGET_HANG_RATIO = 100.0  # ours / Celery deliveries/s with hanging endpoints
 TARGET_HEALTHY_P99_MS = 100.0
 TARGET_CPU_RATIO = 0.2  # ours / Celery CPU ms per delivery
@@ -232,13 +233,17 @@ def open_loop_latency(
     while len(got := arrivals()) < expected and time.monotonic() < last + grace_s:
         time.sleep(0.05)
     ended = time.monotonic()
-    seen = [(at - produced[marker][0]) * 1000 for (marker, _), at in got.items()]
+    # (seconds into the phase when the event was produced, latency ms)
+    seen = [(produced[m][0] - start, (at - produced[m][0]) * 1000) for (m, _), at in got.items()]
     missing = [
-        (ended - at) * 1000
+        (at - start, (ended - at) * 1000)
         for marker, (at, world) in produced.items()
         for path in world["healthy_paths"]
         if (marker, path) not in got
     ]
+    by_slice: dict[int, list[float]] = {}
+    for t, ms in seen + missing:
+        by_slice.setdefault(int(t // SLICE_S), []).append(ms)
     return {
         "events": n,
         "events_per_s": OPEN_LOOP_EVENTS_PER_S,
@@ -247,7 +252,9 @@ def open_loop_latency(
         "hanging_webhooks": sum(len(w["bad_paths"]) for w in worlds),
         "healthy_requests_expected": expected,
         "healthy_requests_arrived": len(got),
-        **percentiles(seen + missing, lower_bound=len(missing) > expected * 0.01),
+        **percentiles([ms for _, ms in seen + missing], lower_bound=len(missing) > expected * 0.01),
+        # Where in the phase the tail is: p99 of the events produced in each SLICE_S seconds.
+        f"p99_ms_by_{SLICE_S:g}s_of_events": [percentiles(by_slice[k])["p99_ms"] for k in sorted(by_slice)],
     }
 
 

@@ -45,7 +45,10 @@ BENCHMARKS: dict[str, Benchmark] = {
     # soft-deleted issues (x11 rows each); 20,000 live issues are seeded at any size
     "bench_hard_delete": Benchmark(["91000"], ["500"], 3600),
     # events, webhooks per event, latency samples: the README's figures are 50 x 100, not main's 100 x 100
+    # quick: the hanging endpoints' deadline shortened to 5 s (30 s, WEBHOOK_TIMEOUT_S, at full size)
     "bench_webhooks": Benchmark(["50", "100", "200"], ["5", "100", "20", "0", "5"], 3600),
+    # requests per case and round (fresh-connection cases send half as many), rounds
+    "bench_http_clients": Benchmark(["3000", "3"], ["300", "2"], 900),
 }
 QUICK_TIMEOUT_S = 600
 

@@ -83,10 +83,14 @@ class _Http(asyncio.Protocol):
             if kind == _HANG:
                 self.hung = True  # no answer, ever; whatever else comes on this connection is ignored
                 return
-            self.transport.write(_RESPONSES.get(kind, _NOT_FOUND))
+            response = _RESPONSES.get(kind, _NOT_FOUND)
             if headers.get("connection", "").lower() == "close":
+                # Say so: a client that reuses the connection before our FIN arrives gets a reset.
+                status, _, rest = response.partition(b"\r\n")
+                self.transport.write(status + b"\r\nConnection: close\r\n" + rest)
                 self.transport.close()
                 return
+            self.transport.write(response)
 
 
 class Receiver:
