@@ -83,7 +83,8 @@ class Context:
 
     def warn(self, message: str) -> None:
         """A row Plane's task would have crashed on is left out; the rest of the event is kept."""
-        log.warning("%s (type %s, issue %s): %s", "issue activity", self.type, self.issue_id, message)
+        if not self.lookups.recording:  # a prefetch pass sees absences that are not real yet
+            log.warning("issue activity (type %s, issue %s): %s", self.type, self.issue_id, message)
         self.warnings.append(message)
 
     # --- lookups, with Plane's managers' semantics -------------------------------------------

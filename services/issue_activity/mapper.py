@@ -56,7 +56,9 @@ def comment_created(ctx: Context) -> None:
 
 def comment_updated(ctx: Context) -> None:
     requested, current = ctx.payload.requested(), ctx.payload.current()
-    if current.get("comment_html") == requested.get("comment_html"):
+    # Plane compares even when the edit did not send comment_html (an access change), and then
+    # records the comment as edited to "". Only an edit that sends the HTML is one here.
+    if "comment_html" not in requested or current.get("comment_html") == requested["comment_html"]:
         return
     comment_id = current.get("id")
     ctx.add(
@@ -93,7 +95,7 @@ def link_created(ctx: Context) -> None:
 
 def link_updated(ctx: Context) -> None:
     requested, current = ctx.payload.requested(), ctx.payload.current()
-    if current.get("url") == requested.get("url"):
+    if "url" not in requested or current.get("url") == requested["url"]:  # as for comments
         return
     ctx.add(
         verb="updated",

@@ -156,7 +156,8 @@ def translate_batch(
         try:
             result = translate(data, lookups, now=at, id_seed=event_id)
         except InvalidActivity as e:
-            log.warning("issue activity event %s is invalid: %s", event_id, e)
+            if not lookups.recording:
+                log.warning("issue activity event %s is invalid: %s", event_id, e)
             outcomes.append(e)
             continue
         if not lookups.recording:
