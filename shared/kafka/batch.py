@@ -181,9 +181,13 @@ class BatchProcessor(EventProcessor):
     def __call__(self, message: Message[ValuesBatch[KafkaPayload]]) -> None:  # type: ignore[override]
         if self.clock() < self.hold.until or (self.held is not None and self.held.full):
             raise MessageRejected()  # a dependency is down, or too much waits behind held keys
+        with log_context(consumer=self.spec.name):
+            self._run(message.payload)
+
+    def _run(self, batch: ValuesBatch[KafkaPayload]) -> None:
         pending: list[Pending] = []
         invalid: list[tuple[BrokerValue[KafkaPayload], dict[str, str], InvalidEvent]] = []
-        for value in message.payload:
+        for value in batch:
             value = cast(BrokerValue[KafkaPayload], value)
             headers = h.received(value.payload.headers, retried=self.tier is not None)
             try:
@@ -194,13 +198,15 @@ class BatchProcessor(EventProcessor):
                 invalid.append((value, headers, exc))
             else:
                 pending.append(Pending(value, headers, event))
-        behind = [p for p in pending if self.held is not None and self.held.holds(p)]
+        behind = {p for p in pending if self.held is not None and self.held.holds(p)}
         # Nothing is sent or held before the transaction: a hold re-runs this whole batch.
         self._settle([p for p in pending if p not in behind])
         for value, headers, exc in invalid:
-            with log_context(consumer=self.spec.name, partition=value.partition.index, offset=value.offset):
+            with log_context(
+                topic=value.partition.topic.name, partition=value.partition.index, offset=value.offset
+            ):
                 self._dead_letter(value, headers, f"InvalidEvent.{exc.kind}", str(exc))
-        for p in behind:
+        for p in sorted(behind, key=_position):
             cast(HeldKeys, self.held).hold(p, self.clock())
 
     def retry_held(self) -> None:
@@ -211,7 +217,7 @@ class BatchProcessor(EventProcessor):
         if not keys:
             return
         # A dependency down (MessageRejected): the held keys stay as they are, and wait for it.
-        with contextlib.suppress(MessageRejected):
+        with log_context(consumer=self.spec.name), contextlib.suppress(MessageRejected):
             self._settle([p for key in keys for p in self.held.queue(key)], release=keys)
 
     def _settle(self, pending: list[Pending], release: Collection[HeldKey] = ()) -> None:
@@ -235,9 +241,8 @@ class BatchProcessor(EventProcessor):
             self.dead_letters.limit.record_ok(p.value.partition.index)
             EVENTS_PROCESSED.labels(self.spec.name, label).inc()
         failures = {p: exc for p, exc in outcome.failed}
-        for p in sorted([*failures, *outcome.deferred], key=lambda p: p.value.offset):
+        for p in sorted([*failures, *outcome.deferred], key=_position):
             with log_context(
-                consumer=self.spec.name,
                 topic=p.value.partition.topic.name,
                 partition=p.value.partition.index,
                 offset=p.value.offset,
@@ -334,6 +339,10 @@ class BatchProcessor(EventProcessor):
         if isinstance(exc, PermanentError) or db_errors.bad_data(exc):
             return False
         return int(p.headers.get(h.ATTEMPTS, "0") or 0) < len(self.spec.retry_delays_s)
+
+
+def _position(p: Pending) -> tuple[int, int]:
+    return (p.value.partition.index, p.value.offset)
 
 
 class DueGate(ProcessingStrategy[KafkaPayload]):

@@ -41,6 +41,8 @@ BatchHandler = Callable[[Sequence[Event], HandlerContext], None]
 
 It gets the events of one batch in offset order, minus those already processed, inside the
 transaction that claims them (`ctx.session`), and writes every effect with multi-row statements
-(`insert(...).values(rows)`, COPY). It raises as a Handler does; the runtime then calls it again
-with fewer events, down to one, to find the failing one, so it must not depend on which events
-share its call. Keep effects per key in the order given: that is the order of the events."""
+(`insert(...).values(rows)`, COPY). It raises as a Handler does (PermanentError for an event that
+can never succeed). The batch is then rolled back and the handler called once per event, each in
+a savepoint of one new transaction, to find the failing ones, so what it writes for an event must
+not depend on which events share its call. What it sends with `ctx.producer` is not rolled back:
+it may go out twice. Keep effects per key in the order given, which is the order of the events."""

@@ -326,6 +326,30 @@ def test_a_database_outage_holds_the_batch_and_it_resumes(
     assert dead_letters(world, SPEC.topic) == []
 
 
+def test_stopping_while_held_leaves_the_batch_to_the_next_consumer(world, engine, embedded_postgres) -> None:  # type: ignore[no-untyped-def]
+    events = spread(100)
+    producer = EventProducer(world)
+    producer.send_many(SPEC.topic, events[:50])
+    with consumer_thread(SPEC, world) as run:
+        wait_until(lambda: processed(engine, SPEC.name) == 50, timeout_s=60)
+        embedded_postgres.pause()
+        try:
+            producer.send_many(SPEC.topic, events[50:])
+            wait_until(lambda: runtime.process_hold(run.shared).holding, timeout_s=30)
+            stopping = time.monotonic()
+            run.shutdown()
+            wait_until(lambda: not any(t.name.startswith(SPEC.name) for t in threading.enumerate()), 15)
+            # Not the join timeout (20 s) spent refusing the batch: it is left for whoever is next.
+            assert time.monotonic() - stopping < 10
+        finally:
+            embedded_postgres.resume()
+    assert not run.errors
+    with consumer_thread(SPEC, world):
+        wait_until(lambda: processed(engine, SPEC.name) == 100, timeout_s=60)
+    assert applied_once(engine, events)
+    assert not used(world, SPEC.retry_topics)
+
+
 def in_transaction(engine: Engine) -> bool:
     """A consumer's batch is inside its transaction: effects written, not committed."""
     with engine.connect() as conn:
@@ -333,7 +357,7 @@ def in_transaction(engine: Engine) -> bool:
             conn.scalar(
                 text(
                     "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                    "AND application_name = 'plane-workers' AND query LIKE '%pg_sleep%' AND state = 'active'"
+                    "AND pid <> pg_backend_pid() AND query LIKE '%pg_sleep%' AND state = 'active'"
                 )
             )
         )
@@ -347,15 +371,21 @@ def test_kill_minus_9_mid_batch_applies_nothing_twice(world, engine, tmp_path) -
     mid_stream = 0
     with (tmp_path / "stderr").open("wb") as stderr:
         for _ in range(3):
+            before = processed(engine, SPEC.name)
             consumer = spawn(world, stderr, **env)
             try:
-                wait_until(lambda: in_transaction(engine), timeout_s=60, interval_s=0.02)
+                # This incarnation committed a batch, and is inside the next one's transaction.
+                wait_until(lambda b=before: processed(engine, SPEC.name) > b, timeout_s=90)
+                wait_until(lambda: in_transaction(engine), timeout_s=30, interval_s=0.02)
                 time.sleep(rng.uniform(0.0, 0.2))
             finally:
                 consumer.send_signal(signal.SIGKILL)
                 consumer.wait()
-            mid_stream += 0 < processed(engine, SPEC.name) < len(events)
-        assert mid_stream >= 2, "the kills did not land while events were flowing"
+            wait_until(lambda: not in_transaction(engine), timeout_s=10)  # its backend rolled back
+            done = processed(engine, SPEC.name)
+            assert len(effects(engine)) == done  # claims and effects committed together, or neither
+            mid_stream += 0 < done < len(events)
+        assert mid_stream == 3, "a kill did not land while events were flowing"
         consumer = spawn(world, stderr, **env)
         try:
             wait_until(lambda: processed(engine, SPEC.name) == len(events), timeout_s=120, interval_s=0.5)
