@@ -25,8 +25,12 @@ and then, for all results together, in this order:
 5. when `data["notification"]`, hand the rows to the notifications event.
 
 Events of one issue must be translated in offset order within a batch (`translate_batch` does,
-and lets each see the previous one's rows as the issue's latest activity). `translate` alone, with
-a `Lookups` filled by `prefetch`, serves a one-event caller.
+and lets each see the previous one's rows as the issue's latest activity). Use a fresh `Lookups`
+per batch: its answers (names, the latest activity per issue) go stale once the batch commits.
+`translate` alone, with a `Lookups` filled by `prefetch`, serves a one-event caller.
+
+`data["subscriber"]`, `notification` and `origin` are not the translator's business: the consumer
+reads them from the event (origin for e-mail links, notification for the follow-up event).
 """
 
 from services.issue_activity.lookups import Kind, LookupNotLoaded, Lookups, load, prefetch

@@ -54,7 +54,9 @@ def cycle_created(ctx: Context) -> None:
     """
     current = ctx.payload.current()
     updated = _list(current.get("updated_cycle_issues", []), "updated_cycle_issues")
-    created = _list(parse_json(current.get("created_cycle_issues"), "created_cycle_issues"), "created")
+    created = _list(
+        parse_json(current.get("created_cycle_issues"), "created_cycle_issues"), "created_cycle_issues"
+    )
     for record in updated:
         if not isinstance(record, dict):
             raise InvalidActivity("updated_cycle_issues entries must be objects")

@@ -292,3 +292,110 @@ def test_overlong_relation_type_is_invalid_instead_of_failing_the_batch_insert()
 def test_naive_now_is_refused() -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
         translate(event(), world(), now=datetime(2026, 5, 1))
+
+
+def test_created_issue_that_is_gone_writes_nothing_with_a_warning() -> None:
+    lk = world()
+    gone = uuid.uuid4()
+    lk.put(Kind.ISSUE, gone, IssueRef(gone, PROJECT, "WEB", 1, NOW, OTHER, True))  # soft-deleted
+    result = translate(
+        event("issue.activity.created", requested={"name": "x"}, issue_id=str(gone)), lk, now=NOW
+    )
+    assert result.rows == [] and result.touch_issue_ids == []
+    assert "does not exist (or is deleted)" in result.warnings[0]
+
+
+def test_created_issue_without_requested_data_keeps_the_created_row() -> None:
+    """Plane saved the created row before reading requested_data, then crashed on None."""
+    result = translate(event("issue.activity.created"), world(), now=NOW)
+    assert [(r.verb, r.comment, r.actor_id) for r in result.rows] == [("created", "created the issue", OTHER)]
+    assert result.rows[0].created_at == NOW - timedelta(days=3)  # the issue's own creation time
+    assert result.rows[0].updated_at == NOW
+
+
+@pytest.mark.parametrize(
+    ("current", "match"),
+    [
+        ({"updated_cycle_issues": []}, "created_cycle_issues"),
+        ({"updated_cycle_issues": {}, "created_cycle_issues": "[]"}, "updated_cycle_issues must be a list"),
+        ({"created_cycle_issues": "[{}]"}, "must have 'fields'"),
+        ({"created_cycle_issues": "[not json"}, "created_cycle_issues is not JSON"),
+    ],
+)
+def test_malformed_cycle_payloads_are_invalid(current: dict, match: str) -> None:
+    with pytest.raises(InvalidActivity, match=match):
+        translate(
+            event("cycle.activity.created", requested={}, current=current, issue_id=None), world(), now=NOW
+        )
+
+
+def test_relation_deleted_keeps_the_first_row_when_the_events_issue_is_gone() -> None:
+    lk = world()
+    lk.put(Kind.ISSUE, ISSUE, IssueRef(ISSUE, PROJECT, "WEB", 7, NOW, OTHER, True))
+    requested = {"related_issue": str(RELATED), "relation_type": "blocked_by"}
+    result = translate(event("issue_relation.activity.deleted", requested=requested), lk, now=NOW)
+    # The soft-deleted issue still satisfies the row's foreign key; only the mirror needs it live.
+    assert [(r.issue_id, r.field, r.old_value) for r in result.rows] == [(ISSUE, "blocked_by", "WEB-9")]
+    assert "mirror row is left out" in result.warnings[0]
+
+
+@pytest.mark.parametrize(
+    ("relation", "inverse"),
+    [("blocked_by", "blocking"), ("finish_after", "finish_before"), ("implements", "implemented_by"),
+     ("duplicate", "duplicate")],
+)  # fmt: skip
+def test_relation_deleted_mirror_uses_the_inverse_type(relation: str, inverse: str) -> None:
+    requested = {"related_issue": str(RELATED), "relation_type": relation}
+    result = translate(event("issue_relation.activity.deleted", requested=requested), world(), now=NOW)
+    assert [(r.issue_id, r.field, r.comment, r.old_identifier) for r in result.rows] == [
+        (ISSUE, relation, f"deleted {relation} relation", RELATED),
+        (RELATED, inverse, f"deleted {inverse} relation", ISSUE),
+    ]
+
+
+def test_relation_created_with_current_instance_writes_nothing_as_in_plane() -> None:
+    requested = {"relation_type": "blocking", "issues": [str(RELATED)]}
+    result = translate(
+        event("issue_relation.activity.created", requested=requested, current={}), world(), now=NOW
+    )
+    assert result.rows == []
+
+
+def test_reactions_and_votes_without_payload_write_nothing() -> None:
+    for type_ in (
+        "issue_reaction.activity.created",
+        "issue_vote.activity.created",
+        "issue_vote.activity.deleted",
+    ):
+        assert translate(event(type_), world(), now=NOW).rows == [], type_
+
+
+def test_comment_reaction_that_cannot_be_found_is_a_warning_not_a_crash() -> None:
+    lk = world()
+    lk.put(Kind.COMMENT_REACTION, (PROJECT, ACTOR, "128077"), None)
+    result = translate(
+        event("comment_reaction.activity.created", requested={"reaction": "128077"}, issue_id=None),
+        lk,
+        now=NOW,
+    )
+    assert result.rows == [] and "no such comment reaction" in result.warnings[0]
+
+
+@pytest.mark.parametrize(
+    ("status", "name"), [(-2, "Pending"), (0, "Snoozed"), (2, "Duplicate"), ("1", None), ([1], None)]
+)
+def test_intake_status_maps_ints_only_as_plane_dict_does(status: object, name: str | None) -> None:
+    result = translate(
+        event("intake.activity.created", requested={"status": status}, current={"status": 1}),
+        world(),
+        now=NOW,
+    )
+    assert [(r.verb, r.old_value, r.new_value) for r in result.rows] == [(str(status), "Accepted", name)]
+
+
+def test_closed_to_a_state_that_is_gone_is_left_out() -> None:
+    lk = world()
+    gone = uuid.uuid4()
+    lk.put(Kind.STATE, (gone, PROJECT), None)
+    result = translate(event(requested={"closed_to": str(gone)}), lk, now=NOW)
+    assert result.rows == [] and "not a live state" in result.warnings[0]
