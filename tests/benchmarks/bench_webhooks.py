@@ -24,6 +24,9 @@ the `requests` timeout for Celery; 30 s, shorter only when a quick run passes `d
   attempt is due) to the request's arrival at the healthy receiver; events carry a marker the
   receiver reads from the body. Requests still missing `grace_s` after the last event
   count with the time they had waited so far: p99 is then a lower bound (`p99_is_lower_bound`).
+  Ours runs the same open loop with no hanging webhook first (`healthy_latency_control_no_hanging`):
+  if its tail is as long, the load, not the hanging endpoints, is what delays healthy deliveries.
+  Both report CPU ms per offered delivery by component over the phase.
 - `throughput`: right after, a burst of N events to a second such workspace (N x W deliveries).
   deliveries/s = first-attempt `webhook_logs` rows of that workspace (any outcome) / the time from
   the first event produced until every healthy delivery is logged or the window closes. The window
@@ -205,7 +208,13 @@ def latencies_ms(
 
 
 def open_loop_latency(
-    receiver: Receiver, worlds: list[dict[str, Any]], send: Send, tag: str, duration_s: float, grace_s: float
+    receiver: Receiver,
+    worlds: list[dict[str, Any]],
+    send: Send,
+    tag: str,
+    duration_s: float,
+    grace_s: float,
+    meter: CpuMeter,
 ) -> dict[str, Any]:
     """Healthy latency while 1% of the webhooks hang: events at a fixed rate, round-robin over the
     workspaces, each fanned out to its workspace's webhooks; every healthy request's arrival minus
@@ -213,6 +222,7 @@ def open_loop_latency(
     before = receiver.count()
     n = max(1, round(duration_s * OPEN_LOOP_EVENTS_PER_S))
     produced: dict[str, tuple[float, dict[str, Any]]] = {}
+    meter.start()
     start = time.monotonic()
     for i in range(n):
         time.sleep(max(0.0, start + i / OPEN_LOOP_EVENTS_PER_S - time.monotonic()))
@@ -233,6 +243,8 @@ def open_loop_latency(
     while len(got := arrivals()) < expected and time.monotonic() < last + grace_s:
         time.sleep(0.05)
     ended = time.monotonic()
+    offered = sum(len(w["healthy_paths"]) + len(w["bad_paths"]) for _, w in produced.values())
+    cpu = per_item_ms(meter.stop(), offered)
     # (seconds into the phase when the event was produced, latency ms)
     seen = [(produced[m][0] - start, (at - produced[m][0]) * 1000) for (m, _), at in got.items()]
     missing = [
@@ -252,6 +264,9 @@ def open_loop_latency(
         "hanging_webhooks": sum(len(w["bad_paths"]) for w in worlds),
         "healthy_requests_expected": expected,
         "healthy_requests_arrived": len(got),
+        "deliveries_offered_per_s": round(offered / duration_s, 1),
+        # CPU ms per offered delivery by component over the phase: how near the cores are to full.
+        "cpu_ms_per_delivery": cpu,
         **percentiles([ms for _, ms in seen + missing], lower_bound=len(missing) > expected * 0.01),
         # Where in the phase the tail is: p99 of the events produced in each SLICE_S seconds.
         f"p99_ms_by_{SLICE_S:g}s_of_events": [percentiles(by_slice[k])["p99_ms"] for k in sorted(by_slice)],
@@ -336,6 +351,10 @@ def main(
                 seed(engine, receiver, f"{side}hl{k}", per, bad if k == 0 else 0, kind="hang")
                 for k in range(OPEN_LOOP_WORKSPACES)
             ]
+            if side == "ours":
+                open_loop_worlds["ours-control"] = [
+                    seed(engine, receiver, f"oursctl{k}", per, 0) for k in range(OPEN_LOOP_WORKSPACES)
+                ]
             worlds[f"{side}-hb"] = seed(engine, receiver, f"{side}hb", n_webhooks, bad, kind="hang")
         latency_world = seed(engine, receiver, "latency", 1, 0)
 
@@ -357,8 +376,12 @@ def main(
             time.sleep(2)
             ours_rate, ours_cpu = throughput(engine, worlds["ours-fail"], n_events, total, produce, meter)
             ours_latency = latencies_ms(receiver, latency_world, samples, produce, "lat-ours")
+            # The same open loop with no hanging webhook first: what the load alone costs in latency.
+            ours_control_latency = open_loop_latency(
+                receiver, open_loop_worlds["ours-control"], produce, "ctl-ours", open_loop_s, grace_s, meter
+            )
             ours_hang_latency = open_loop_latency(
-                receiver, open_loop_worlds["ours"], produce, "hl-ours", open_loop_s, grace_s
+                receiver, open_loop_worlds["ours"], produce, "hl-ours", open_loop_s, grace_s, meter
             )
             ours_hang = hanging_burst(
                 engine, worlds["ours-hb"], n_events, n_webhooks, produce, "hb-ours", window_s
@@ -377,7 +400,7 @@ def main(
             celery_rate, celery_cpu = throughput(engine, worlds["celery-fail"], n_events, total, delay, meter)
             celery_latency = latencies_ms(receiver, latency_world, samples, delay, "lat-celery")
             celery_hang_latency = open_loop_latency(
-                receiver, open_loop_worlds["celery"], delay, "hl-celery", open_loop_s, grace_s
+                receiver, open_loop_worlds["celery"], delay, "hl-celery", open_loop_s, grace_s, meter
             )
             celery_webhooks.purge(worker)
             celery_hang = hanging_burst(
@@ -434,7 +457,11 @@ def main(
                 "(any outcome) / time from the first event produced until every healthy delivery is "
                 f"logged or the {window_s:g} s window (2 x deadline - 2 s) closes"
             ),
-            "ours": {"throughput": ours_hang, "healthy_latency": ours_hang_latency},
+            "ours": {
+                "throughput": ours_hang,
+                "healthy_latency": ours_hang_latency,
+                "healthy_latency_control_no_hanging": ours_control_latency,
+            },
             "celery": {"throughput": celery_hang, "healthy_latency": celery_hang_latency},
             "deliveries_per_s_ratio": hang_ratio,
             "target_ratio_min": TARGET_HANG_RATIO,
