@@ -155,8 +155,9 @@ class HeldBackCommit:
 
 
 class BatchProcessor(EventProcessor):
-    """Runs one batch end to end. The per-event handler it inherits is the batch handler called
-    with one event, which is what the single-event paths need."""
+    """Runs one batch end to end. What happens to an event that is not applied (dead letter,
+    retry tier, the process-wide hold) is EventProcessor's, unchanged; the per-event handler it
+    is built with is the batch handler given one event."""
 
     def __init__(self, deps: ConsumerDeps, handler: BatchHandler, held: HeldKeys | None) -> None:
         super().__init__(
