@@ -14,7 +14,18 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from shared.db.plane import APIActivityLog, Issue, Project, User, Webhook, Workspace
+from shared.db.plane import (
+    APIActivityLog,
+    Issue,
+    IssueAssignee,
+    IssueComment,
+    Project,
+    ProjectMember,
+    State,
+    User,
+    Webhook,
+    Workspace,
+)
 
 
 def user(n: int = 0, **values: Any) -> User:
@@ -167,3 +178,76 @@ def project_with_issues(engine: Engine, n_issues: int, n_users: int = 2) -> tupl
         issues = [issue(proj, i + 1, html=f"<p>issue {i + 1}</p>") for i in range(n_issues)]
         session.add_all(issues)
     return users, issues
+
+
+def project_member(proj: Project, member: User, **values: Any) -> ProjectMember:
+    """An active member (role 15, Plane's Member) with the JSON columns as Plane defaults them."""
+    return ProjectMember.new(
+        **{
+            "project_id": proj.id,
+            "workspace_id": proj.workspace_id,
+            "member_id": member.id,
+            "role": 15,
+            "view_props": {},
+            "default_props": {},
+            "preferences": {},
+            "sort_order": 65535.0,
+            "is_active": True,
+            "created_by_id": proj.created_by_id,
+            "updated_by_id": proj.created_by_id,
+            **values,
+        }
+    )
+
+
+def state(proj: Project, name: str, group: str, **values: Any) -> State:
+    return State.new(
+        **{
+            "name": name,
+            "description": "",
+            "color": "#60646C",
+            "slug": name.lower().replace(" ", "-"),
+            "project_id": proj.id,
+            "workspace_id": proj.workspace_id,
+            "sequence": 65535.0,
+            "group": group,
+            "default": False,
+            "is_triage": group == "triage",
+            "created_by_id": proj.created_by_id,
+            "updated_by_id": proj.created_by_id,
+            **values,
+        }
+    )
+
+
+def issue_assignee(iss: Issue, assignee: User, **values: Any) -> IssueAssignee:
+    return IssueAssignee.new(
+        **{
+            "issue_id": iss.id,
+            "assignee_id": assignee.id,
+            "project_id": iss.project_id,
+            "workspace_id": iss.workspace_id,
+            "created_by_id": iss.created_by_id,
+            "updated_by_id": iss.created_by_id,
+            **values,
+        }
+    )
+
+
+def issue_comment(iss: Issue, actor: User, html: str, stripped: str = "", **values: Any) -> IssueComment:
+    return IssueComment.new(
+        **{
+            "issue_id": iss.id,
+            "project_id": iss.project_id,
+            "workspace_id": iss.workspace_id,
+            "actor_id": actor.id,
+            "comment_html": html,
+            "comment_stripped": stripped,
+            "comment_json": {},
+            "attachments": [],
+            "access": "INTERNAL",
+            "created_by_id": actor.id,
+            "updated_by_id": actor.id,
+            **values,
+        }
+    )
