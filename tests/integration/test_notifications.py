@@ -30,11 +30,15 @@ from services.notifications.samples import (
     mention_html,
     serialized_activity,
 )
+from shared import registry
 from shared.db.engine import get_engine
 from shared.db.plane import EmailNotificationLog, Issue, IssueActivity, Project, State, User
 from shared.events import Event, new_event
+from shared.events.producer import EventProducer
 from shared.kafka.handler import HandlerContext
+from shared.settings import Settings
 from shared.testing import plane_factory as make
+from tests.helpers import consumer_thread, dead_letters, processed, wait_until
 
 CREATED = "in_app:issue_activities:created"
 ASSIGNED = "in_app:issue_activities:assigned"
@@ -566,3 +570,33 @@ def test_the_core_tables_match_plane_schema(engine: Engine) -> None:
             assert found["type"].compile(dialect=engine.dialect) == column.type.compile(
                 dialect=engine.dialect
             )
+
+
+# --- the registered consumer on the broker --------------------------------------------------------
+
+
+def test_a_batch_with_bad_events_applies_the_rest_once(w: World, settings: Settings) -> None:
+    """Activities that are not JSON, and an actor who is no user, are dead-lettered alone; the
+    good events around them, in the same batch and of the same issue, are applied once."""
+    spec = registry.consumer("notifications")
+    good = [state_change(w), field_change(w, "priority")]
+    bad = [
+        {**state_change(w), "issue_activities_created": "[{"},
+        {**state_change(w), "actor_id": str(uuid.uuid4())},
+    ]
+    events = [new_event(EVENT_TYPE, d) for d in (good[0], bad[0], good[1], bad[1])]
+    producer = EventProducer(settings)
+    with consumer_thread(spec, settings):
+        producer.send_many(spec.topic, [(str(w.issue.id), e) for e in events])
+        producer.close()
+        wait_until(lambda: len(dead_letters(settings, spec.topic)) == 2)
+        wait_until(lambda: processed(w.engine, spec.name) == 2)
+    letters = dead_letters(settings, spec.topic)
+    assert sorted(d["value"]["id"] for d in letters) == sorted((events[1].id, events[3].id))
+    assert {d["headers"]["error-class"] for d in letters} == {
+        "services.notifications.payload.BadPayload",
+        "services.notifications.rules.UnknownActor",
+    }
+    # Two events, four receivers each, once.
+    assert len(notifications(w.engine)) == 8
+    assert {n["data"]["issue_activity"]["field"] for n in notifications(w.engine)} == {"state", "priority"}
