@@ -177,6 +177,18 @@ CONSUMERS: tuple[ConsumerSpec, ...] = (
         samples="services.webhooks.samples:deliveries",
         replaces="`webhook_send_task`",
     ),
+    ConsumerSpec(
+        name="notifications",
+        topic="notifications",
+        handler="services.notifications.handler:handle",
+        event_types=("plane.notifications.v1",),
+        description="In-app notifications, e-mail logs, subscribers and mentions for new activities.",
+        # One query per kind of read for a whole batch. An issue's mentions added and removed must
+        # not be reordered by a retry: a failing event holds its issue's later ones.
+        batch=Batching(keep_key_order=True),
+        samples="services.notifications.samples:cases",
+        replaces="`notifications`",
+    ),
 )
 
 JOBS: tuple[JobSpec, ...] = (
