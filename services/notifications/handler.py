@@ -46,7 +46,8 @@ def handle(events: Sequence[Event], ctx: HandlerContext) -> None:
     writes = store.Writes(
         now=datetime.now(UTC),
         reads=reads,
-        mentions=store.live_mentions(session, [r.issue_id for r in requests if not r.skipped]),
+        # Only an event carrying a description adds or removes mentions.
+        mentions=store.live_mentions(session, [r.issue_id for r in requests if r.requested.present]),
     )
     for request in requests:
         with log_context(event_id=request.event_id, issue_id=str(request.issue_id)):

@@ -183,6 +183,8 @@ def live_mentions(
     session: Session, issue_ids: Iterable[uuid.UUID]
 ) -> dict[tuple[uuid.UUID, uuid.UUID], uuid.UUID]:
     m = t.issue_mentions.c
+    if not issue_ids:
+        return {}
     query = select(m.issue_id, m.mention_id, m.id).where(
         m.issue_id.in_(sorted(set(issue_ids))), m.deleted_at.is_(None)
     )
