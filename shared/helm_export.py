@@ -62,8 +62,8 @@ def topics() -> dict[str, dict[str, Any]]:
         found[spec.dlq_topic] = {"kind": "dlq", "follows": spec.topic}
         for retry in spec.retry_topics:
             found[retry] = {"kind": "retry", "follows": spec.topic}
-    for job in registry.JOBS:
-        for topic in job.produces:
+    for producer in (*registry.CONSUMERS, *registry.JOBS):
+        for topic in producer.produces:
             found.setdefault(topic, {"kind": "main", "follows": topic})
     partitions = dict(registry.all_topics())
     return {name: {**found[name], "partitions": partitions[name]} for name in sorted(partitions)}

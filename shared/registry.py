@@ -85,6 +85,8 @@ class ConsumerSpec:
     replaces: str = ""
     # Set: `handler` is a batch handler (see Batching); None: it is called once per event.
     batch: Batching | None = None
+    # Logical topics it produces to that no consumer here reads yet (created by `topics create`).
+    produces: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if (self.handler is None) == (self.strategy is None):
@@ -154,6 +156,26 @@ CONSUMERS: tuple[ConsumerSpec, ...] = (
         description="Snapshots issue descriptions (Plane's issue_description_version_task).",
         samples="services.issue_description_versions.samples:cases",
         replaces="`issue_description_version_task`",
+    ),
+    ConsumerSpec(
+        name="issue-activity",
+        topic="issue-activity",
+        handler="services.issue_activity.handler:handle",
+        event_types=("plane.issue_activity.v1",),
+        description="Writes issue activities as Plane does, then hands them to notifications and embeddings.",
+        batch=Batching(keep_key_order=True),
+        produces=("notifications", "embeddings"),
+        samples="services.issue_activity.samples:cases",
+        replaces="`issue_activity`",
+    ),
+    ConsumerSpec(
+        name="model-activity",
+        topic="model-activity",
+        handler="services.model_activity.handler:handle",
+        event_types=("plane.model_activity.v1",),
+        description="Turns a model's create or changed fields into webhook activities (model_activity).",
+        samples="services.model_activity.samples:cases",
+        replaces="`model_activity`",
     ),
     ConsumerSpec(
         name="webhook-events",
@@ -323,6 +345,9 @@ def all_topics() -> list[tuple[str, int]]:
     for spec in CONSUMERS:
         for topic in spec.topics:
             topics[topic] = max(topics.get(topic, 0), spec.partitions)
+    for spec in CONSUMERS:
+        for topic in spec.produces:
+            topics.setdefault(topic, DEFAULT_PARTITIONS)
     for job_spec in JOBS:
         for topic in job_spec.produces:
             topics.setdefault(topic, DEFAULT_PARTITIONS)

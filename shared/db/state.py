@@ -103,3 +103,17 @@ class WebhookAttempt(StateBase):
         DateTime(timezone=True), server_default=func.now(), nullable=False
     )
     logged: Mapped[bool] = mapped_column(nullable=False, server_default=false())
+
+
+class IssueOrigin(StateBase):
+    """The web origin (scheme://host) of the request behind an issue's last activity: the e-mail
+    digest builds its links from it. Plane keeps it 600 s in Redis and then loses the mail; this
+    row stays until the issue is purged (WEB_URL is the fallback where there is none)."""
+
+    __tablename__ = "issue_origins"
+
+    issue_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    origin: Mapped[str] = mapped_column(String(2048), nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), nullable=False
+    )

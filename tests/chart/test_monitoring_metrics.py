@@ -27,10 +27,12 @@ from shared.embedded.kafka import EmbeddedKafka
 from shared.embedded.stack import EMBEDDED_FETCH_WAIT_MAX_MS, EMBEDDED_SESSION_TIMEOUT_MS
 from shared.kafka import lag_metrics
 from tests.helpers import consumer_thread, wait_until
-from tests.integration.http_servers import HttpServer, send
 
 # The webhook tests' world (Plane rows, a workspace owner) and settings, as fixtures here too.
-from tests.integration.test_webhooks import DELIVERIES, deliveries_for, hook_settings, produce, world  # noqa: F401
+from tests.integration.conftest import hook_settings, world  # noqa: F401
+from tests.integration.http_servers import HttpServer, send
+from tests.integration.test_webhooks import DELIVERIES
+from tests.integration.webhook_world import deliveries_for, produce
 
 
 @pytest.fixture

@@ -12,10 +12,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, text, update
+from sqlalchemy import Connection, text
 
-from services.issue_activity import ActivityResult
-from shared.db.plane import Issue, IssueActivity
+from services.issue_activity import ActivityResult, writer
 from shared.testing.plane_rows import insert_one, insert_user
 
 ISSUE_CREATED_AT = datetime(2026, 4, 28, 9, 30, 0, 123456, tzinfo=UTC)
@@ -126,42 +125,9 @@ def build_world(conn: Connection) -> World:
     )
 
 
-SUBSCRIBE = text(
-    """
-    INSERT INTO issue_subscribers (id, created_at, updated_at, created_by_id, updated_by_id,
-                                   issue_id, subscriber_id, project_id, workspace_id)
-    VALUES (:id, :now, :now, :subscriber, :subscriber, :issue, :subscriber, :project, :workspace)
-    ON CONFLICT (issue_id, subscriber_id) WHERE deleted_at IS NULL DO NOTHING
-    """
-)
-
-
 def apply(conn: Connection, result: ActivityResult, now: datetime) -> None:
-    """Write one result: rows, coalescing bumps, updated_at touches, assignee subscribers."""
-    if result.rows:
-        conn.execute(insert(IssueActivity.__table__), [row.as_row() for row in result.rows])
-    for bump in result.description_bumps:
-        conn.execute(
-            update(IssueActivity.__table__)
-            .where(IssueActivity.id == bump.activity_id)
-            .values(created_at=bump.created_at)
-        )
-    if result.touch_issue_ids:
-        conn.execute(
-            update(Issue.__table__).where(Issue.id.in_(result.touch_issue_ids)).values(updated_at=now)
-        )
-    for s in result.subscribers:
-        conn.execute(
-            SUBSCRIBE,
-            {
-                "id": uuid.uuid4(),
-                "now": now,
-                "subscriber": s.subscriber_id,
-                "issue": s.issue_id,
-                "project": s.project_id,
-                "workspace": s.workspace_id,
-            },
-        )
+    """Write one result as the consumer does."""
+    writer.write(conn, [result], now)
 
 
 def stored_rows(conn: Connection, ids: list[uuid.UUID]) -> dict[uuid.UUID, dict[str, Any]]:
