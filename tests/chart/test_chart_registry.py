@@ -147,7 +147,7 @@ def test_gpu_consumer_on_the_gpu_pool(extended_chart: Path):
             "enabled": True,
             "nodeSelector": {"nvidia.com/gpu.present": "true"},
             "runtimeClassName": "nvidia",
-        }
+        },
     }
     deployments = render_chart(values, chart_dir=extended_chart).of_kind("Deployment")
     gpu_pod = deployments[object_name(EXTRA_GPU_CONSUMER.name)]["spec"]["template"]["spec"]
