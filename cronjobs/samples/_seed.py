@@ -78,5 +78,3 @@ def object_keys(settings: Settings, bucket: str) -> list[str]:
     client = s3_client(settings)
     pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket)
     return sorted(obj["Key"] for page in pages for obj in page.get("Contents", []))
-
-
