@@ -18,13 +18,12 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from services.notifications import tables as t
 from services.notifications.payload import EVENT_TYPE
 from shared.conformance import ConsumerSamples, SampleWorld
-from shared.db.plane import EmailNotificationLog, Issue, User
+from shared.db.plane import EmailNotificationLog, Issue, IssueMention, IssueSubscriber, Notification, User
 from shared.events import new_event
 from shared.testing import plane_factory as make
 
@@ -114,35 +113,15 @@ def mention_html(*users: User | uuid.UUID) -> str:
     return f"<p>hello {tags}</p>"
 
 
-def _base(now: datetime, **values: Any) -> dict[str, Any]:
-    return {"id": uuid.uuid4(), "created_at": now, "updated_at": now, "deleted_at": None, **values}
-
-
 def add_subscriber(session: Session, issue: Issue, user: User, **values: Any) -> None:
-    session.execute(
-        insert(t.issue_subscribers).values(
-            _base(
-                datetime.now(UTC),
-                issue_id=issue.id,
-                project_id=issue.project_id,
-                workspace_id=issue.workspace_id,
-                subscriber_id=user.id,
-                **values,
-            )
-        )
-    )
+    session.add(make.issue_subscriber(issue, user, **values))
+    session.flush()
 
 
 def add_preferences(session: Session, user: User, **flags: bool) -> None:
     """A user_notification_preferences row: Plane's defaults (all on) unless `flags` say not."""
-    defaults = dict.fromkeys(
-        ("property_change", "state_change", "comment", "mention", "issue_completed"), True
-    )
-    session.execute(
-        insert(t.user_notification_preferences).values(
-            _base(datetime.now(UTC), user_id=user.id, **{**defaults, **flags})
-        )
-    )
+    session.add(make.notification_preference(user, **flags))
+    session.flush()
 
 
 def cases(world: SampleWorld) -> ConsumerSamples:
@@ -209,7 +188,7 @@ def _mentioned(issue: Issue) -> str:
 
 def effects(engine: Engine) -> list[tuple[Any, ...]]:
     """Every row this consumer writes, reduced to what must hold whatever crashed or repeated."""
-    n, s, m = t.notifications.c, t.issue_subscribers.c, t.issue_mentions.c
+    n, s, m = Notification, IssueSubscriber, IssueMention
     E = EmailNotificationLog
     with engine.connect() as conn:
         rows: list[tuple[Any, ...]] = [

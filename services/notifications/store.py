@@ -23,7 +23,6 @@ from sqlalchemy import and_, select, text, update
 from sqlalchemy.dialects.postgresql import distinct_on, insert
 from sqlalchemy.orm import Session
 
-from services.notifications import tables as t
 from services.notifications.payload import NotificationRequest
 from services.notifications.reads import (
     CommentRow,
@@ -40,15 +39,19 @@ from shared.db.plane import (
     IssueActivity,
     IssueAssignee,
     IssueComment,
+    IssueMention,
+    IssueSubscriber,
+    Notification,
     Project,
     ProjectMember,
     State,
     User,
+    UserNotificationPreference,
     Workspace,
 )
 
 CHUNK = 500  # rows per INSERT: one statement per table for any batch up to this
-LIVE = text(t.LIVE)
+LIVE = text("deleted_at IS NULL")  # the predicate of Plane's partial unique indexes
 
 
 def load(session: Session, requests: Sequence[NotificationRequest]) -> Reads:
@@ -102,7 +105,7 @@ def load(session: Session, requests: Sequence[NotificationRequest]) -> Reads:
         members[project_id].add(member_id)
     reads.members = {p: frozenset(m) for p, m in members.items()}
 
-    s = t.issue_subscribers.c
+    s = IssueSubscriber
     for issue_id, user_id, project_id in session.execute(
         select(s.issue_id, s.subscriber_id, s.project_id).where(
             s.issue_id.in_(issue_ids), s.deleted_at.is_(None)
@@ -164,7 +167,7 @@ def load(session: Session, requests: Sequence[NotificationRequest]) -> Reads:
 def _preferences(session: Session, project_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Preferences]:
     """Every active member's preferences (every receiver is one). Plane `.get()`s the user's one
     row; should there be several, the user-wide one wins, then the newest."""
-    p = t.user_notification_preferences.c
+    p = UserNotificationPreference
     members = select(ProjectMember.member_id).where(
         ProjectMember.project_id.in_(project_ids),
         ProjectMember.is_active.is_(True),
@@ -182,7 +185,7 @@ def _preferences(session: Session, project_ids: Sequence[uuid.UUID]) -> dict[uui
 def live_mentions(
     session: Session, issue_ids: Iterable[uuid.UUID]
 ) -> dict[tuple[uuid.UUID, uuid.UUID], uuid.UUID]:
-    m = t.issue_mentions.c
+    m = IssueMention
     if not issue_ids:
         return {}
     query = select(m.issue_id, m.mention_id, m.id).where(
@@ -279,21 +282,20 @@ class Writes:
         }
 
     def flush(self, session: Session) -> None:
-        s, m = t.issue_subscribers.c, t.issue_mentions.c
-        live_subscriber = {"index_elements": [s.issue_id, s.subscriber_id], "index_where": LIVE}
-        live_mention = {"index_elements": [m.issue_id, m.mention_id], "index_where": LIVE}
+        live_subscriber = {"index_elements": ["issue_id", "subscriber_id"], "index_where": LIVE}
+        live_mention = {"index_elements": ["issue_id", "mention_id"], "index_where": LIVE}
         # Another writer (Plane's API, the issue-activity consumer) may have added the same live
         # row since the reads: theirs stands, as with Plane's ignore_conflicts.
-        _insert(session, t.issue_subscribers, self.subscribers, live_subscriber)
-        _insert(session, t.issue_mentions, list(self.new_mentions.values()), live_mention)
+        _insert(session, IssueSubscriber.__table__, self.subscribers, live_subscriber)
+        _insert(session, IssueMention.__table__, list(self.new_mentions.values()), live_mention)
         if self.mentions_deleted:
             # Plane's queryset delete() is a soft delete that sets deleted_at and nothing else.
             session.execute(
-                update(t.issue_mentions)
-                .where(and_(m.id.in_(self.mentions_deleted), m.deleted_at.is_(None)))
+                update(IssueMention)
+                .where(and_(IssueMention.id.in_(self.mentions_deleted), IssueMention.deleted_at.is_(None)))
                 .values(deleted_at=self.now)
             )
-        _insert(session, t.notifications, self.notifications, None)
+        _insert(session, Notification.__table__, self.notifications, None)
         _insert(session, EmailNotificationLog.__table__, self.email_logs, None)
 
 

@@ -937,6 +937,121 @@ class EmailNotificationLog(PlaneModel):
     deleted_at: Mapped[datetime | None] = mapped_column(TIMESTAMPTZ)
 
 
+class Notification(PlaneModel):
+    """db.Notification: one in-app notification of a user (the inbox row)."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (PrimaryKeyConstraint("id", name="notifications_pkey"),)
+
+    created_at: Mapped[datetime] = mapped_column(TIMESTAMPTZ)
+    updated_at: Mapped[datetime] = mapped_column(TIMESTAMPTZ)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    data: Mapped[Any | None] = mapped_column(JSONB)
+    entity_identifier: Mapped[uuid.UUID | None]
+    entity_name: Mapped[str] = mapped_column(String(255))
+    title: Mapped[str] = mapped_column(Text)
+    message: Mapped[Any | None] = mapped_column(JSONB)
+    message_html: Mapped[str] = mapped_column(Text)
+    message_stripped: Mapped[str | None] = mapped_column(Text)
+    sender: Mapped[str] = mapped_column(String(255))
+    read_at: Mapped[datetime | None] = mapped_column(TIMESTAMPTZ)
+    snoozed_till: Mapped[datetime | None] = mapped_column(TIMESTAMPTZ)
+    archived_at: Mapped[datetime | None] = mapped_column(TIMESTAMPTZ)
+    created_by_id: Mapped[uuid.UUID | None] = mapped_column(_fk("users.id"))
+    project_id: Mapped[uuid.UUID | None] = mapped_column(_fk("projects.id"))
+    receiver_id: Mapped[uuid.UUID] = mapped_column(_fk("users.id"))
+    triggered_by_id: Mapped[uuid.UUID | None] = mapped_column(_fk("users.id"))
+    updated_by_id: Mapped[uuid.UUID | None] = mapped_column(_fk("users.id"))
+    workspace_id: Mapped[uuid.UUID] = mapped_column(_fk("workspaces.id"))
+    deleted_at: Mapped[datetime | None] = mapped_column(TIMESTAMPTZ)
+
+
+class IssueSubscriber(PlaneModel):
+    """db.IssueSubscriber: a user who gets an issue's notifications."""
+
+    __tablename__ = "issue_subscribers"
+    __table_args__ = (
+        PrimaryKeyConstraint("id", name="issue_subscribers_pkey"),
+        UniqueConstraint(
+            "issue_id",
+            "subscriber_id",
+            "deleted_at",
+            name="issue_subscribers_issue_id_subscriber_id_d_587dec1a_uniq",
+        ),
+        _partial_unique(
+            "issue_subscriber_unique_issue_subscriber_when_deleted_at_null",
+            "issue_id",
+            "subscriber_id",
+            where="deleted_at IS NULL",
+        ),
+    )
+
+    created_at: Mapped[datetime] = mapped_column(TIMESTAMPTZ)
+    updated_at: Mapped[datetime] = mapped_column(TIMESTAMPTZ)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    created_by_id: Mapped[uuid.UUID | None] = mapped_column(_fk("users.id"))
+    issue_id: Mapped[uuid.UUID] = mapped_column(_fk("issues.id"))
+    project_id: Mapped[uuid.UUID] = mapped_column(_fk("projects.id"))
+    subscriber_id: Mapped[uuid.UUID] = mapped_column(_fk("users.id"))
+    updated_by_id: Mapped[uuid.UUID | None] = mapped_column(_fk("users.id"))
+    workspace_id: Mapped[uuid.UUID] = mapped_column(_fk("workspaces.id"))
+    deleted_at: Mapped[datetime | None] = mapped_column(TIMESTAMPTZ)
+
+
+class IssueMention(PlaneModel):
+    """db.IssueMention: a user mentioned in an issue's description."""
+
+    __tablename__ = "issue_mentions"
+    __table_args__ = (
+        PrimaryKeyConstraint("id", name="issue_mentions_pkey"),
+        UniqueConstraint(
+            "issue_id",
+            "mention_id",
+            "deleted_at",
+            name="issue_mentions_issue_id_mention_id_deleted_at_f6ecd6ed_uniq",
+        ),
+        _partial_unique(
+            "issue_mention_unique_issue_mention_when_deleted_at_null",
+            "issue_id",
+            "mention_id",
+            where="deleted_at IS NULL",
+        ),
+    )
+
+    created_at: Mapped[datetime] = mapped_column(TIMESTAMPTZ)
+    updated_at: Mapped[datetime] = mapped_column(TIMESTAMPTZ)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    created_by_id: Mapped[uuid.UUID | None] = mapped_column(_fk("users.id"))
+    issue_id: Mapped[uuid.UUID] = mapped_column(_fk("issues.id"))
+    mention_id: Mapped[uuid.UUID] = mapped_column(_fk("users.id"))
+    project_id: Mapped[uuid.UUID] = mapped_column(_fk("projects.id"))
+    updated_by_id: Mapped[uuid.UUID | None] = mapped_column(_fk("users.id"))
+    workspace_id: Mapped[uuid.UUID] = mapped_column(_fk("workspaces.id"))
+    deleted_at: Mapped[datetime | None] = mapped_column(TIMESTAMPTZ)
+
+
+class UserNotificationPreference(PlaneModel):
+    """db.UserNotificationPreference: which changes a user wants e-mailed (no uniqueness)."""
+
+    __tablename__ = "user_notification_preferences"
+    __table_args__ = (PrimaryKeyConstraint("id", name="user_notification_preferences_pkey"),)
+
+    created_at: Mapped[datetime] = mapped_column(TIMESTAMPTZ)
+    updated_at: Mapped[datetime] = mapped_column(TIMESTAMPTZ)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    property_change: Mapped[bool]
+    state_change: Mapped[bool]
+    comment: Mapped[bool]
+    mention: Mapped[bool]
+    issue_completed: Mapped[bool]
+    created_by_id: Mapped[uuid.UUID | None] = mapped_column(_fk("users.id"))
+    project_id: Mapped[uuid.UUID | None] = mapped_column(_fk("projects.id"))
+    updated_by_id: Mapped[uuid.UUID | None] = mapped_column(_fk("users.id"))
+    user_id: Mapped[uuid.UUID] = mapped_column(_fk("users.id"))
+    workspace_id: Mapped[uuid.UUID | None] = mapped_column(_fk("workspaces.id"))
+    deleted_at: Mapped[datetime | None] = mapped_column(TIMESTAMPTZ)
+
+
 # --- Webhooks and API logs -----------------------------------------------------------------------
 
 
@@ -1057,6 +1172,10 @@ PLANE_MODELS: tuple[type[PlaneModel], ...] = (
     FileAsset,
     ExporterHistory,
     EmailNotificationLog,
+    Notification,
+    IssueSubscriber,
+    IssueMention,
+    UserNotificationPreference,
     Webhook,
     WebhookLog,
     APIActivityLog,

@@ -19,10 +19,12 @@ from shared.db.plane import (
     Issue,
     IssueAssignee,
     IssueComment,
+    IssueSubscriber,
     Project,
     ProjectMember,
     State,
     User,
+    UserNotificationPreference,
     Webhook,
     Workspace,
 )
@@ -251,3 +253,21 @@ def issue_comment(iss: Issue, actor: User, html: str, stripped: str = "", **valu
             **values,
         }
     )
+
+
+def issue_subscriber(iss: Issue, subscriber: User, **values: Any) -> IssueSubscriber:
+    return IssueSubscriber.new(
+        **{
+            "issue_id": iss.id,
+            "subscriber_id": subscriber.id,
+            "project_id": iss.project_id,
+            "workspace_id": iss.workspace_id,
+            **values,
+        }
+    )
+
+
+def notification_preference(member: User, **values: Any) -> UserNotificationPreference:
+    """A user-wide preferences row with every flag on, as Plane creates one at sign-up."""
+    flags = ("property_change", "state_change", "comment", "mention", "issue_completed")
+    return UserNotificationPreference.new(**{**dict.fromkeys(flags, True), "user_id": member.id, **values})

@@ -17,7 +17,8 @@ EXPECTED_TABLES = {
     "api_activity_logs", "webhooks", "webhook_logs", "workspace_members", "project_members",
     "issue_activities", "issue_comments", "labels", "issue_labels", "issue_assignees", "cycles",
     "cycle_issues", "modules", "module_issues", "exporters", "file_assets",
-    "email_notification_logs", "page_versions", "pages", "instances",
+    "email_notification_logs", "page_versions", "pages", "instances", "notifications",
+    "issue_subscribers", "issue_mentions", "user_notification_preferences",
 }  # fmt: skip
 
 by_table = pytest.mark.parametrize("model", PLANE_MODELS, ids=lambda model: model.__tablename__)
