@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from collections import defaultdict, deque
 from collections.abc import Callable
@@ -19,7 +20,10 @@ class EndpointLimiter:
     A hanging endpoint ties up `per_endpoint` threads, never the pool; its other deliveries wait
     in its own queue while every other endpoint goes on. Tasks carry their owner (a pipeline): one
     that stops on a rebalance or shutdown withdraws its waiting tasks, whose messages are then
-    read again by the partitions' next owner rather than sent from a pipeline that is gone."""
+    read again by the partitions' next owner rather than sent from a pipeline that is gone.
+
+    `stalled` tells a slow endpoint (many waiting, nothing finished for a while) from a busy
+    one that keeps answering: only the former's further deliveries are worth putting off."""
 
     def __init__(self, pool: ThreadPoolExecutor, per_endpoint: int) -> None:
         self._pool = pool
@@ -27,6 +31,7 @@ class EndpointLimiter:
         self._lock = threading.Lock()
         self._busy: dict[uuid.UUID, int] = defaultdict(int)
         self._waiting: dict[uuid.UUID, deque[tuple[object, Callable[[], None]]]] = defaultdict(deque)
+        self._progress: dict[uuid.UUID, float] = {}  # last finish, or first start, per busy endpoint
 
     def submit(self, key: uuid.UUID, owner: object, task: Callable[[], None]) -> None:
         with self._lock:
@@ -34,7 +39,34 @@ class EndpointLimiter:
                 self._waiting[key].append((owner, task))
                 return
             self._busy[key] += 1
+            self._progress.setdefault(key, time.monotonic())
         self._pool.submit(self._work, key, task)
+
+    def stalled(self, key: uuid.UUID, max_waiting: int, for_s: float) -> bool:
+        """At least `max_waiting` of the endpoint's deliveries wait, and none of its attempts has
+        finished for `for_s` seconds."""
+        with self._lock:
+            if len(self._waiting.get(key, ())) < max_waiting:
+                return False
+            return time.monotonic() - self._progress.get(key, time.monotonic()) > for_s
+
+    def shed(self, owner: object, keep: int, stalled_s: float) -> list[Callable[[], None]]:
+        """Take back the owner's waiting tasks beyond the first `keep` of each stalled endpoint
+        (nothing finished for `stalled_s`), for the caller to put off."""
+        shed: list[Callable[[], None]] = []
+        now = time.monotonic()
+        with self._lock:
+            for key, waiting in self._waiting.items():
+                if len(waiting) <= keep or now - self._progress.get(key, now) <= stalled_s:
+                    continue
+                kept: deque[tuple[object, Callable[[], None]]] = deque()
+                for item in waiting:
+                    if len(kept) < keep or item[0] is not owner:
+                        kept.append(item)
+                    else:
+                        shed.append(item[1])
+                self._waiting[key] = kept
+        return shed
 
     def withdraw(self, owner: object) -> None:
         """Drop the owner's tasks that have not started (those running finish on their own)."""
@@ -57,11 +89,13 @@ class EndpointLimiter:
             except Exception:  # the task records its own failures; this one must not leak a slot
                 log.exception("webhook %s: delivery task failed", key)
             with self._lock:
+                self._progress[key] = time.monotonic()
                 waiting = self._waiting.get(key)
                 if not waiting:
                     self._waiting.pop(key, None)
                     self._busy[key] -= 1
                     if not self._busy[key]:
                         del self._busy[key]
+                        del self._progress[key]
                     return
                 _, task = waiting.popleft()  # keep the slot for the endpoint's next delivery

@@ -21,6 +21,10 @@ them together.
 - A retry goes to tier `attempt - 1` with its due time; the tier holds it in memory until due,
   earliest first, whatever its partition (`due`), so retries neither hold up the main topic nor
   wait for one another.
+- A stalled endpoint (nothing answered for STALLED_S) holds WEBHOOK_ENDPOINT_CONCURRENCY threads
+  and, in memory, `WAITING_PER_ENDPOINT` of its deliveries; further ones are deferred, unsent
+  and uncounted, to retry tier 0 for WEBHOOK_TIMEOUT_S, so they never fill the pipeline's intake
+  (max_pending) and stop every other endpoint. A busy endpoint that keeps answering is not.
 - A database or broker outage holds the stage and retries it, and sets the process's hold (the
   consumer is not ready meanwhile). A delivery whose lookup or record fails otherwise is split
   out of its batch and dead-lettered alone (`stage.Stage`); the others go on.
@@ -70,6 +74,12 @@ REPLAY_HEADER = "replay"
 
 RetryMessage = tuple[bytes | None, bytes, list[tuple[str, bytes]]]
 
+# Deliveries of one endpoint that wait in memory for its slots; beyond them, they are deferred.
+WAITING_PER_ENDPOINT = 64
+STALLED_S = 2.0
+SHED_EVERY_S = 0.5
+DEFERRED = "deferred"  # error-class of a deferred delivery's tier message
+
 
 @dataclass(frozen=True)
 class Job:
@@ -83,10 +93,12 @@ class Job:
 @dataclass
 class Finished:
     """A job the writer must record. `outcome` is None when no attempt was made: the webhook was
-    inactive or gone, and the delivery is kept (`skipped`) for replay."""
+    inactive or gone, and the delivery is kept (`skipped`) for replay; or, `deferred`, its endpoint
+    had too many deliveries waiting, and it goes to tier 0 as it is."""
 
     job: Job
     outcome: Outcome | None = None
+    deferred: bool = False
     # Set once the broker confirmed the retry: a batch tried again (the database was down, or an
     # item was split out) must not send it twice.
     retry_sent: bool = False
@@ -145,6 +157,7 @@ class DeliveryPipeline(ProcessingStrategy[KafkaPayload]):
         self._done: queue.SimpleQueue[tuple[Partition, int]] = queue.SimpleQueue()
         self._max_pending = max(256, 8 * self._settings.webhook_concurrency)
         self._not_due: DueQueue[tuple[BrokerValue[KafkaPayload], dict[str, str]]] = DueQueue()
+        self._next_shed = 0.0
         self._dead_letter_lock = threading.Lock()  # the stages set deliveries aside too
         self._closed = False
         self._lookup = Stage(f"{self._name}-lookup", self._look_up, self._set_aside, self._fatal, deps.hold)
@@ -176,6 +189,7 @@ class DeliveryPipeline(ProcessingStrategy[KafkaPayload]):
 
     def poll(self) -> None:
         self._raise_fatal()
+        self._shed_stalled()
         for value, headers in self._not_due.pop_due(self._deps.clock()):
             self._start(value, headers)  # due ones go ahead even past max_pending: they are read
         self._drain_done()
@@ -196,6 +210,17 @@ class DeliveryPipeline(ProcessingStrategy[KafkaPayload]):
     def terminate(self) -> None:
         self._closed = True
         self._stop()
+
+    def _shed_stalled(self) -> None:
+        """Deliveries already waiting for an endpoint that stalled since are put off too: before
+        it was seen to stall, up to the whole intake may have queued for it."""
+        now = time.monotonic()
+        if now < self._next_shed:
+            return
+        self._next_shed = now + SHED_EVERY_S
+        for task in self._limiter.shed(self, WAITING_PER_ENDPOINT, STALLED_S):
+            assert isinstance(task, functools.partial)
+            self._writer.put(Finished(task.args[0], deferred=True))
 
     def _in_flight(self) -> int:
         return self._offsets.unfinished() - len(self._not_due)
@@ -253,6 +278,8 @@ class DeliveryPipeline(ProcessingStrategy[KafkaPayload]):
                 self._done.put((job.partition, job.offset))
             elif delivery.webhook_id not in found.endpoints:
                 self._writer.put(Finished(job))
+            elif self._limiter.stalled(delivery.webhook_id, WAITING_PER_ENDPOINT, STALLED_S):
+                self._writer.put(Finished(job, deferred=True))
             else:
                 ready = replace(job, endpoint=found.endpoints[delivery.webhook_id])
                 self._limiter.submit(delivery.webhook_id, self, functools.partial(self._attempt, ready))
@@ -283,6 +310,12 @@ class DeliveryPipeline(ProcessingStrategy[KafkaPayload]):
         outcomes: list[str] = []
         for item in items:
             delivery = item.job.delivery
+            if item.deferred:
+                if not item.retry_sent:
+                    topic, message = self._deferred_message(item.job)
+                    retries[topic].append((item, message))
+                outcomes.append(DEFERRED)
+                continue
             if item.outcome is None:
                 batch.terminal.append(store.terminal_row(delivery, store.Terminal.SKIPPED))
                 outcomes.append("skipped")
@@ -347,6 +380,22 @@ class DeliveryPipeline(ProcessingStrategy[KafkaPayload]):
         topic = self._settings.topic(self._deps.spec.retry_topic(tier))
         message_headers = h.retry_headers(job.headers, failure, self._deps.clock() + delay, tier)
         return topic, (str(delivery.webhook_id).encode(), delivery.envelope, message_headers)
+
+    def _deferred_message(self, job: Job) -> tuple[str, RetryMessage]:
+        """Tier 0, due after WEBHOOK_TIMEOUT_S, with the delivery's attempt count and first
+        failure as they were: a deferral is not an attempt, and it is not logged."""
+        received = h.received(job.headers, retried=self._deps.tier is not None)
+        now = self._deps.clock()
+        failure = h.Failure.after(
+            job.partition.topic.name, job.partition.index, job.offset, received, DEFERRED,
+            f"endpoint busy: {WAITING_PER_ENDPOINT} deliveries waiting", now,
+        )  # fmt: skip
+        failure = replace(failure, attempts=job.delivery.attempt - 1)
+        message_headers = h.retry_headers(job.headers, failure, now + self._settings.webhook_timeout_s, 0)
+        if h.FIRST_FAILED_AT not in received:
+            message_headers = [(k, v) for k, v in message_headers if k != h.FIRST_FAILED_AT]
+        topic = self._settings.topic(self._deps.spec.retry_topic(0))
+        return topic, (str(job.delivery.webhook_id).encode(), job.delivery.envelope, message_headers)
 
     def _set_aside(self, item: Job | Finished, exc: BaseException) -> None:
         """A stage failed on this delivery alone, and not for a passing reason: dead-letter it

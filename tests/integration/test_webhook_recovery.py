@@ -10,6 +10,7 @@ import signal
 import threading
 import time
 from collections import Counter, defaultdict
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from confluent_kafka import Producer
@@ -191,3 +192,35 @@ def test_an_outage_while_recording_sends_each_retry_once(
     ids = Counter(json.loads(m.value())["id"] for m in read_topic(settings, tier0))
     assert set(ids) == {e.id for e in events}
     assert max(ids.values()) == 1, f"retries sent more than once: {ids.most_common(3)}"
+
+
+def test_a_hanging_endpoint_with_a_backlog_does_not_stop_the_intake(hook_settings, world) -> None:
+    """400 deliveries to an endpoint that hangs, ahead of 50 to a healthy one on the same
+    partitions, with an intake of 256 (WEBHOOK_CONCURRENCY 8). The hanging endpoint keeps its
+    share and 64 waiting; the rest are deferred to tier 0 unsent, so the healthy deliveries go
+    out at once (the 400 used to fill the intake and stop every endpoint until they timed out).
+    Once the endpoint answers again, every deferred delivery is sent and succeeds once, each
+    logged with retry_count 0: a deferral is not an attempt."""
+    release = threading.Event()
+    receiver = HttpServer()
+    receiver.routes["/hang"] = lambda r: (release.wait(60), send(r, 200, b"late"))
+    hanging, _ = world.add_webhook(receiver.url("/hang"))
+    healthy, _ = world.add_webhook(receiver.url("/ok"))
+    key = str(hanging)  # one key: the healthy deliveries sit behind the hanging ones
+    produce(hook_settings, "webhook-deliveries", deliveries_for(world, hanging, 400), key)
+    produce(hook_settings, "webhook-deliveries", deliveries_for(world, healthy, 50), key)
+    settings = replace(
+        hook_settings, webhook_concurrency=8, webhook_endpoint_concurrency=2, webhook_timeout_s=20.0
+    )
+    with consumer_thread(DELIVERIES, settings):
+        wait_until(lambda: len(world.logs(healthy)) >= 50, 30)
+        assert world.logs(hanging) == []
+        tier0 = read_topic(settings, settings.topic(DELIVERIES.retry_topic(0)))
+        assert len(tier0) >= 400 - 2 - 64 - 2
+        assert {h.as_dict(m.headers())[h.ERROR_CLASS] for m in tier0} == {"deferred"}
+        release.set()
+        wait_until(lambda: len(world.deliveries(hanging)) >= 400, 90)
+    receiver.close()
+    logs = world.logs(hanging)
+    assert len(logs) == 400 and {r["retry_count"] for r in logs} == {0}
+    assert Counter(d["status"] for d in world.deliveries(hanging)) == {"succeeded": 400}
