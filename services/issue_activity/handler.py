@@ -4,7 +4,8 @@ One transaction per batch (the runtime's, which also claims the event ids): tran
 with a few lookups for the whole batch, write every row with one statement per kind, keep each
 issue's request origin for the e-mail digest, then hand the activities on:
 - `plane.notifications.v1` (topic `notifications`) when the event asks for notifications, with
-  the activities it created, as Plane's task calls `notifications.delay`;
+  the activities it created, as Plane's task calls `notifications.delay` (not for the types that
+  task ignores);
 - `plane.embed.v1` (topic `embeddings`) when the issue's text may have changed or it was deleted,
   so Plane AI's vectors follow.
 Both carry ids derived from the event id: a batch run again after a failure sends them again with
@@ -27,6 +28,7 @@ from sqlalchemy import Connection, text
 from services.issue_activity import writer
 from services.issue_activity.result import ActivityResult, ActivityRow, InvalidActivity
 from services.issue_activity.translate import translate_with_db
+from services.notifications.payload import SKIPPED_TYPES as NOTIFICATIONS_SKIP
 from shared.events import Event
 from shared.events.envelope import DEFAULT_SOURCE
 from shared.kafka.handler import HandlerContext, PermanentError
@@ -79,7 +81,7 @@ def handle(events: Sequence[Event], ctx: HandlerContext) -> None:
         if result.skipped:
             continue
         data = event.data
-        if data.get("notification"):  # even without rows: Plane's task still reads the mentions
+        if _wants_notifications(data):  # even without rows: Plane's task still reads the mentions
             notifications.append((data["issue_id"], _notifications_event(event, result)))
         embed = _embed_event(event, result)
         if embed is not None:
@@ -123,6 +125,21 @@ def _follow_up(event: Event, kind: str, event_type: str, data: dict[str, Any], s
     )
 
 
+def _wants_notifications(data: dict[str, Any]) -> bool:
+    """Whether to hand the event on: asked for, about an issue, of a type `notifications` acts on.
+
+    Plane's call sites pass notification=True for cycles, reactions and the rest too, and its task
+    returns at once for those types (or, without an issue, finds none to notify about). Some come
+    without an issue_id (cycles, comment reactions) or write a row without one (a deleted draft),
+    which plane.notifications.v1 cannot carry: handed on, they would only be dead-lettered.
+    """
+    return (
+        bool(data.get("notification"))
+        and bool(data.get("issue_id"))
+        and data["type"] not in NOTIFICATIONS_SKIP
+    )
+
+
 def _notifications_event(event: Event, result: ActivityResult) -> Event:
     data = event.data
     return _follow_up(
@@ -158,7 +175,8 @@ def _activity(row: ActivityRow) -> dict[str, Any]:
         "issue_comment": _str(row.issue_comment_id),
         "actor": _str(row.actor_id),
         "issue": _str(row.issue_id),
-        "issue_detail": {"id": _str(row.issue_id)},
+        # IssueFlatSerializer's block: null when the row has no issue.
+        "issue_detail": None if row.issue_id is None else {"id": str(row.issue_id)},
         "project": str(row.project_id),
         "workspace": str(row.workspace_id),
         "epoch": row.epoch,
