@@ -49,6 +49,8 @@ BENCHMARKS: dict[str, Benchmark] = {
     "bench_webhooks": Benchmark(["50", "100", "200"], ["5", "100", "20", "0", "5"], 3600),
     # requests per case and round (fresh-connection cases send half as many), rounds
     "bench_http_clients": Benchmark(["3000", "3"], ["300", "2"], 900),
+    # issue-activity events (a mix of updates and comments, 90% with notifications), ours then Celery
+    "bench_activity": Benchmark(["5000"], ["300"], 1800),
 }
 QUICK_TIMEOUT_S = 600
 
