@@ -50,7 +50,6 @@ from shared.db.plane import (
     Workspace,
 )
 
-CHUNK = 500  # rows per INSERT: one statement per table for any batch up to this
 LIVE = text("deleted_at IS NULL")  # the predicate of Plane's partial unique indexes
 
 
@@ -302,13 +301,17 @@ class Writes:
 def _insert(
     session: Session, table: Any, rows: list[dict[str, Any]], conflict: dict[str, Any] | None
 ) -> None:
-    for start in range(0, len(rows), CHUNK):
-        statement = insert(table).values(rows[start : start + CHUNK])
-        if conflict is None:
-            statement = statement.on_conflict_do_nothing(index_elements=[table.c.id])
-        else:
-            statement = statement.on_conflict_do_nothing(**conflict)
-        session.execute(statement)
+    """One executemany: SQLAlchemy sends it as multi-row INSERTs (insertmanyvalues) from a
+    statement compiled once and cached; `.values(rows)` compiled a bind per value, every batch,
+    which was half the consumer's CPU."""
+    if not rows:
+        return
+    statement = insert(table)
+    if conflict is None:
+        statement = statement.on_conflict_do_nothing(index_elements=[table.c.id])
+    else:
+        statement = statement.on_conflict_do_nothing(**conflict)
+    session.execute(statement, rows)
 
 
 def _uuid(value: str | None) -> uuid.UUID | None:
