@@ -307,6 +307,17 @@ JOBS: tuple[JobSpec, ...] = (
         replaces="`instance_traces` (opt-in)",
     ),
     JobSpec(
+        name="email-digest",
+        entrypoint="cronjobs.email_digest:run",
+        schedule="*/5 * * * *",
+        description="One issue-updates mail per receiver and issue from unsent e-mail logs, sent once.",
+        # A run is minutes of SMTP at most; one that starts late is skipped and the next takes its logs.
+        active_deadline_seconds=900,
+        starting_deadline_seconds=240,
+        samples="cronjobs.samples:email_digest",
+        replaces="`stack_email_notification` + `send_email_notification`",
+    ),
+    JobSpec(
         name="prune-worker-state",
         entrypoint="cronjobs.prune_worker_state:run",
         schedule="15 4 * * *",

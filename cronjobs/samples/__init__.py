@@ -15,6 +15,7 @@ from cronjobs.samples.cleanup import (
 )
 from cronjobs.samples.housekeeping import delete_expired_exports, delete_unuploaded_assets, prune_worker_state
 from cronjobs.samples.issues import archive_close_issues, hard_delete
+from cronjobs.samples.mail import email_digest
 from cronjobs.samples.telemetry import instance_traces
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "cleanup_webhook_logs",
     "delete_expired_exports",
     "delete_unuploaded_assets",
+    "email_digest",
     "hard_delete",
     "instance_traces",
     "prune_worker_state",

@@ -6,8 +6,8 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Index, LargeBinary, String, Text, false, func
-from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy import BigInteger, DateTime, Index, LargeBinary, String, Text, false, func, text
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.db.base import StateBase
@@ -116,4 +116,35 @@ class IssueOrigin(StateBase):
     origin: Mapped[str] = mapped_column(String(2048), nullable=False)
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), nullable=False
+    )
+
+
+class EmailDigest(StateBase):
+    """One issue-updates mail of the email-digest job, recorded before it is sent: `key` (sha256 of
+    receiver, issue and the sorted log ids) and `message_id` are deterministic, `log_ids` are the
+    logs the mail holds. 'sending' until those logs are marked in the transaction that sets 'sent';
+    one left 'sending' by a dead run is taken as sent ('presumed_sent', see cronjobs.email_digest)."""
+
+    __tablename__ = "email_digests"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    receiver_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    issue_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    log_ids: Mapped[list[uuid.UUID]] = mapped_column(ARRAY(UUID(as_uuid=True)), nullable=False)
+    message_id: Mapped[str] = mapped_column(String(255), nullable=False)
+    status: Mapped[str] = mapped_column(String(16), nullable=False)  # sending|sent|presumed_sent
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), nullable=False
+    )
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        # The recovery lookup: a pair's intents still 'sending'.
+        Index(
+            "email_digests_sending_idx",
+            "receiver_id",
+            "issue_id",
+            postgresql_where=text("status = 'sending'"),
+        ),
+        Index("email_digests_created_at_idx", "created_at"),
     )
