@@ -132,7 +132,7 @@ def digest_key(receiver: uuid.UUID, issue: uuid.UUID, log_ids: Sequence[uuid.UUI
 
 def message_id(settings: Settings, key: str) -> str:
     domain = parseaddr(settings.email_from)[1].rpartition("@")[2] or "plane-workers.invalid"
-    return f"<email-digest.{key[:40]}@{domain}>"
+    return f"<{key[:32]}.digest@{domain}>"  # short: one header line, unfolded
 
 
 class Smtp:
