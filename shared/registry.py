@@ -311,8 +311,9 @@ JOBS: tuple[JobSpec, ...] = (
         entrypoint="cronjobs.email_digest:run",
         schedule="*/5 * * * *",
         description="One issue-updates mail per receiver and issue from unsent e-mail logs, sent once.",
-        # A run is minutes of SMTP at most; one that starts late is skipped and the next takes its logs.
-        active_deadline_seconds=900,
+        # Under the interval, so runs never pile up: a run cut short has marked what it sent, and
+        # the next takes the rest; one that starts late is skipped and the next takes its logs.
+        active_deadline_seconds=270,
         starting_deadline_seconds=240,
         samples="cronjobs.samples:email_digest",
         replaces="`stack_email_notification` + `send_email_notification`",
