@@ -3,8 +3,9 @@
 The HTTP threads about to send hand their attempt to the journal and wait for it to commit;
 the journal's thread writes everything that queued up meanwhile in one multi-row insert (group
 commit), so the cost is one round trip per attempt in latency and one statement per group. The
-writer deletes the row in the transaction that logs the answer (`store.record`); a row left
-behind is an attempt nobody logged, found by whoever reads its delivery next (`store.lookup`).
+writer deletes the delivery's rows in the transaction that records its outcome (`store.record`);
+a row left behind is an attempt nobody logged, found, logged as interrupted and kept (marked
+logged) by whoever reads its delivery next (`store.lookup`).
 """
 
 from __future__ import annotations

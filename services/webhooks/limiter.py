@@ -22,8 +22,8 @@ class EndpointLimiter:
     that stops on a rebalance or shutdown withdraws its waiting tasks, whose messages are then
     read again by the partitions' next owner rather than sent from a pipeline that is gone.
 
-    `stalled` tells a slow endpoint (many waiting, nothing finished for a while) from a busy
-    one that keeps answering: only the former's further deliveries are worth putting off."""
+    `shed` tells a slow endpoint (many waiting, nothing finished for a while) from a busy one
+    that keeps answering: only the former's waiting deliveries are worth putting off."""
 
     def __init__(self, pool: ThreadPoolExecutor, per_endpoint: int) -> None:
         self._pool = pool
@@ -41,14 +41,6 @@ class EndpointLimiter:
             self._busy[key] += 1
             self._progress.setdefault(key, time.monotonic())
         self._pool.submit(self._work, key, task)
-
-    def stalled(self, key: uuid.UUID, max_waiting: int, for_s: float) -> bool:
-        """At least `max_waiting` of the endpoint's deliveries wait, and none of its attempts has
-        finished for `for_s` seconds."""
-        with self._lock:
-            if len(self._waiting.get(key, ())) < max_waiting:
-                return False
-            return time.monotonic() - self._progress.get(key, time.monotonic()) > for_s
 
     def shed(self, owner: object, keep: int, stalled_s: float) -> list[Callable[[], None]]:
         """Take back the owner's waiting tasks beyond the first `keep` of each stalled endpoint

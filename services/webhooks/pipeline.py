@@ -212,8 +212,8 @@ class DeliveryPipeline(ProcessingStrategy[KafkaPayload]):
         self._stop()
 
     def _shed_stalled(self) -> None:
-        """Deliveries already waiting for an endpoint that stalled since are put off too: before
-        it was seen to stall, up to the whole intake may have queued for it."""
+        """Deliveries waiting beyond WAITING_PER_ENDPOINT for an endpoint that stalled are taken
+        back and put off, every SHED_EVERY_S: the one place a stall is judged."""
         now = time.monotonic()
         if now < self._next_shed:
             return
@@ -278,8 +278,6 @@ class DeliveryPipeline(ProcessingStrategy[KafkaPayload]):
                 self._done.put((job.partition, job.offset))
             elif delivery.webhook_id not in found.endpoints:
                 self._writer.put(Finished(job))
-            elif self._limiter.stalled(delivery.webhook_id, WAITING_PER_ENDPOINT, STALLED_S):
-                self._writer.put(Finished(job, deferred=True))
             else:
                 ready = replace(job, endpoint=found.endpoints[delivery.webhook_id])
                 self._limiter.submit(delivery.webhook_id, self, functools.partial(self._attempt, ready))
