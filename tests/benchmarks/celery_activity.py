@@ -36,61 +36,26 @@ from __future__ import annotations
 
 import datetime
 import json
-import logging
-import os
-import signal
 import subprocess
-import sys
-import time
 import uuid
-from pathlib import Path
 from typing import Any
 
 import psycopg2
 import psycopg2.extras
-from celery import Celery
 from selectolax.lexbor import LexborHTMLParser
 
-REPO = Path(__file__).resolve().parents[2]
-BROKER_URL = os.environ.get("BENCH_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
-logger = logging.getLogger("plane.worker")
+from tests.benchmarks import celery_worker as worker
+from tests.benchmarks.celery_worker import connection, logger, plane_app
 
-_queue = [os.environ.get("BENCH_CELERY_QUEUE", "celery")]
-
-
-def _route(name: str, args: Any, kwargs: Any, options: Any, task: Any = None, **kw: Any) -> dict[str, str]:
-    return {"queue": _queue[0]}
-
-
-# Plane's Celery settings: RabbitMQ, JSON, no result backend, Celery's defaults otherwise
-# (prefork, early acks, prefetch multiplier 4).
-app = Celery("plane_bench_activity", broker=BROKER_URL)
-app.conf.update(
-    task_ignore_result=True,
-    task_serializer="json",
-    result_serializer="json",
-    accept_content=["application/json"],
-    timezone="UTC",
-    task_routes=(_route,),
-    broker_connection_retry_on_startup=True,
-)
+app = plane_app("plane_bench_activity")
 
 psycopg2.extras.register_uuid()
 
 # --- database: one autocommit connection per worker process ---
 
-_db: Any = None
-_db_pid = 0
-
 
 def _cur() -> Any:
-    global _db, _db_pid
-    if _db is None or _db.closed or _db_pid != os.getpid():
-        url = os.environ["BENCH_DATABASE_URL"].replace("postgresql+psycopg2://", "postgresql://")
-        _db = psycopg2.connect(url, application_name="celery-activity-bench")
-        _db.autocommit = True
-        _db_pid = os.getpid()
-    return _db.cursor(cursor_factory=psycopg2.extras.RealDictCursor)
+    return connection("celery-activity-bench").cursor(cursor_factory=psycopg2.extras.RealDictCursor)
 
 
 def _one(sql: str, params: tuple[Any, ...]) -> dict[str, Any] | None:
@@ -920,61 +885,11 @@ def notifications(
 # --- worker process ---
 
 
-def _declare_queue(name: str, purge: bool = False, delete: bool = False) -> None:
-    queue = app.amqp.queues[name]
-    with app.connection_for_write() as conn:
-        bound = queue(conn.default_channel)
-        if delete:
-            bound.delete()
-            bound.exchange.delete()
-            return
-        bound.declare()
-        if purge:
-            bound.purge()
-
-
 def start_worker(database_url: str, concurrency: int = 2, ready_timeout: float = 60.0) -> subprocess.Popen:
-    """A prefork worker on a fresh queue, this process's sends routed to it; returns once it
-    answers a ping. `proc.queue` names the queue."""
+    """A prefork worker on a fresh queue, this process's sends routed to it."""
     queue = f"bench-activity-{uuid.uuid4().hex[:12]}"
-    nodename = f"{queue}@bench"
-    _queue[0] = queue
-    _declare_queue(queue, purge=True)
-    env = {**os.environ, "BENCH_DATABASE_URL": database_url, "BENCH_BROKER_URL": BROKER_URL}
-    env["BENCH_CELERY_QUEUE"] = queue
-    cmd = [sys.executable, "-m", "celery", "-A", "tests.benchmarks.celery_activity", "--quiet", "worker"]
-    cmd += [
-        "--pool=prefork",
-        f"--concurrency={concurrency}",
-        "--loglevel=WARNING",
-        "-Q",
-        queue,
-        "-n",
-        nodename,
-    ]
-    # stdout to stderr: the worker writes "worker: Warm shutdown" to its raw fd 1 on the way out.
-    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=2)
-    proc.queue = queue  # type: ignore[attr-defined]
-    deadline = time.monotonic() + ready_timeout
-    while not app.control.ping(destination=[nodename], timeout=0.5):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            stop_worker(proc)
-            raise RuntimeError(f"celery worker did not start (exit code {proc.returncode})")
-    return proc
+    return worker.start_worker(app, __name__, queue, database_url, concurrency, ready_timeout=ready_timeout)
 
 
 def stop_worker(proc: subprocess.Popen, timeout: float = 30.0) -> None:
-    """Warm shutdown (SIGTERM), kill after `timeout`, then delete the run's queue."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    queue = getattr(proc, "queue", None)
-    if queue:
-        try:
-            _declare_queue(queue, delete=True)
-        except Exception as e:
-            logger.warning("could not delete queue %s: %s", queue, e)
+    worker.stop_worker(app, proc, timeout)

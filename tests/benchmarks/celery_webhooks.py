@@ -36,64 +36,29 @@ import hashlib
 import hmac
 import ipaddress
 import json
-import logging
 import os
-import signal
 import socket
 import subprocess
-import sys
-import time
 import uuid
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-import psycopg2
 import requests
-from celery import Celery
 
 from services.webhooks.fanout import FLAG
 from services.webhooks.payload import ACTIONS, TABLES
+from tests.benchmarks import celery_worker as worker
+from tests.benchmarks.celery_worker import connection, logger, plane_app
 
-REPO = Path(__file__).resolve().parents[2]
-BROKER_URL = os.environ.get("BENCH_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
 WEBHOOK_TIMEOUT_S = float(os.environ.get("BENCH_WEBHOOK_TIMEOUT_S", "30"))
-logger = logging.getLogger("plane.worker")
 
-# The queue every task of this process goes to: set from the environment in the worker, and by
-# `start_worker` in the process that enqueues. A router function reads it at each send.
-_queue = [os.environ.get("BENCH_CELERY_QUEUE", "celery")]
-
-
-def _route(name: str, args: Any, kwargs: Any, options: Any, task: Any = None, **kw: Any) -> dict[str, str]:
-    return {"queue": _queue[0]}
-
-
-app = Celery("plane_bench", broker=BROKER_URL)
-app.conf.update(
-    task_ignore_result=True,
-    task_serializer="json",
-    result_serializer="json",
-    accept_content=["application/json"],
-    timezone="UTC",
-    task_routes=(_route,),
-    broker_connection_retry_on_startup=True,
-)
+app = plane_app("plane_bench")
 
 # --- database: one autocommit psycopg2 connection per (worker) process ---
 
-_db: Any = None
-_db_pid = 0
-
 
 def _cursor() -> Any:
-    global _db, _db_pid
-    if _db is None or _db.closed or _db_pid != os.getpid():
-        url = os.environ["BENCH_DATABASE_URL"].replace("postgresql+psycopg2://", "postgresql://")
-        _db = psycopg2.connect(url, application_name="celery-webhooks-bench")
-        _db.autocommit = True
-        _db_pid = os.getpid()
-    return _db.cursor()
+    return connection("celery-webhooks-bench").cursor()
 
 
 class DoesNotExist(Exception):
@@ -367,19 +332,6 @@ def webhook_send_task(
 # --- worker process ---
 
 
-def _declare_queue(name: str, purge: bool = False, delete: bool = False) -> None:
-    queue = app.amqp.queues[name]  # Celery's own declaration of a missing queue, as the worker's
-    with app.connection_for_write() as conn:
-        bound = queue(conn.default_channel)
-        if delete:
-            bound.delete()
-            bound.exchange.delete()
-            return
-        bound.declare()
-        if purge:
-            bound.purge()
-
-
 def start_worker(
     database_url: str,
     concurrency: int = 2,
@@ -388,62 +340,21 @@ def start_worker(
     ready_timeout: float = 60.0,
     webhook_timeout_s: float = 30.0,
 ) -> subprocess.Popen:
-    """Start a prefork worker on a fresh, purged queue and route this process's sends to it.
-
-    Returns once the worker answers a ping. `proc.queue` and `proc.nodename` name it."""
-    queue = queue or f"bench-webhooks-{uuid.uuid4().hex[:12]}"
-    nodename = f"{queue}@bench"
-    _queue[0] = queue
-    _declare_queue(queue, purge=True)
+    """A prefork worker on a fresh, purged queue, this process's sends routed to it."""
     env = {
-        **os.environ,
-        "BENCH_DATABASE_URL": database_url,
-        "BENCH_BROKER_URL": BROKER_URL,
-        "BENCH_CELERY_QUEUE": queue,
         "BENCH_WEBHOOK_TIMEOUT_S": str(webhook_timeout_s),
         "WEBHOOK_ALLOWED_IPS": os.environ.get("WEBHOOK_ALLOWED_IPS", "127.0.0.0/8"),
     }
-    cmd = [sys.executable, "-m", "celery", "-A", "tests.benchmarks.celery_webhooks", "--quiet", "worker"]
-    cmd += [
-        "--pool=prefork",
-        f"--concurrency={concurrency}",
-        "--loglevel=WARNING",
-        "-Q",
-        queue,
-        "-n",
-        nodename,
-    ]
-    # stdout to stderr: on shutdown the worker writes "worker: Warm shutdown" to its raw fd 1, which
-    # would land in front of the benchmark's JSON.
-    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=2)
-    proc.queue = queue  # type: ignore[attr-defined]
-    proc.nodename = nodename  # type: ignore[attr-defined]
-    deadline = time.monotonic() + ready_timeout
-    while not app.control.ping(destination=[nodename], timeout=0.5):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            stop_worker(proc)
-            raise RuntimeError(f"celery worker did not start (exit code {proc.returncode})")
-    return proc
+    queue = queue or f"bench-webhooks-{uuid.uuid4().hex[:12]}"
+    return worker.start_worker(
+        app, __name__, queue, database_url, concurrency, env=env, ready_timeout=ready_timeout
+    )
 
 
 def purge(proc: subprocess.Popen) -> None:
     """Drop every task still queued for the worker (not those it has reserved or is running)."""
-    _declare_queue(proc.queue, purge=True)  # type: ignore[attr-defined]
+    worker.declare_queue(app, proc.queue, purge=True)  # type: ignore[attr-defined]
 
 
 def stop_worker(proc: subprocess.Popen, timeout: float = 30.0, *, cold: bool = False) -> None:
-    """Warm shutdown (SIGTERM), or cold (SIGQUIT: the pool's processes are terminated, tasks in
-    progress are not waited for), kill after `timeout`, then delete the run's queue."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGQUIT if cold else signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    queue = getattr(proc, "queue", None)
-    if queue:
-        try:
-            _declare_queue(queue, delete=True)
-        except Exception as e:
-            logger.warning("could not delete queue %s: %s", queue, e)
+    worker.stop_worker(app, proc, timeout, cold=cold)
