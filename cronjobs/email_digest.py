@@ -44,18 +44,16 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import smtplib
 import uuid
 from collections.abc import Sequence
-from email.message import EmailMessage
-from email.utils import parseaddr
 
 from sqlalchemy import Connection, text
 
 from cronjobs import email_digest_mail as mails
 from cronjobs.email_digest_mail import IssueInfo, LogEntry, Person
 from shared.cron.runtime import JobContext
-from shared.mail import SMTP_TIMEOUT_S
+from shared.mail import message
+from shared.mail.smtp import RateLimit, SendUncertain, SmtpConfig, SmtpRefused, SmtpSession, SmtpUnavailable
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -112,10 +110,6 @@ TRY_LOCK = text("SELECT pg_try_advisory_lock(:k)")
 UNLOCK = text("SELECT pg_advisory_unlock(:k)")
 
 
-class SmtpUnavailable(RuntimeError):
-    """No SMTP connection: nothing was sent or marked; the next run sends the backlog."""
-
-
 class SendInterrupted(RuntimeError):
     """The connection failed during a send: that mail may have been taken (presumed sent)."""
 
@@ -130,48 +124,6 @@ def digest_key(receiver: uuid.UUID, issue: uuid.UUID, log_ids: Sequence[uuid.UUI
     return hashlib.sha256(f"{receiver}|{issue}|{joined}".encode()).hexdigest()
 
 
-def message_id(settings: Settings, key: str) -> str:
-    domain = parseaddr(settings.email_from)[1].rpartition("@")[2] or "plane-workers.invalid"
-    return f"<{key[:32]}.digest@{domain}>"  # short: one header line, unfolded
-
-
-class Smtp:
-    """The run's one SMTP connection, opened on first use."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.client: smtplib.SMTP | None = None
-
-    def connect(self) -> None:
-        if self.client is not None:
-            return
-        s = self.settings
-        if not s.email_host:
-            raise SmtpUnavailable("EMAIL_HOST is not set")
-        smtp_class = smtplib.SMTP_SSL if s.email_use_ssl else smtplib.SMTP
-        try:
-            client = smtp_class(s.email_host, s.email_port, timeout=SMTP_TIMEOUT_S)
-            if s.email_use_tls and not s.email_use_ssl:
-                client.starttls()
-            if s.email_host_user:
-                client.login(s.email_host_user, s.email_host_password)
-        except (OSError, smtplib.SMTPException) as exc:
-            raise SmtpUnavailable(f"SMTP {s.email_host}:{s.email_port}: {exc!r}") from exc
-        self.client = client
-
-    def send(self, message: EmailMessage) -> None:
-        assert self.client is not None
-        self.client.send_message(message)
-
-    def close(self) -> None:
-        if self.client is not None:
-            try:
-                self.client.quit()
-            except (OSError, smtplib.SMTPException):
-                self.client.close()
-            self.client = None
-
-
 def run(ctx: JobContext) -> None:
     with ctx.engine.connect() as conn:
         pairs = conn.execute(PAIRS, {"now": ctx.now}).all()
@@ -182,7 +134,8 @@ def run(ctx: JobContext) -> None:
             ctx.count("mails" if sendable else "skipped_mails")
             ctx.count("logs" if sendable else "skipped_logs", n)
         return
-    smtp = Smtp(ctx.settings)
+    config = SmtpConfig.from_settings(ctx.settings)
+    smtp = SmtpSession(config, RateLimit(ctx.settings.email_rate_limit_per_s))
     try:
         with ctx.engine.connect() as lock_conn:
             for receiver, issue, _n in pairs:
@@ -207,7 +160,7 @@ def _sendable(conn: Connection, issue: uuid.UUID, receiver: uuid.UUID) -> bool:
     return bool(conn.scalar(text("SELECT email FROM users WHERE id = :id"), {"id": receiver}))
 
 
-def _digest(ctx: JobContext, smtp: Smtp, receiver: uuid.UUID, issue_id: uuid.UUID) -> None:
+def _digest(ctx: JobContext, smtp: SmtpSession, receiver: uuid.UUID, issue_id: uuid.UUID) -> None:
     """One pair, its advisory lock held by the caller."""
     params = {"receiver": receiver, "issue": issue_id, "now": ctx.now}
     with ctx.engine.begin() as conn:
@@ -233,28 +186,25 @@ def _digest(ctx: JobContext, smtp: Smtp, receiver: uuid.UUID, issue_id: uuid.UUI
 
     smtp.connect()  # before the intent: SMTP down leaves nothing recorded
     key = digest_key(receiver, issue_id, ids)
-    msg_id = message_id(ctx.settings, key)
+    msg_id = message.message_id(smtp.config.from_address, key, "digest")
     with ctx.engine.begin() as conn:
         if not conn.execute(INTENT, {**params, "key": key, "log_ids": ids, "message_id": msg_id}).rowcount:
             log.warning("email digest %s already recorded; not sent again", key)
             return
     try:
-        smtp.send(_message(ctx.settings, mail, msg_id))
-    except smtplib.SMTPResponseException as exc:
-        # The server answered no: it has not taken the mail. The logs stay for the next run.
+        sender = smtp.config.from_address
+        smtp.send(message.compose(sender, mail.to, mail.subject, mail.html, mail.text, msg_id))
+    except (SmtpRefused, SmtpUnavailable) as exc:
+        # The server has not taken the mail: the logs stay for the next run.
         with ctx.engine.begin() as conn:
             conn.execute(FORGET, {"key": key})
+        if isinstance(exc, SmtpUnavailable):
+            raise  # and every later mail would fail the same way: the next run sends the backlog
         ctx.count("refused_mails")
-        log.error("email digest %s refused by the SMTP server: %s %r", key, exc.smtp_code, exc.smtp_error)
+        log.error("email digest %s refused by the SMTP server: %s", key, exc)
         return
-    except smtplib.SMTPRecipientsRefused as exc:
-        with ctx.engine.begin() as conn:
-            conn.execute(FORGET, {"key": key})
-        ctx.count("refused_mails")
-        log.error("email digest %s: recipient refused: %r", key, exc.recipients)
-        return
-    except (OSError, smtplib.SMTPException) as exc:
-        raise SendInterrupted(f"email digest {key}: connection failed during the send: {exc!r}") from exc
+    except SendUncertain as exc:
+        raise SendInterrupted(f"email digest {key}: {exc}") from exc
     _mark_sent(ctx, key, ids)
 
 
@@ -286,14 +236,3 @@ def _mail(
     if not row.origin:
         log.debug("issue %s has no stored origin; links use WEB_URL", issue_id)
     return mails.build(settings, issue, receiver, entries, people, origin)
-
-
-def _message(settings: Settings, mail: mails.Mail, msg_id: str) -> EmailMessage:
-    message = EmailMessage()
-    message["From"] = settings.email_from
-    message["To"] = mail.to
-    message["Subject"] = mail.subject
-    message["Message-ID"] = msg_id
-    message.set_content(mail.text)
-    message.add_alternative(mail.html, subtype="html")
-    return message

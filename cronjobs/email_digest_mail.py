@@ -23,14 +23,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.utils.html import strip_tags
-
 from shared import plane_templates
+from shared.mail.message import header_text, plain_text
 from shared.settings import Settings
 
 TEMPLATE = "emails/notifications/issue-updates.html"
 SUMMARY = "Updates were made to the issue by"  # Plane's wording
-_CONTROL = re.compile(r"[\x00-\x1F\x7F-\x9F]")
 _MENTION = re.compile(
     r"<mention-component\b[^>]*\bentity_identifier=\"([^\"]*)\"[^>]*>(?:.*?</mention-component>)?",
     re.IGNORECASE | re.DOTALL,
@@ -73,7 +71,7 @@ class Mail:
 
 
 def subject_of(issue: IssueInfo) -> str:
-    return f"{issue.project_identifier}-{issue.sequence_id} {_CONTROL.sub('', issue.name)}"
+    return f"{issue.project_identifier}-{issue.sequence_id} {header_text(issue.name)}"
 
 
 def _parse_time(value: object) -> datetime | None:
@@ -224,15 +222,6 @@ def _builtin_html(context: Mapping[str, Any]) -> str:
         f'<a href="{e(context["user_preference"])}">Manage your email preferences</a>.</p>'
     )
     return "<html><body>" + "\n".join(parts) + "</body></html>"
-
-
-def plain_text(html_body: str) -> str:
-    """Plane's generate_plain_text_from_html: drop <style>, strip tags, collapse blank lines."""
-    body = re.sub(r"<style[^>]*>.*?</style>", "", html_body, flags=re.DOTALL | re.IGNORECASE)
-    body = html.unescape(strip_tags(body))
-    body = re.sub(r"[ \t]+\n", "\n", body)
-    body = re.sub(r"\n\s*\n\s*\n+", "\n\n", body)
-    return body.strip() + "\n"
 
 
 def build(

@@ -87,6 +87,13 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("EMAIL_HOST_PASSWORD", "", "SMTP password.", secret=True),
     Variable("EMAIL_USE_TLS", "1", "STARTTLS (1/0)."),
     Variable("EMAIL_USE_SSL", "0", "Implicit TLS (1/0)."),
+    Variable("EMAIL_TIMEOUT_S", "10", "SMTP connect and per-command timeout."),
+    Variable("EMAIL_RATE_LIMIT_PER_S", "20", "Mails sent per second per process at most (0: no limit)."),
+    Variable(
+        "SKIP_ENV_VAR",
+        "1",
+        "Plane's switch: 1 reads EMAIL_* from instance_configurations first (env for the rest), 0 env only.",
+    ),
     Variable("WEB_URL", "http://localhost", "Plane's web address, used in links inside e-mails."),
     Variable("EMAIL_FROM", "Team Plane <team@mailer.plane.so>", "From address of every mail."),
     Variable("PLANE_TEMPLATES_DIR", "", "Plane's templates folder; mails then use Plane's templates."),
@@ -162,6 +169,9 @@ class Settings:
     email_host_password: str = field(default="", repr=False)
     email_use_tls: bool = True
     email_use_ssl: bool = False
+    email_timeout_s: float = 10.0
+    email_rate_limit_per_s: float = 20.0
+    skip_env_var: bool = True
     web_url: str = "http://localhost"
     email_from: str = "Team Plane <team@mailer.plane.so>"
     plane_templates_dir: str = ""

@@ -1,0 +1,1 @@
+"""E-mail: SMTP sessions (smtp), message composition (message), Plane's SMTP configuration (config)."""
