@@ -9,7 +9,8 @@ from sqlalchemy import Connection, text
 
 from services.webhooks.store import Disabled
 from shared import plane_templates
-from shared.mail import send_mail
+from shared.mail.message import compose
+from shared.mail.smtp import SmtpConfig, SmtpSession
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -47,5 +48,7 @@ def notify_owner(settings: Settings, conn: Connection, disabled: Disabled) -> No
         f"<p>{html.escape(message)}</p><p>Reason: {html.escape(disabled.reason)}</p>"
         f'<p><a href="{html.escape(settings_url)}">Open the webhook settings</a></p>'
     )
-    send_mail(settings, row.email, SUBJECT, text_body, html_body)
+    config = SmtpConfig.from_settings(settings)
+    with SmtpSession(config) as smtp:
+        smtp.send(compose(config.from_address, row.email, SUBJECT, html_body, text_body))
     log.info("webhook %s: deactivation mail sent to its creator", disabled.webhook_id)
