@@ -147,6 +147,20 @@ class JobSpec:
         return ["job", self.name]
 
 
+# The `emails` consumer's mails (services/emails/catalogue.py builds each): plane.email.<name>.v1.
+EMAIL_TYPES = (
+    "forgot_password",
+    "magic_link",
+    "email_update_code",
+    "email_updated",
+    "user_activation",
+    "user_deactivation",
+    "workspace_invitation",
+    "project_invitation",
+    "project_addition",
+    "webhook_deactivation",
+)
+
 CONSUMERS: tuple[ConsumerSpec, ...] = (
     ConsumerSpec(
         name="issue-description-versions",
@@ -198,6 +212,18 @@ CONSUMERS: tuple[ConsumerSpec, ...] = (
         resources=Resources(cpu_request="500m", memory_request="384Mi", memory_limit="768Mi"),
         samples="services.webhooks.samples:deliveries",
         replaces="`webhook_send_task`",
+    ),
+    ConsumerSpec(
+        name="emails",
+        topic="emails",
+        handler="services.emails.handler:handle",
+        event_types=tuple(f"plane.email.{name}.v1" for name in EMAIL_TYPES),
+        description="Plane's transactional mails (sign-in codes, invitations, ...), sent at least once.",
+        # 4xx replies: greylisting asks for minutes, a full mailbox for hours. A server that is
+        # down holds the partition instead (no retry spent, nothing lost).
+        retry_delays_s=(60.0, 300.0, 1800.0, 7200.0),
+        samples="services.emails.samples:cases",
+        replaces="the transactional mail tasks (`magic_link`, `forgot_password`, invitations, ...)",
     ),
     ConsumerSpec(
         name="notifications",

@@ -55,7 +55,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from services.webhooks import attempt, store
 from services.webhooks.attempt import Delivery, Endpoint, Outcome, Result
-from services.webhooks.deactivation import notify_owner
+from services.webhooks.deactivation import announce
 from services.webhooks.due import DueQueue
 from services.webhooks.journal import AttemptJournal
 from services.webhooks.limiter import EndpointLimiter
@@ -356,7 +356,7 @@ class DeliveryPipeline(ProcessingStrategy[KafkaPayload]):
                 batch,
                 now=now,
                 disable_after=timedelta(seconds=self._settings.webhook_disable_after_s * self._scale),
-                on_disabled=lambda d: notify_owner(self._settings, session.connection(), d),
+                on_disabled=lambda d: announce(self._settings, self._deps.producer, d),
             )
         WEBHOOK_ENDPOINTS_DISABLED.inc(len(disabled))  # committed: a rolled-back disable is retried
         for item, outcome_name in zip(items, outcomes, strict=True):

@@ -261,8 +261,9 @@ def record(
     on_disabled: Callable[[Disabled], None],
 ) -> list[Disabled]:
     """Write one batch. `on_disabled` runs inside the transaction for each endpoint this batch
-    disabled (it sends the owner's mail), so a failing mail rolls the disabling back and the
-    batch is tried again: the owner is told at least once, and only by the run that disabled."""
+    disabled (it hands the owner's mail to the `emails` topic), so a failure there rolls the
+    disabling back and the batch is tried again: the owner is told at least once, and only by
+    the run that disabled."""
     if batch.attempts:
         conn.execute(_LOG, log_rows(batch.attempts, now))
         sent = [o.delivery for o in batch.attempts]

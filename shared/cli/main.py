@@ -46,6 +46,10 @@ app.add_typer(dlq_app, name="dlq")
 webhooks_app = typer.Typer(cls=ErrorMappingGroup, help="Operate webhook deliveries.", no_args_is_help=True)
 app.add_typer(topics_app, name="topics")
 app.add_typer(webhooks_app, name="webhooks")
+mail_app = typer.Typer(
+    cls=ErrorMappingGroup, help="Check transactional mails without sending.", no_args_is_help=True
+)
+app.add_typer(mail_app, name="mail")
 
 
 def _load_settings() -> Settings:
@@ -453,6 +457,19 @@ def export_readme(
         return
     readme.write(tables)
     typer.echo(f"wrote {readme.README}")
+
+
+@mail_app.command("preview")
+def mail_preview(
+    name: Annotated[str, typer.Argument(help="The mail: magic_link, workspace_invitation, ...")],
+    data: Annotated[str, typer.Option("--data", help="The event's data, as JSON (Plane's task arguments).")],
+    out: Annotated[Path | None, typer.Option(help="The .eml file to write.")] = None,
+) -> None:
+    """Render one mail as the `emails` consumer would (reads DATABASE_URL, writes nothing there)."""
+    from shared.cli.mail import preview
+
+    path, to, subject = preview(_settings(), name, data, out)
+    typer.echo(f"wrote {path}: to {to}, subject {subject!r}")
 
 
 @app.command()

@@ -32,6 +32,7 @@ from tests.integration.webhook_world import SCALE, World, count, deliveries_for,
 
 EVENTS = registry.consumer("webhook-events")
 DELIVERIES = registry.consumer("webhook-deliveries")
+EMAILS = registry.consumer("emails")  # the deactivation mail goes through it
 
 
 def activity(world: World, n: int = 1, **data: object) -> list:
@@ -94,13 +95,13 @@ def test_failing_endpoint_follows_svix_schedule_then_is_disabled_once_with_one_m
     receiver.routes["/down"] = lambda r: (arrivals.append(time.monotonic()), send(r, 500, b"boom"))
     hook, secret = world.add_webhook(receiver.url("/down"))
     produce(hook_settings, "webhook-deliveries", deliveries_for(world, hook, 1), str(hook))
-    with consumer_thread(DELIVERIES, hook_settings):
+    with consumer_thread(DELIVERIES, hook_settings), consumer_thread(EMAILS, hook_settings):
         try:
             [row] = wait_until(lambda: world.deliveries(hook), 240)
         except AssertionError as exc:
             since_first = [round(a - arrivals[0], 3) for a in arrivals]
             raise AssertionError(f"delivery never ended; attempts arrived at {since_first} s") from exc
-        wait_until(lambda: mails_to(smtp, world.owner_email), 10)
+        wait_until(lambda: mails_to(smtp, world.owner_email), 30)
     receiver.close()
 
     assert len(receiver.requests) == 8 and row["status"] == "exhausted" and row["attempts"] == 8
@@ -135,9 +136,13 @@ def test_redirect_is_a_failure_never_followed_and_410_disables_at_once(
     gone, _ = world.add_webhook(receiver.url("/gone"))
     produce(hook_settings, "webhook-deliveries", deliveries_for(world, moved, 1), str(moved))
     produce(hook_settings, "webhook-deliveries", deliveries_for(world, gone, 1), str(gone))
-    with consumer_thread(DELIVERIES, replace(hook_settings, webhook_time_scale=1.0)):
+    with (
+        consumer_thread(DELIVERIES, replace(hook_settings, webhook_time_scale=1.0)),
+        consumer_thread(EMAILS, hook_settings),
+    ):
         wait_until(lambda: world.logs(moved) and world.deliveries(gone), 60)
         assert any(t.name.startswith("webhook-http") for t in threading.enumerate())
+        wait_until(lambda: mails_to(smtp, world.owner_email), 30)
     receiver.close()
     # The process's shared HTTP pool ends with the consumer: no delivery thread outlives it.
     wait_until(lambda: not any(t.name.startswith("webhook-http") for t in threading.enumerate()), 10)
@@ -174,9 +179,9 @@ def test_receiver_delivery_control_headers_abort_retries_and_disable(hook_settin
     unknown, _ = world.add_webhook(receiver.url("/unknown"))
     for hook in (abort, disable, unknown):
         produce(hook_settings, "webhook-deliveries", deliveries_for(world, hook, 1), str(hook))
-    with consumer_thread(DELIVERIES, hook_settings):
+    with consumer_thread(DELIVERIES, hook_settings), consumer_thread(EMAILS, hook_settings):
         wait_until(lambda: all(world.deliveries(h) for h in (abort, disable, unknown)), 60)
-        wait_until(lambda: mails_to(smtp, world.owner_email), 10)
+        wait_until(lambda: mails_to(smtp, world.owner_email), 30)
         time.sleep(1)  # a retry at this time scale would be due by now
     receiver.close()
 
