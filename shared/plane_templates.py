@@ -41,3 +41,10 @@ def render(settings: Settings, name: str, context: Mapping[str, object]) -> str 
     except (TemplateDoesNotExist, TemplateSyntaxError, OSError, UnicodeDecodeError) as exc:
         log.error("Plane template %s not used (%r); the built-in mail goes instead", name, exc)
         return None
+    except Exception as exc:  # a tag or filter failing while rendering: the mail still goes
+        log.error(
+            "Plane template %s failed to render (%s); the built-in mail goes instead",
+            name,
+            type(exc).__name__,
+        )
+        return None

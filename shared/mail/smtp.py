@@ -38,7 +38,7 @@ class SmtpConfig:
     user: str = ""
     password: str = field(default="", repr=False)
     use_tls: bool = True  # STARTTLS
-    use_ssl: bool = False  # implicit TLS
+    use_ssl: bool = False  # implicit TLS; wins when both are set (Django refuses that configuration)
     from_address: str = "Team Plane <team@mailer.plane.so>"
     timeout_s: float = 10.0
 
@@ -150,6 +150,12 @@ class SmtpSession:
             _close(client)
             # The reply, never the password.
             raise SmtpUnavailable(f"SMTP {c.address}: login as {c.user!r} refused: {exc.smtp_code}") from exc
+        except UnicodeEncodeError:
+            _close(client)
+            # smtplib's AUTH takes ASCII only (so did Plane's Django backend); never echo the value.
+            raise SmtpUnavailable(
+                f"SMTP {c.address}: EMAIL_HOST_USER or EMAIL_HOST_PASSWORD is not ASCII"
+            ) from None
         except (OSError, smtplib.SMTPException) as exc:
             _close(client)
             raise SmtpUnavailable(f"SMTP {c.address}: session setup failed: {exc!r}") from exc
