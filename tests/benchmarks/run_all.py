@@ -51,6 +51,8 @@ BENCHMARKS: dict[str, Benchmark] = {
     "bench_http_clients": Benchmark(["3000", "3"], ["300", "2"], 900),
     # issue-activity events (a mix of updates and comments, 90% with notifications), ours then Celery
     "bench_activity": Benchmark(["5000"], ["300"], 1800),
+    # receivers (10 stacks of 5 unsent logs each: 100,000 logs, 20,000 mails), ours then Celery
+    "bench_email_digest": Benchmark(["2000"], ["40"], 3600),
 }
 QUICK_TIMEOUT_S = 600
 
