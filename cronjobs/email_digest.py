@@ -2,15 +2,19 @@
 
 Every 5 minutes the unprocessed, unsent `email_notification_logs` created up to the run's time are
 stacked per receiver and issue, as Plane stacks them, and each stack becomes one `issue-updates`
-mail (cronjobs.email_digest_mail). Per (receiver, issue), under a session advisory lock of its own:
+mail (cronjobs.email_digest_mail). The pairs (receiver, issue) go in chunks (1, 2, 4, ... up to
+CHUNK pairs), each pair under a session advisory lock of its own, all of a chunk's taken in one
+statement (pairs another live run holds are left to it):
 
-1. a digest left 'sending' by an earlier run is settled (below);
-2. the pair's logs are read again and the mail built; its intent (plane_workers.email_digests:
-   a key hashed from receiver, issue and the sorted log ids, a Message-ID derived from it, the
-   log ids) is committed;
-3. the mail goes over the run's one SMTP connection (connect and every command time out after
-   mail.SMTP_TIMEOUT_S);
-4. one transaction marks processed_at and sent_at on exactly the mail's logs and the digest 'sent'.
+1. one transaction settles the chunk's digests left 'sending' by an earlier run (below), reads the
+   pairs' logs again with their issues and people, builds the mails, and marks processed the
+   stacks nobody can be sent;
+2. per mail, its intent (plane_workers.email_digests: a key hashed from receiver, issue and the
+   sorted log ids, a Message-ID derived from it, the log ids) is committed on its own, then the
+   mail goes over the run's one SMTP connection (connect and every command time out after
+   EMAIL_TIMEOUT_S);
+3. one transaction marks processed_at and sent_at on exactly the sent mails' logs and their
+   digests 'sent' (also when a later mail of the chunk failed), then the locks are released.
 
 A run that cannot connect to SMTP has written nothing and marks nothing: the next run sends the
 backlog. A mail the server refused (an SMTP error reply) has its intent deleted and its logs left
@@ -18,8 +22,8 @@ for the next run.
 
 Exactly once, as far as SMTP allows. SMTP has no idempotent submit: once DATA is sent, only the
 server's reply says whether the mail was taken, and a run killed (or cut off) before reading it,
-or before step 4 committed, leaves a digest 'sending' that nobody can check. The pair's advisory
-lock is held from step 2 to step 4 and dies with its session, so a run that holds it and finds a
+or before step 3 committed, leaves a digest 'sending' that nobody can check. The pair's advisory
+lock is held from step 1 to step 3 and dies with its session, so a run that holds it and finds a
 digest 'sending' knows its sender is dead. That digest is then taken as sent ('presumed_sent'):
 its logs are marked and nothing is sent again. This chooses at-most-once: a kill after the intent
 was committed but before the server took the mail loses that one mail (a window of milliseconds
@@ -28,7 +32,7 @@ duplicate to every kill after the server took it. A lost connection during a sen
 same way (it may have been taken) and stops the run.
 
 Two runs never send one stack twice: the runtime's job lock lets one run at a time, and the
-pair's lock plus the re-read in step 2 hold even without it.
+pair's lock plus the re-read in step 1 hold even without it.
 
 Where this differs from Plane, on purpose (plane-bgtasks §4.1, §5.3, §7 bugs 5, 6 and 15):
 - logs are marked only once their mail was sent, and only the mail's own logs (Plane marked
@@ -45,7 +49,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from sqlalchemy import Connection, text
 
@@ -66,17 +70,20 @@ PAIRS = text(
     f"SELECT receiver_id, entity_identifier, count(*) AS n FROM email_notification_logs WHERE {_DUE}"
     " GROUP BY receiver_id, entity_identifier ORDER BY receiver_id, entity_identifier"
 )
-STACK = text(
-    f"SELECT id, triggered_by_id, data FROM email_notification_logs WHERE {_DUE}"
-    " AND receiver_id = :receiver AND entity_identifier = :issue ORDER BY created_at, id"
+# The chunk's receivers and issues as two lists, read through the receiver index; callers keep
+# only the chunk's own pairs.
+STACKS = text(
+    f"SELECT id, receiver_id, entity_identifier, triggered_by_id, data FROM email_notification_logs"
+    f" WHERE {_DUE} AND receiver_id = ANY(:receivers) AND entity_identifier = ANY(:issues)"
+    " ORDER BY created_at, id"
 )
-ISSUE = text(
+ISSUES = text(
     """
     SELECT i.id, i.name, i.sequence_id, p.id AS project_id, p.identifier, p.name AS project_name,
            w.slug, o.origin
     FROM issues i JOIN projects p ON p.id = i.project_id JOIN workspaces w ON w.id = p.workspace_id
     LEFT JOIN plane_workers.issue_origins o ON o.issue_id = i.id
-    WHERE i.id = :issue AND i.deleted_at IS NULL AND p.deleted_at IS NULL
+    WHERE i.id = ANY(:issues) AND i.deleted_at IS NULL AND p.deleted_at IS NULL
     """
 )
 PEOPLE = text(
@@ -87,9 +94,10 @@ PEOPLE = text(
     FROM users WHERE id = ANY(:ids)
     """
 )
+ADDRESSED = text("SELECT id FROM users WHERE id = ANY(:ids) AND coalesce(email, '') <> ''")
 SENDING = text(
-    "SELECT key, log_ids FROM plane_workers.email_digests"
-    " WHERE receiver_id = :receiver AND issue_id = :issue AND status = 'sending'"
+    "SELECT key, receiver_id, issue_id, log_ids FROM plane_workers.email_digests"
+    " WHERE receiver_id = ANY(:receivers) AND issue_id = ANY(:issues) AND status = 'sending'"
 )
 INTENT = text(
     """
@@ -105,9 +113,15 @@ MARK_LOGS = text(
 MARK_PROCESSED = text(
     "UPDATE email_notification_logs SET processed_at = now() WHERE id = ANY(:ids) AND processed_at IS NULL"
 )
-SETTLE = text("UPDATE plane_workers.email_digests SET status = :status, sent_at = now() WHERE key = :key")
-TRY_LOCK = text("SELECT pg_try_advisory_lock(:k)")
-UNLOCK = text("SELECT pg_advisory_unlock(:k)")
+SETTLE = text(
+    "UPDATE plane_workers.email_digests SET status = :status, sent_at = now() WHERE key = ANY(:keys)"
+)
+# A chunk's pair locks, tried (and released) in one statement each.
+TRY_LOCKS = text("SELECT k, pg_try_advisory_lock(k) FROM unnest(CAST(:keys AS bigint[])) AS k")
+UNLOCKS = text("SELECT pg_advisory_unlock(k) FROM unnest(CAST(:keys AS bigint[])) AS k")
+CHUNK = 64  # pairs per chunk at most
+
+Pair = tuple[uuid.UUID, uuid.UUID]  # (receiver, issue)
 
 
 class SendInterrupted(RuntimeError):
@@ -126,113 +140,175 @@ def digest_key(receiver: uuid.UUID, issue: uuid.UUID, log_ids: Sequence[uuid.UUI
 
 def run(ctx: JobContext) -> None:
     with ctx.engine.connect() as conn:
-        pairs = conn.execute(PAIRS, {"now": ctx.now}).all()
+        pairs = [(receiver, issue) for receiver, issue, _n in conn.execute(PAIRS, {"now": ctx.now})]
     if ctx.dry_run:
-        for receiver, issue, n in pairs:
-            with ctx.engine.connect() as conn:
-                sendable = _sendable(conn, issue, receiver)
-            ctx.count("mails" if sendable else "skipped_mails")
-            ctx.count("logs" if sendable else "skipped_logs", n)
+        _dry_run(ctx, pairs)
         return
     config = SmtpConfig.from_settings(ctx.settings)
     smtp = SmtpSession(config, RateLimit(ctx.settings.email_rate_limit_per_s))
     try:
-        with ctx.engine.connect() as lock_conn:
-            for receiver, issue, _n in pairs:
-                key = pair_lock_key(receiver, issue)
-                locked = lock_conn.scalar(TRY_LOCK, {"k": key})
-                lock_conn.commit()
-                if not locked:  # a live run is on this pair
+        # `locks` holds the pairs' session locks and writes each intent as a transaction of its own;
+        # `tx` runs the chunk's multi-statement transactions.
+        with ctx.engine.connect() as locks, ctx.engine.connect() as tx:
+            locks.execution_options(isolation_level="AUTOCOMMIT")
+            for chunk in _chunks(pairs):
+                keys = {pair_lock_key(*pair): pair for pair in chunk}
+                held = [keys[k] for k, locked in locks.execute(TRY_LOCKS, {"keys": list(keys)}) if locked]
+                if not held:  # live runs are on these pairs
                     continue
                 try:
-                    _digest(ctx, smtp, receiver, issue)
+                    _digest_chunk(ctx, smtp, locks, tx, held)
                 finally:
-                    lock_conn.execute(UNLOCK, {"k": key})
-                    lock_conn.commit()
+                    locks.execute(UNLOCKS, {"keys": [pair_lock_key(*pair) for pair in held]})
                 ctx.batch_done()
     finally:
         smtp.close()
 
 
-def _sendable(conn: Connection, issue: uuid.UUID, receiver: uuid.UUID) -> bool:
-    if conn.execute(ISSUE, {"issue": issue}).first() is None:
-        return False
-    return bool(conn.scalar(text("SELECT email FROM users WHERE id = :id"), {"id": receiver}))
+def _chunks(pairs: list[Pair]) -> Iterator[list[Pair]]:
+    """1, 2, 4, ... up to CHUNK pairs: the first mail goes out at once, and runs that start together
+    (each locks a whole chunk) still share the work."""
+    size, at = 1, 0
+    while at < len(pairs):
+        yield pairs[at : at + size]
+        at += size
+        size = min(size * 2, CHUNK)
 
 
-def _digest(ctx: JobContext, smtp: SmtpSession, receiver: uuid.UUID, issue_id: uuid.UUID) -> None:
-    """One pair, its advisory lock held by the caller."""
-    params = {"receiver": receiver, "issue": issue_id, "now": ctx.now}
-    with ctx.engine.begin() as conn:
-        for key, log_ids in conn.execute(SENDING, params).all():
-            # Its sender is dead (it would hold the lock): the server may have taken it. Never twice.
-            conn.execute(MARK_LOGS, {"ids": list(log_ids)})
-            conn.execute(SETTLE, {"key": key, "status": "presumed_sent"})
-            log.warning("email digest %s was left sending by a dead run: taken as sent", key)
-            ctx.count("presumed_sent")
+def _dry_run(ctx: JobContext, pairs: list[Pair]) -> None:
     with ctx.engine.connect() as conn:
-        rows = conn.execute(STACK, params).all()
-        if not rows:
-            return
-        entries = [LogEntry(r.id, r.triggered_by_id, r.data) for r in rows]
-        ids = [e.id for e in entries]
-        mail = _mail(ctx.settings, conn, issue_id, receiver, entries)
-    if mail is None:  # nobody to send it to, or nothing to send it about
-        with ctx.engine.begin() as conn:
-            conn.execute(MARK_PROCESSED, {"ids": ids})
-        ctx.count("skipped_mails")
-        ctx.count("skipped_logs", len(ids))
-        return
+        for at in range(0, len(pairs), CHUNK):
+            chunk = pairs[at : at + CHUNK]
+            live = {r.id for r in conn.execute(ISSUES, {"issues": list({i for _, i in chunk})})}
+            addressed = set(conn.scalars(ADDRESSED, {"ids": list({r for r, _ in chunk})}))
+            stacks = _stacks(conn, ctx, chunk)
+            for pair, entries in stacks.items():
+                sendable = pair[1] in live and pair[0] in addressed
+                ctx.count("mails" if sendable else "skipped_mails")
+                ctx.count("logs" if sendable else "skipped_logs", len(entries))
 
-    smtp.connect()  # before the intent: SMTP down leaves nothing recorded
-    key = digest_key(receiver, issue_id, ids)
-    msg_id = message.message_id(smtp.config.from_address, key, "digest")
-    with ctx.engine.begin() as conn:
-        if not conn.execute(INTENT, {**params, "key": key, "log_ids": ids, "message_id": msg_id}).rowcount:
-            log.warning("email digest %s already recorded; not sent again", key)
-            return
+
+def _stacks(conn: Connection, ctx: JobContext, pairs: list[Pair]) -> dict[Pair, list[LogEntry]]:
+    """The due logs of `pairs`, in time order, per pair (pairs without any are left out)."""
+    wanted = set(pairs)
+    params = {"receivers": list({r for r, _ in pairs}), "issues": list({i for _, i in pairs}), "now": ctx.now}
+    stacks: dict[Pair, list[LogEntry]] = {}
+    for row in conn.execute(STACKS, params):
+        pair = (row.receiver_id, row.entity_identifier)
+        if pair in wanted:  # the query's two lists also match pairs of other chunks
+            stacks.setdefault(pair, []).append(LogEntry(row.id, row.triggered_by_id, row.data))
+    return stacks
+
+
+def _settle_dead(ctx: JobContext, tx: Connection, pairs: list[Pair]) -> None:
+    """Digests of `pairs` left 'sending': their sender is dead (it would hold the pair's lock) and
+    the server may have taken the mail, so they are taken as sent. Never twice."""
+    wanted = set(pairs)
+    params = {"receivers": list({r for r, _ in pairs}), "issues": list({i for _, i in pairs})}
+    dead = [r for r in tx.execute(SENDING, params) if (r.receiver_id, r.issue_id) in wanted]
+    if not dead:
+        return
+    tx.execute(MARK_LOGS, {"ids": [i for r in dead for i in r.log_ids]})
+    tx.execute(SETTLE, {"keys": [r.key for r in dead], "status": "presumed_sent"})
+    for r in dead:
+        log.warning("email digest %s was left sending by a dead run: taken as sent", r.key)
+    ctx.count("presumed_sent", len(dead))
+
+
+def _digest_chunk(
+    ctx: JobContext, smtp: SmtpSession, locks: Connection, tx: Connection, pairs: list[Pair]
+) -> None:
+    """Pairs whose locks the caller holds: settled, read and built in one transaction, then each
+    mail's intent committed and the mail sent, then the sent mails' logs marked together."""
+    with tx.begin():
+        _settle_dead(ctx, tx, pairs)
+        stacks = _stacks(tx, ctx, pairs)
+        built = _mails(ctx.settings, tx, stacks)
+        skipped = [e.id for pair, entries in stacks.items() if built.get(pair) is None for e in entries]
+        if skipped:  # nobody to send it to, or nothing to send it about
+            tx.execute(MARK_PROCESSED, {"ids": skipped})
+    if skipped:
+        ctx.count("skipped_mails", sum(1 for mail in built.values() if mail is None))
+        ctx.count("skipped_logs", len(skipped))
+    sent: list[tuple[str, list[uuid.UUID]]] = []
     try:
-        sender = smtp.config.from_address
-        smtp.send(message.compose(sender, mail.to, mail.subject, mail.html, mail.text, msg_id))
+        for (receiver, issue_id), mail in built.items():
+            if mail is not None:
+                ids = [e.id for e in stacks[(receiver, issue_id)]]
+                if _send(ctx, smtp, locks, receiver, issue_id, ids, mail):
+                    sent.append((digest_key(receiver, issue_id, ids), ids))
+    finally:
+        # Also when a later mail failed: what the server took is marked now, not presumed later.
+        if sent:
+            _mark_sent(ctx, tx, sent)
+
+
+def _send(
+    ctx: JobContext,
+    smtp: SmtpSession,
+    locks: Connection,
+    receiver: uuid.UUID,
+    issue_id: uuid.UUID,
+    ids: list[uuid.UUID],
+    mail: mails.Mail,
+) -> bool:
+    """Intent, then the mail; True once the server took it."""
+    key = digest_key(receiver, issue_id, ids)
+    sender = smtp.config.from_address
+    msg_id = message.message_id(sender, key, "digest")
+    composed = message.compose(sender, mail.to, mail.subject, mail.html, mail.text, msg_id)
+    smtp.connect()  # before the intent: SMTP down leaves nothing recorded
+    intent = {"key": key, "receiver": receiver, "issue": issue_id, "log_ids": ids, "message_id": msg_id}
+    if not locks.execute(INTENT, intent).rowcount:  # its own transaction: committed before the send
+        log.warning("email digest %s already recorded; not sent again", key)
+        return False
+    try:
+        smtp.send(composed)
     except (SmtpRefused, SmtpUnavailable) as exc:
         # The server has not taken the mail: the logs stay for the next run.
-        with ctx.engine.begin() as conn:
-            conn.execute(FORGET, {"key": key})
+        locks.execute(FORGET, {"key": key})
         if isinstance(exc, SmtpUnavailable):
             raise  # and every later mail would fail the same way: the next run sends the backlog
         ctx.count("refused_mails")
         log.error("email digest %s refused by the SMTP server: %s", key, exc)
-        return
+        return False
     except SendUncertain as exc:
         raise SendInterrupted(f"email digest {key}: {exc}") from exc
-    _mark_sent(ctx, key, ids)
+    return True
 
 
-def _mark_sent(ctx: JobContext, key: str, ids: list[uuid.UUID]) -> None:
-    with ctx.engine.begin() as conn:
-        conn.execute(MARK_LOGS, {"ids": ids})
-        conn.execute(SETTLE, {"key": key, "status": "sent"})
-    ctx.count("mails")
-    ctx.count("logs", len(ids))
+def _mark_sent(ctx: JobContext, tx: Connection, sent: list[tuple[str, list[uuid.UUID]]]) -> None:
+    with tx.begin():
+        tx.execute(MARK_LOGS, {"ids": [i for _, ids in sent for i in ids]})
+        tx.execute(SETTLE, {"keys": [key for key, _ in sent], "status": "sent"})
+    ctx.count("mails", len(sent))
+    ctx.count("logs", sum(len(ids) for _, ids in sent))
 
 
-def _mail(
-    settings: Settings, conn: Connection, issue_id: uuid.UUID, receiver_id: uuid.UUID, entries: list[LogEntry]
-) -> mails.Mail | None:
-    row = conn.execute(ISSUE, {"issue": issue_id}).first()
-    if row is None:
-        return None
-    wanted = {receiver_id, *(e.actor_id for e in entries), *mails.mentioned_ids(entries)}
+def _mails(
+    settings: Settings, conn: Connection, stacks: dict[Pair, list[LogEntry]]
+) -> dict[Pair, mails.Mail | None]:
+    """Each stack's mail, None where its issue or receiver (or the receiver's address) is gone."""
+    if not stacks:
+        return {}
+    issues = {r.id: r for r in conn.execute(ISSUES, {"issues": list({i for _, i in stacks})})}
+    wanted = {r for r, _ in stacks}
+    for entries in stacks.values():
+        wanted |= {e.actor_id for e in entries} | mails.mentioned_ids(entries)
     people = {
         r.id: Person(r.email, r.first_name or "", r.last_name or "", r.display_name or "", r.avatar_url or "")
         for r in conn.execute(PEOPLE, {"ids": list(wanted)})
     }
-    receiver = people.get(receiver_id)
-    if receiver is None or not receiver.email:
-        return None
-    issue = IssueInfo(row.id, row.name, row.sequence_id, row.project_id, row.identifier,
-                      row.project_name, row.slug)  # fmt: skip
-    origin = row.origin or settings.web_url
-    if not row.origin:
-        log.debug("issue %s has no stored origin; links use WEB_URL", issue_id)
-    return mails.build(settings, issue, receiver, entries, people, origin)
+    built: dict[Pair, mails.Mail | None] = {}
+    for (receiver_id, issue_id), entries in stacks.items():
+        row, receiver = issues.get(issue_id), people.get(receiver_id)
+        if row is None or receiver is None or not receiver.email:
+            built[(receiver_id, issue_id)] = None
+            continue
+        issue = IssueInfo(row.id, row.name, row.sequence_id, row.project_id, row.identifier,
+                          row.project_name, row.slug)  # fmt: skip
+        origin = row.origin or settings.web_url
+        if not row.origin:
+            log.debug("issue %s has no stored origin; links use WEB_URL", issue_id)
+        built[(receiver_id, issue_id)] = mails.build(settings, issue, receiver, entries, people, origin)
+    return built
