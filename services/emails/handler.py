@@ -82,7 +82,7 @@ def handle(event: Event, ctx: HandlerContext) -> None:
         return
     smtp = _outbox(ctx.settings, session.get_bind()).session()
     sender = smtp.config.from_address
-    msg_id = message_id(sender, event.id.replace("-", ""), kind.name.replace("_", "-"))
+    msg_id = message_id(sender, event.id.replace("-", ""), "mail")
     message = compose(sender, mail.to, mail.subject, mail.html, mail.text, msg_id, mail.attachments)
     try:
         smtp.send(message)
