@@ -9,12 +9,16 @@ statement (pairs another live run holds are left to it):
 1. one transaction settles the chunk's digests left 'sending' by an earlier run (below), reads the
    pairs' logs again with their issues and people, builds the mails, and marks processed the
    stacks nobody can be sent;
-2. per mail, its intent (plane_workers.email_digests: a key hashed from receiver, issue and the
-   sorted log ids, a Message-ID derived from it, the log ids) is committed on its own, then the
-   mail goes over the run's one SMTP connection (connect and every command time out after
-   EMAIL_TIMEOUT_S);
+2. the mails are dealt to LANES lanes, each one SMTP connection (connect and every command time
+   out after EMAIL_TIMEOUT_S) and one database connection, one mail at a time: the mail's intent
+   (plane_workers.email_digests: a key hashed from receiver, issue and the sorted log ids, a
+   Message-ID derived from it, the log ids) is committed on its own, then the mail is sent;
 3. one transaction marks processed_at and sent_at on exactly the sent mails' logs and their
    digests 'sent' (also when a later mail of the chunk failed), then the locks are released.
+
+Step 1 of the next chunk runs while the lanes send this one. Lanes because each mail costs four
+SMTP round trips and an intent's commit: over one connection a relay 20 ms away would cap a run
+at about 10 mails/s, under EMAIL_RATE_LIMIT_PER_S (one limit shared by the lanes).
 
 A run that cannot connect to SMTP has written nothing and marks nothing: the next run sends the
 backlog. A mail the server refused (an SMTP error reply) has its intent deleted and its logs left
@@ -25,11 +29,11 @@ server's reply says whether the mail was taken, and a run killed (or cut off) be
 or before step 3 committed, leaves a digest 'sending' that nobody can check. The pair's advisory
 lock is held from step 1 to step 3 and dies with its session, so a run that holds it and finds a
 digest 'sending' knows its sender is dead. That digest is then taken as sent ('presumed_sent'):
-its logs are marked and nothing is sent again. This chooses at-most-once: a kill after the intent
-was committed but before the server took the mail loses that one mail (a window of milliseconds
-per mail: the connection is opened before the first intent), where re-sending would give a
-duplicate to every kill after the server took it. A lost connection during a send is treated the
-same way (it may have been taken) and stops the run.
+its logs are marked and nothing is sent again. This chooses at-most-once: a kill after an intent
+was committed but before the server took the mail loses that mail, at most one per lane (a window
+of milliseconds per mail: the mail is composed and the connection opened before its intent),
+where re-sending would give a duplicate to every kill after the server took it. A lost connection
+during a send is treated the same way (it may have been taken) and stops the run.
 
 Two runs never send one stack twice: the runtime's job lock lets one run at a time, and the
 pair's lock plus the re-read in step 1 hold even without it.
@@ -41,15 +45,18 @@ Where this differs from Plane, on purpose (plane-bgtasks §4.1, §5.3, §7 bugs 
   dropped the mail once its 600 s Redis key had expired;
 - a stack whose issue or receiver is gone (or who has no e-mail address) is marked processed and
   not sent, as Plane's DoesNotExist path left it; soft-deleted logs are left alone;
-- SMTP timeouts, one connection per run.
+- SMTP timeouts, LANES connections per run (Plane opened one per mail).
 """
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import logging
 import uuid
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 
 from sqlalchemy import Connection, text
 
@@ -70,8 +77,8 @@ PAIRS = text(
     f"SELECT receiver_id, entity_identifier, count(*) AS n FROM email_notification_logs WHERE {_DUE}"
     " GROUP BY receiver_id, entity_identifier ORDER BY receiver_id, entity_identifier"
 )
-# The chunk's receivers and issues as two lists, read through the receiver index; callers keep
-# only the chunk's own pairs.
+# A chunk's receivers and issues as two lists, read through the receiver index (joining the
+# chunk's pairs unnested cost PostgreSQL twice the CPU); callers keep the chunk's own pairs.
 STACKS = text(
     f"SELECT id, receiver_id, entity_identifier, triggered_by_id, data FROM email_notification_logs"
     f" WHERE {_DUE} AND receiver_id = ANY(:receivers) AND entity_identifier = ANY(:issues)"
@@ -120,6 +127,7 @@ SETTLE = text(
 TRY_LOCKS = text("SELECT k, pg_try_advisory_lock(k) FROM unnest(CAST(:keys AS bigint[])) AS k")
 UNLOCKS = text("SELECT pg_advisory_unlock(k) FROM unnest(CAST(:keys AS bigint[])) AS k")
 CHUNK = 64  # pairs per chunk at most
+LANES = 4  # SMTP connections sending at once
 
 Pair = tuple[uuid.UUID, uuid.UUID]  # (receiver, issue)
 
@@ -145,24 +153,126 @@ def run(ctx: JobContext) -> None:
         _dry_run(ctx, pairs)
         return
     config = SmtpConfig.from_settings(ctx.settings)
-    smtp = SmtpSession(config, RateLimit(ctx.settings.email_rate_limit_per_s))
+    rate = RateLimit(ctx.settings.email_rate_limit_per_s)  # one limit for the process, all lanes
+    lanes = [_Lane(ctx, SmtpSession(config, rate)) for _ in range(LANES)]
     try:
-        # `locks` holds the pairs' session locks and writes each intent as a transaction of its own;
-        # `tx` runs the chunk's multi-statement transactions.
-        with ctx.engine.connect() as locks, ctx.engine.connect() as tx:
+        # `locks` holds the pairs' session locks; `tx` runs the chunks' transactions.
+        with (
+            ctx.engine.connect() as locks,
+            ctx.engine.connect() as tx,
+            ThreadPoolExecutor(LANES, thread_name_prefix="email-digest") as pool,
+        ):
             locks.execution_options(isolation_level="AUTOCOMMIT")
-            for chunk in _chunks(pairs):
-                keys = {pair_lock_key(*pair): pair for pair in chunk}
-                held = [keys[k] for k, locked in locks.execute(TRY_LOCKS, {"keys": list(keys)}) if locked]
-                if not held:  # live runs are on these pairs
-                    continue
-                try:
-                    _digest_chunk(ctx, smtp, locks, tx, held)
-                finally:
-                    locks.execute(UNLOCKS, {"keys": [pair_lock_key(*pair) for pair in held]})
-                ctx.batch_done()
+            _send_chunks(ctx, locks, tx, pool, lanes, pairs)
     finally:
-        smtp.close()
+        for lane in lanes:
+            lane.close()
+
+
+def _send_chunks(
+    ctx: JobContext,
+    locks: Connection,
+    tx: Connection,
+    pool: ThreadPoolExecutor,
+    lanes: list[_Lane],
+    pairs: list[Pair],
+) -> None:
+    """Each chunk is read and built while the lanes send the one before; every lock taken is
+    released on every path (a pooled connection would keep it)."""
+    sending: _Sending | None = None
+    try:
+        for chunk in _chunks(pairs):
+            keys = {pair_lock_key(*pair): pair for pair in chunk}
+            held = [keys[k] for k, locked in locks.execute(TRY_LOCKS, {"keys": list(keys)}) if locked]
+            if not held:  # live runs are on these pairs
+                continue
+            try:
+                prepared = _prepare(ctx, tx, held)
+                if sending is not None:
+                    done, sending = sending, None
+                    _finish(ctx, locks, tx, done)
+                    ctx.batch_done()
+            except BaseException:
+                _unlock(locks, held)
+                raise
+            shares = zip(lanes, _deal(prepared, len(lanes)), strict=True)
+            # Each lane's thread logs with the run's context (job name, dry run).
+            futures = [
+                pool.submit(contextvars.copy_context().run, lane.send_all, share) for lane, share in shares
+            ]
+            sending = _Sending(held, futures)
+    finally:
+        if sending is not None:
+            _finish(ctx, locks, tx, sending)
+
+
+class _Lane:
+    """One SMTP connection and one autocommit database connection for its intents: a chunk's mails
+    go out over LANES of them at once, each lane one mail at a time, intent first."""
+
+    def __init__(self, ctx: JobContext, smtp: SmtpSession) -> None:
+        self.ctx, self.smtp = ctx, smtp
+        self.db: Connection | None = None
+
+    def send_all(self, outgoing: list[_Outgoing]) -> tuple[list[_Outgoing], BaseException | None]:
+        """The mails the server took, and what stopped the lane (the rest of its share unsent)."""
+        if outgoing and self.db is None:
+            self.db = self.ctx.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        sent = []
+        try:
+            for mail in outgoing:
+                if _send(self.ctx, self.smtp, self.db, mail):
+                    sent.append(mail)
+        except Exception as exc:
+            return sent, exc
+        return sent, None
+
+    def close(self) -> None:
+        self.smtp.close()
+        if self.db is not None:
+            self.db.close()
+
+
+@dataclass(frozen=True)
+class _Outgoing:
+    receiver: uuid.UUID
+    issue: uuid.UUID
+    ids: list[uuid.UUID]
+    mail: mails.Mail
+
+    @property
+    def key(self) -> str:
+        return digest_key(self.receiver, self.issue, self.ids)
+
+
+@dataclass(frozen=True)
+class _Sending:
+    pairs: list[Pair]  # their locks are held until the lanes are done and the chunk is marked
+    lanes: list[Future[tuple[list[_Outgoing], BaseException | None]]]
+
+
+def _deal(outgoing: list[_Outgoing], lanes: int) -> list[list[_Outgoing]]:
+    return [outgoing[k::lanes] for k in range(lanes)]
+
+
+def _finish(ctx: JobContext, locks: Connection, tx: Connection, sending: _Sending) -> None:
+    """Wait for the chunk's lanes, mark what they sent (also when one failed: what the server took
+    is marked now, not presumed later), release the chunk's locks, then raise what stopped a lane."""
+    try:
+        results = [lane.result() for lane in sending.lanes]
+        sent = [mail for lane_sent, _ in results for mail in lane_sent]
+        if sent:
+            _mark_sent(ctx, tx, [(mail.key, mail.ids) for mail in sent])
+    finally:
+        _unlock(locks, sending.pairs)
+    failures = [exc for _, exc in results if exc is not None]
+    if failures:
+        # A connection lost mid-send first: it says a mail may have been taken.
+        raise next((e for e in failures if isinstance(e, SendInterrupted)), failures[0])
+
+
+def _unlock(locks: Connection, pairs: list[Pair]) -> None:
+    locks.execute(UNLOCKS, {"keys": [pair_lock_key(*pair) for pair in pairs]})
 
 
 def _chunks(pairs: list[Pair]) -> Iterator[list[Pair]]:
@@ -191,21 +301,23 @@ def _dry_run(ctx: JobContext, pairs: list[Pair]) -> None:
 def _stacks(conn: Connection, ctx: JobContext, pairs: list[Pair]) -> dict[Pair, list[LogEntry]]:
     """The due logs of `pairs`, in time order, per pair (pairs without any are left out)."""
     wanted = set(pairs)
-    params = {"receivers": list({r for r, _ in pairs}), "issues": list({i for _, i in pairs}), "now": ctx.now}
     stacks: dict[Pair, list[LogEntry]] = {}
-    for row in conn.execute(STACKS, params):
+    for row in conn.execute(STACKS, {**_lists(pairs), "now": ctx.now}):
         pair = (row.receiver_id, row.entity_identifier)
-        if pair in wanted:  # the query's two lists also match pairs of other chunks
+        if pair in wanted:  # the two lists also match pairs of other chunks
             stacks.setdefault(pair, []).append(LogEntry(row.id, row.triggered_by_id, row.data))
     return stacks
+
+
+def _lists(pairs: list[Pair]) -> dict[str, list[uuid.UUID]]:
+    return {"receivers": list({r for r, _ in pairs}), "issues": list({i for _, i in pairs})}
 
 
 def _settle_dead(ctx: JobContext, tx: Connection, pairs: list[Pair]) -> None:
     """Digests of `pairs` left 'sending': their sender is dead (it would hold the pair's lock) and
     the server may have taken the mail, so they are taken as sent. Never twice."""
     wanted = set(pairs)
-    params = {"receivers": list({r for r, _ in pairs}), "issues": list({i for _, i in pairs})}
-    dead = [r for r in tx.execute(SENDING, params) if (r.receiver_id, r.issue_id) in wanted]
+    dead = [r for r in tx.execute(SENDING, _lists(pairs)) if (r.receiver_id, r.issue_id) in wanted]
     if not dead:
         return
     tx.execute(MARK_LOGS, {"ids": [i for r in dead for i in r.log_ids]})
@@ -215,11 +327,9 @@ def _settle_dead(ctx: JobContext, tx: Connection, pairs: list[Pair]) -> None:
     ctx.count("presumed_sent", len(dead))
 
 
-def _digest_chunk(
-    ctx: JobContext, smtp: SmtpSession, locks: Connection, tx: Connection, pairs: list[Pair]
-) -> None:
-    """Pairs whose locks the caller holds: settled, read and built in one transaction, then each
-    mail's intent committed and the mail sent, then the sent mails' logs marked together."""
+def _prepare(ctx: JobContext, tx: Connection, pairs: list[Pair]) -> list[_Outgoing]:
+    """Pairs whose locks the caller holds: settled, read and built in one transaction, which also
+    marks processed the stacks nobody can be sent."""
     with tx.begin():
         _settle_dead(ctx, tx, pairs)
         stacks = _stacks(tx, ctx, pairs)
@@ -230,43 +340,36 @@ def _digest_chunk(
     if skipped:
         ctx.count("skipped_mails", sum(1 for mail in built.values() if mail is None))
         ctx.count("skipped_logs", len(skipped))
-    sent: list[tuple[str, list[uuid.UUID]]] = []
-    try:
-        for (receiver, issue_id), mail in built.items():
-            if mail is not None:
-                ids = [e.id for e in stacks[(receiver, issue_id)]]
-                if _send(ctx, smtp, locks, receiver, issue_id, ids, mail):
-                    sent.append((digest_key(receiver, issue_id, ids), ids))
-    finally:
-        # Also when a later mail failed: what the server took is marked now, not presumed later.
-        if sent:
-            _mark_sent(ctx, tx, sent)
+    return [
+        _Outgoing(receiver, issue, [e.id for e in stacks[(receiver, issue)]], mail)
+        for (receiver, issue), mail in built.items()
+        if mail is not None
+    ]
 
 
-def _send(
-    ctx: JobContext,
-    smtp: SmtpSession,
-    locks: Connection,
-    receiver: uuid.UUID,
-    issue_id: uuid.UUID,
-    ids: list[uuid.UUID],
-    mail: mails.Mail,
-) -> bool:
+def _send(ctx: JobContext, smtp: SmtpSession, db: Connection, out: _Outgoing) -> bool:
     """Intent, then the mail; True once the server took it."""
-    key = digest_key(receiver, issue_id, ids)
+    key = out.key
     sender = smtp.config.from_address
     msg_id = message.message_id(sender, key, "digest")
+    mail = out.mail
     composed = message.compose(sender, mail.to, mail.subject, mail.html, mail.text, msg_id)
     smtp.connect()  # before the intent: SMTP down leaves nothing recorded
-    intent = {"key": key, "receiver": receiver, "issue": issue_id, "log_ids": ids, "message_id": msg_id}
-    if not locks.execute(INTENT, intent).rowcount:  # its own transaction: committed before the send
+    intent = {
+        "key": key,
+        "receiver": out.receiver,
+        "issue": out.issue,
+        "log_ids": out.ids,
+        "message_id": msg_id,
+    }
+    if not db.execute(INTENT, intent).rowcount:  # its own transaction: committed before the send
         log.warning("email digest %s already recorded; not sent again", key)
         return False
     try:
         smtp.send(composed)
     except (SmtpRefused, SmtpUnavailable) as exc:
         # The server has not taken the mail: the logs stay for the next run.
-        locks.execute(FORGET, {"key": key})
+        db.execute(FORGET, {"key": key})
         if isinstance(exc, SmtpUnavailable):
             raise  # and every later mail would fail the same way: the next run sends the backlog
         ctx.count("refused_mails")
