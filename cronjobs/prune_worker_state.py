@@ -6,7 +6,14 @@ default is 7 days), so keys older than PROCESSED_EVENTS_RETENTION_DAYS (default 
 `plane_workers.job_runs` keeps JOB_RUNS_RETENTION_DAYS (default 90) of history; rows of runs still
 marked running are kept whatever their age, since they are the trace of a killed run.
 `plane_workers.webhook_deliveries` (how each delivery ended, with the payload of those a replay may
-still send) follows the webhook logs' retention, HARD_DELETE_AFTER_DAYS.
+still send) follows the webhook logs' retention, HARD_DELETE_AFTER_DAYS, and so do the journal rows
+of attempts already logged (`webhook_attempts`, logged=true: kept only to number re-sends after a
+kill, which no delivery that old can still need).
+`plane_workers.email_digests` keeps each settled digest PROCESSED_EVENTS_RETENTION_DAYS (its logs
+are marked by then; one still 'sending' is settled by the next digest run and is kept).
+`plane_workers.issue_origins` drops origins not refreshed for PROCESSED_EVENTS_RETENTION_DAYS:
+every activity stores its issue's origin again before any mail about it is built, and a
+missing origin falls back to WEB_URL.
 Every delete goes by an indexed timestamp in bounded batches.
 """
 
@@ -46,6 +53,22 @@ PRUNE_DELIVERIES = text(
     """
 )
 COUNT_DELIVERIES = text("SELECT count(*) FROM plane_workers.webhook_deliveries WHERE finished_at < :cutoff")
+_ATTEMPTS = "FROM plane_workers.webhook_attempts WHERE logged AND started_at < :cutoff"
+PRUNE_ATTEMPTS = text(
+    "DELETE FROM plane_workers.webhook_attempts"
+    f" WHERE ctid = ANY(ARRAY(SELECT ctid {_ATTEMPTS} LIMIT :limit))"
+)
+COUNT_ATTEMPTS = text(f"SELECT count(*) {_ATTEMPTS}")
+_DIGESTS = "FROM plane_workers.email_digests WHERE created_at < :cutoff AND status <> 'sending'"
+PRUNE_DIGESTS = text(
+    f"DELETE FROM plane_workers.email_digests WHERE key IN (SELECT key {_DIGESTS} LIMIT :limit)"
+)
+COUNT_DIGESTS = text(f"SELECT count(*) {_DIGESTS}")
+_ORIGINS = "FROM plane_workers.issue_origins WHERE updated_at < :cutoff"
+PRUNE_ORIGINS = text(
+    f"DELETE FROM plane_workers.issue_origins WHERE issue_id IN (SELECT issue_id {_ORIGINS} LIMIT :limit)"
+)
+COUNT_ORIGINS = text(f"SELECT count(*) {_ORIGINS}")
 
 
 def run(ctx: JobContext) -> None:
@@ -54,6 +77,9 @@ def run(ctx: JobContext) -> None:
         ("processed_events", PRUNE_PROCESSED, COUNT_PROCESSED, settings.processed_events_retention_days),
         ("job_runs", PRUNE_RUNS, COUNT_RUNS, settings.job_runs_retention_days),
         ("webhook_deliveries", PRUNE_DELIVERIES, COUNT_DELIVERIES, settings.hard_delete_after_days),
+        ("webhook_attempts", PRUNE_ATTEMPTS, COUNT_ATTEMPTS, settings.hard_delete_after_days),
+        ("email_digests", PRUNE_DIGESTS, COUNT_DIGESTS, settings.processed_events_retention_days),
+        ("issue_origins", PRUNE_ORIGINS, COUNT_ORIGINS, settings.processed_events_retention_days),
     )
     for table, prune, count, days in steps:
         params = {"cutoff": ctx.now - timedelta(days=days)}

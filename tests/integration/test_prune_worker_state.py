@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, text
 
 from shared import registry
 from shared.cron.runtime import EXIT_OK, run_job
@@ -38,6 +38,29 @@ def seed(engine, now: datetime) -> None:  # type: ignore[no-untyped-def]
         conn.execute(insert(ProcessedEvent), keys)
         conn.execute(insert(JobRun), runs)
         conn.execute(insert(WebhookDelivery), deliveries)
+        for logged, age in ((True, 61), (True, 59), (False, 61)):  # an unlogged one is in flight
+            conn.execute(
+                text(
+                    "INSERT INTO plane_workers.webhook_attempts"
+                    " (delivery_id, attempt, webhook_id, started_at, logged)"
+                    " VALUES (gen_random_uuid(), 1, gen_random_uuid(), :at, :logged)"
+                ),
+                {"at": now - timedelta(days=age), "logged": logged},
+            )
+        for status, age in (("sent", 15), ("presumed_sent", 15), ("sending", 15), ("sent", 13)):
+            conn.execute(
+                text(
+                    "INSERT INTO plane_workers.email_digests"
+                    " (key, receiver_id, issue_id, log_ids, message_id, status, created_at)"
+                    " VALUES (md5(random()::text), gen_random_uuid(), gen_random_uuid(), '{}', 'm', :s, :at)"
+                ),
+                {"s": status, "at": now - timedelta(days=age)},
+            )
+        for age in (15, 13):
+            conn.execute(
+                text("INSERT INTO plane_workers.issue_origins VALUES (gen_random_uuid(), 'https://x', :at)"),
+                {"at": now - timedelta(days=age)},
+            )
 
 
 def counts(engine) -> tuple[int, list[str]]:  # type: ignore[no-untyped-def]
@@ -45,6 +68,23 @@ def counts(engine) -> tuple[int, list[str]]:  # type: ignore[no-untyped-def]
         keys = conn.scalar(select(func.count()).select_from(ProcessedEvent))
         runs = conn.scalars(select(JobRun.status).where(JobRun.job == "x").order_by(JobRun.id)).all()
     return keys, list(runs)
+
+
+def left(engine) -> dict[str, list]:  # type: ignore[no-untyped-def]
+    with engine.connect() as conn:
+        return {
+            "attempts": conn.execute(
+                text("SELECT logged FROM plane_workers.webhook_attempts ORDER BY started_at")
+            )
+            .scalars()
+            .all(),
+            "digests": conn.execute(
+                text("SELECT status FROM plane_workers.email_digests ORDER BY created_at, status")
+            )
+            .scalars()
+            .all(),
+            "origins": conn.scalar(text("SELECT count(*) FROM plane_workers.issue_origins")),
+        }
 
 
 def test_prunes_past_retention_and_dry_run_counts_the_same(settings, engine):  # type: ignore[no-untyped-def]
@@ -56,6 +96,9 @@ def test_prunes_past_retention_and_dry_run_counts_the_same(settings, engine):  #
         "deleted_processed_events": 7000,
         "deleted_job_runs": 2,
         "deleted_webhook_deliveries": 3,
+        "deleted_webhook_attempts": 1,
+        "deleted_email_digests": 2,
+        "deleted_issue_origins": 1,
     }
     assert counts(engine) == (7050, ["success", "failure", "running", "success"])
 
@@ -65,7 +108,12 @@ def test_prunes_past_retention_and_dry_run_counts_the_same(settings, engine):  #
         "deleted_processed_events": 7000,
         "deleted_job_runs": 2,
         "deleted_webhook_deliveries": 3,
+        "deleted_webhook_attempts": 1,
+        "deleted_email_digests": 2,
+        "deleted_issue_origins": 1,
     }
+    # An attempt not yet logged is in flight, a digest still 'sending' is settled by the digest.
+    assert left(engine) == {"attempts": [False, True], "digests": ["sending", "sent"], "origins": 1}
     # A run still marked running is the trace of a killed run: kept whatever its age.
     assert counts(engine) == (50, ["running", "success"])
 
