@@ -337,3 +337,31 @@ def test_a_stack_whose_receiver_has_no_address_is_processed_not_sent(settings, w
     code, ctx = run_job(SPEC, mail_settings(settings, smtp.port))
     assert code == EXIT_OK and ctx is not None and ctx.counts == {"skipped_mails": 1, "skipped_logs": 1}
     assert smtp.messages == [] and world.marked() == {"sent": set(), "processed": {log}}
+
+
+def test_windows_of_five_minutes_and_a_skipped_run_whose_logs_the_next_one_sends(  # type: ignore[no-untyped-def]
+    settings, world, smtp: EmbeddedSMTP
+) -> None:
+    """R21's timeline: changes at t=0..4 min become one mail at the t=5 run, containing every one
+    of them. The t=10 run never starts (Kubernetes skipped it: past startingDeadlineSeconds), so
+    the t=15 run sends its backlog (t=7 and t=11) as one mail, and leaves t=16 to the next."""
+    r0 = world.receivers[0]
+    base = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=20)
+    ago = lambda t: (datetime.now(UTC) - (base + timedelta(minutes=t))).total_seconds() / 60  # noqa: E731
+    window = [world.log(r0, 1, "priority", f"p{t}", minutes_ago=ago(t)) for t in range(5)]
+    backlog = [world.log(r0, 1, "state", f"s{t}", minutes_ago=ago(t)) for t in (7, 11)]
+    later = world.log(r0, 1, "state", "s16", minutes_ago=ago(16))
+    s = mail_settings(settings, smtp.port)
+
+    code, first = run_job(SPEC, s, scheduled_for=base + timedelta(minutes=5))
+    assert code == EXIT_OK and first is not None and first.counts == {"mails": 1, "logs": 5}
+    assert world.marked()["sent"] == set(window)
+    html = part(smtp.messages[0].message, "text/html")
+    assert all(f"p{t}" in html for t in range(5))
+
+    code, third = run_job(SPEC, s, scheduled_for=base + timedelta(minutes=15))
+    assert code == EXIT_OK and third is not None and third.counts == {"mails": 1, "logs": 2}
+    assert world.marked()["sent"] == set(window + backlog) and later not in world.marked()["processed"]
+    html = part(smtp.messages[1].message, "text/html")
+    assert "s7" in html and "s11" in html and "s16" not in html
+    assert len(smtp.messages) == 2
