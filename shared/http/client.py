@@ -124,28 +124,16 @@ class SafeHttpClient:
         `deadline_s` bounds everything (DNS, connect, TLS, every hop, the whole body). A `Host`
         header from the caller is ignored: Host always names the vetted URL host.
         """
-        if not _METHOD.fullmatch(method):
-            raise ValueError(f"invalid HTTP method {method!r}")
-        if body is not None and not isinstance(body, bytes | bytearray | memoryview):
-            raise TypeError("body must be bytes")
-        if body is not None and len(body) > self._max_request_bytes:
-            raise RequestTooLarge(f"request body of {len(body)} bytes exceeds {self._max_request_bytes}")
-        if follow_redirects < 0:
-            raise ValueError("follow_redirects must be >= 0")
+        check_request(method, body, self._max_request_bytes, follow_redirects)
         deadline = Deadline(deadline_s if deadline_s is not None else self._default_deadline_s)
         cap = self._default_max_response_bytes if max_response_bytes is None else max_response_bytes
-        caller_headers = HTTPHeaderDict(headers or {})
-        caller_headers.discard("host")
+        caller_headers = caller_headers_of(headers)
 
         hops: list[str] = []
         origin: tuple[str, str, int] | None = None
         while True:
             target = parse_target(url, allowed_ports=self._allowed_ports, require_https=self._require_https)
-            if origin is not None and target.origin != origin:
-                # Never hand the caller's credentials to a host a redirect chose.
-                for name in _CREDENTIAL_HEADERS:
-                    caller_headers.discard(name)
-            origin = target.origin
+            origin = drop_credentials_across(origin, target, caller_headers)
             addresses = vet_addresses(target, self.allowlist, self._resolver_within(deadline))
             response, peer_ip = self._send(target, addresses, method, caller_headers, body, deadline)
             location = response.headers.get("location")
@@ -155,10 +143,7 @@ class SafeHttpClient:
                     raise TooManyRedirects(f"more than {follow_redirects} redirects from {hops[0]}")
                 self._drain(response, deadline)
                 hops.append(target.url)
-                url = urljoin(url, location)
-                if response.status == 303 or (response.status in (301, 302) and method == "POST"):
-                    method, body = "GET", None
-                    caller_headers.discard("content-type")
+                url, method, body = next_hop(url, location, response.status, method, body, caller_headers)
                 continue
             data, truncated = self._read_body(response, cap, deadline)
             return SafeResponse(
@@ -172,15 +157,6 @@ class SafeHttpClient:
                 redirects=tuple(hops),
             )
 
-    def _headers_for(self, target: Target, caller: HTTPHeaderDict) -> HTTPHeaderDict:
-        out = HTTPHeaderDict({"User-Agent": self._user_agent, "Accept-Encoding": "identity"})
-        auth = target.basic_auth()
-        if auth is not None:
-            out["Authorization"] = auth
-        for name, value in caller.iteritems():
-            out[name] = value
-        return out
-
     def _send(
         self,
         target: Target,
@@ -191,7 +167,7 @@ class SafeHttpClient:
         deadline: Deadline,
     ) -> tuple[BaseHTTPResponse, str]:
         """Try the vetted addresses in order; only a failed connect moves to the next one."""
-        headers = self._headers_for(target, caller_headers)
+        headers = request_headers(target, caller_headers, self._user_agent)
         failures: list[str] = []
         for address in addresses:
             ip = str(address)
@@ -308,6 +284,57 @@ class SafeHttpClient:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+# --- the rules both clients share (`aio.AsyncSafeHttpClient` too) ----------------------------------
+
+
+def check_request(method: str, body: bytes | None, max_request_bytes: int, follow_redirects: int) -> None:
+    if not _METHOD.fullmatch(method):
+        raise ValueError(f"invalid HTTP method {method!r}")
+    if body is not None and not isinstance(body, bytes | bytearray | memoryview):
+        raise TypeError("body must be bytes")
+    if body is not None and len(body) > max_request_bytes:
+        raise RequestTooLarge(f"request body of {len(body)} bytes exceeds {max_request_bytes}")
+    if follow_redirects < 0:
+        raise ValueError("follow_redirects must be >= 0")
+
+
+def caller_headers_of(headers: Mapping[str, str] | None) -> HTTPHeaderDict:
+    """The caller's headers, less `Host`: Host always names the vetted URL host."""
+    out = HTTPHeaderDict(headers or {})
+    out.discard("host")
+    return out
+
+
+def drop_credentials_across(
+    origin: tuple[str, str, int] | None, target: Target, caller: HTTPHeaderDict
+) -> tuple[str, str, int]:
+    """Never hand the caller's credentials to a host a redirect chose; the new origin."""
+    if origin is not None and target.origin != origin:
+        for name in _CREDENTIAL_HEADERS:
+            caller.discard(name)
+    return target.origin
+
+
+def next_hop(
+    url: str, location: str, status: int, method: str, body: bytes | None, caller: HTTPHeaderDict
+) -> tuple[str, str, bytes | None]:
+    """The URL, method and body of the hop a followed redirect asks for."""
+    if status == 303 or (status in (301, 302) and method == "POST"):
+        method, body = "GET", None
+        caller.discard("content-type")
+    return urljoin(url, location), method, body
+
+
+def request_headers(target: Target, caller: HTTPHeaderDict, user_agent: str) -> HTTPHeaderDict:
+    out = HTTPHeaderDict({"User-Agent": user_agent, "Accept-Encoding": "identity"})
+    auth = target.basic_auth()
+    if auth is not None:
+        out["Authorization"] = auth
+    for name, value in caller.iteritems():
+        out[name] = value
+    return out
 
 
 def _discard(response: BaseHTTPResponse) -> None:

@@ -38,18 +38,40 @@ def is_localhost_name(host: str) -> bool:
 
 def vet_addresses(target: Target, allowlist: Allowlist, resolver: Resolver) -> tuple[IPAddress, ...]:
     """The addresses `target` may be dialled at, or raise BlockedAddress / ResolveError."""
+    raw = None
+    if needs_dns(target, allowlist):
+        try:
+            raw = resolver(target.host, target.port)
+        except OSError as exc:
+            raise resolve_error(target, exc) from exc
+    return vet_resolved(target, allowlist, raw)
+
+
+def needs_dns(target: Target, allowlist: Allowlist) -> bool:
+    """False for an IP literal; BlockedAddress for a localhost name nobody allowed, which is
+    refused before any lookup."""
+    if target.ip is not None:
+        return False
+    if is_localhost_name(target.host) and not allowlist.allows_host(target.host):
+        raise BlockedAddress(target.host, target.host, "localhost name")
+    return True
+
+
+def resolve_error(target: Target, exc: OSError) -> ResolveError:
+    return ResolveError(f"cannot resolve {target.host!r}: {exc}")
+
+
+def vet_resolved(
+    target: Target, allowlist: Allowlist, raw: Sequence[str | IPAddress] | None
+) -> tuple[IPAddress, ...]:
+    """Judge what the resolver answered (`raw`; None for an IP literal): the second half of
+    `vet_addresses`, for a caller that resolves on its own (the asyncio client)."""
     host_allowed = allowlist.allows_host(target.host)
     if target.ip is not None:
         addresses: list[IPAddress] = [target.ip]
     else:
-        if is_localhost_name(target.host) and not host_allowed:
-            raise BlockedAddress(target.host, target.host, "localhost name")
         try:
-            raw = resolver(target.host, target.port)
-        except OSError as exc:
-            raise ResolveError(f"cannot resolve {target.host!r}: {exc}") from exc
-        try:
-            addresses = [parse_ip(str(a)) for a in raw]
+            addresses = [parse_ip(str(a)) for a in raw or ()]
         except ValueError as exc:
             raise ResolveError(f"resolver returned a non-address for {target.host!r}: {exc}") from exc
         if not addresses:

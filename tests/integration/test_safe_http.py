@@ -1,7 +1,10 @@
-"""The safe HTTP client against real loopback servers: R4, R6, R8, R9, R10.
+"""The safe HTTP clients against real loopback servers: R4, R6, R8, R9, R10.
 
-Every server is a real socket on 127.0.0.0/8 (or ::1). The allowlist opens 127.0.0.1/32 only,
-so 127.0.0.2 stands in for "internal address": listeners there must see zero connections.
+Every case runs against both clients, `SafeHttpClient` (urllib3, threads) and the asyncio one
+(`AsyncSafeHttpClient`, aiohttp, here behind `LoopSafeHttpClient`'s sync API): the same rules,
+the same answers. Every server is a real socket on 127.0.0.0/8 (or ::1). The allowlist opens
+127.0.0.1/32 only, so 127.0.0.2 stands in for "internal address": listeners there must see zero
+connections.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from shared.http import (
     TooManyRedirects,
     UnsafeUrl,
 )
+from shared.http.aio import LoopSafeHttpClient
 from tests.integration.http_servers import (
     CountingListener,
     HttpServer,
@@ -53,16 +57,27 @@ def resolver_for(table: dict[str, list[str]]) -> Callable[[str, int], list[str]]
     return resolve
 
 
+Client = SafeHttpClient | LoopSafeHttpClient
+MakeClient = type[SafeHttpClient] | type[LoopSafeHttpClient]
+
+
+@pytest.fixture(params=[SafeHttpClient, LoopSafeHttpClient], ids=["urllib3", "aiohttp"])
+def make(request: pytest.FixtureRequest) -> MakeClient:
+    return request.param
+
+
 @pytest.fixture
-def client() -> Iterator[SafeHttpClient]:
-    with SafeHttpClient(LOOPBACK, resolver=resolver_for({"internal.test": ["127.0.0.2"]})) as c:
+def client(make: MakeClient) -> Iterator[Client]:
+    with make(LOOPBACK, resolver=resolver_for({"internal.test": ["127.0.0.2"]})) as c:
         yield c
 
 
 # --- R8: pinning, DNS rebinding, TLS on the name, basic auth -------------------------------------
 
 
-def test_dns_rebinding_only_the_vetted_address_is_dialled(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_dns_rebinding_only_the_vetted_address_is_dialled(
+    monkeypatch: pytest.MonkeyPatch, make: MakeClient
+) -> None:
     good = HttpServer("127.0.0.1")
     evil = CountingListener("127.0.0.2", good.port)
     calls: list[str] = []
@@ -76,7 +91,7 @@ def test_dns_rebinding_only_the_vetted_address_is_dialled(monkeypatch: pytest.Mo
 
     monkeypatch.setattr(socket, "getaddrinfo", no_dns)
     url = f"http://rebind.test:{good.port}/hook"
-    with running(good, evil), SafeHttpClient(LOOPBACK, resolver=rebinding_dns) as client:
+    with running(good, evil), make(LOOPBACK, resolver=rebinding_dns) as client:
         first = client.request("POST", url, body=b'{"a":1}')
         # Next send: DNS now points inside; refused at send time, before any connection.
         with pytest.raises(BlockedAddress) as info:
@@ -106,11 +121,13 @@ def _trusting(ca: trustme.CA) -> ssl.SSLContext:
     return context
 
 
-def test_https_dials_pinned_ip_with_sni_host_and_basic_auth_of_the_name(ca: trustme.CA) -> None:
+def test_https_dials_pinned_ip_with_sni_host_and_basic_auth_of_the_name(
+    ca: trustme.CA, make: MakeClient
+) -> None:
     sni: list[str | None] = []
     server = _tls_server(ca, ["rebind.test"], sni)
     dns = resolver_for({"rebind.test": ["127.0.0.1"]})
-    with running(server), SafeHttpClient(LOOPBACK, resolver=dns, ssl_context=_trusting(ca)) as client:
+    with running(server), make(LOOPBACK, resolver=dns, ssl_context=_trusting(ca)) as client:
         response = client.request(
             "POST", f"https://us%65r:p%40ss@rebind.test:{server.port}/hook", body=b"{}", deadline_s=5
         )
@@ -123,10 +140,10 @@ def test_https_dials_pinned_ip_with_sni_host_and_basic_auth_of_the_name(ca: trus
     assert request.body == b"{}"
 
 
-def test_https_certificate_is_checked_against_the_name_not_the_ip(ca: trustme.CA) -> None:
+def test_https_certificate_is_checked_against_the_name_not_the_ip(ca: trustme.CA, make: MakeClient) -> None:
     server = _tls_server(ca, ["other.test"], [])
     dns = resolver_for({"rebind.test": ["127.0.0.1"]})
-    with running(server), SafeHttpClient(LOOPBACK, resolver=dns, ssl_context=_trusting(ca)) as client:
+    with running(server), make(LOOPBACK, resolver=dns, ssl_context=_trusting(ca)) as client:
         for url in (f"https://rebind.test:{server.port}/", f"https://127.0.0.1:{server.port}/"):
             with pytest.raises(TlsError) as info:
                 client.request("GET", url, deadline_s=5)
@@ -134,12 +151,12 @@ def test_https_certificate_is_checked_against_the_name_not_the_ip(ca: trustme.CA
     assert server.requests == []
 
 
-def test_ipv6_pinned_connection() -> None:
+def test_ipv6_pinned_connection(make: MakeClient) -> None:
     try:
         server = HttpServer("::1")
     except OSError:
         pytest.skip("no IPv6 loopback")
-    with running(server), SafeHttpClient(Allowlist.parse("::1/128")) as client:
+    with running(server), make(Allowlist.parse("::1/128")) as client:
         response = client.request("GET", server.url("/v6"))
     assert response.status == 200 and response.peer_ip == "::1"
     assert server.requests[0].headers["Host"] == f"[::1]:{server.port}"
@@ -148,7 +165,7 @@ def test_ipv6_pinned_connection() -> None:
 # --- R4 / R9: redirects ---------------------------------------------------------------------------
 
 
-def test_redirect_is_returned_not_followed_by_default(client: SafeHttpClient) -> None:
+def test_redirect_is_returned_not_followed_by_default(client: Client) -> None:
     target = HttpServer()
     origin = HttpServer(routes={"/hook": redirect(target.url("/landing"))})
     with running(target, origin):
@@ -158,7 +175,7 @@ def test_redirect_is_returned_not_followed_by_default(client: SafeHttpClient) ->
     assert target.accepted == 0 and target.requests == []
 
 
-def test_every_redirect_hop_is_revalidated_before_connecting(client: SafeHttpClient) -> None:
+def test_every_redirect_hop_is_revalidated_before_connecting(client: Client) -> None:
     trap = CountingListener("127.0.0.2")
     origin = HttpServer(
         routes={
@@ -182,7 +199,7 @@ def test_every_redirect_hop_is_revalidated_before_connecting(client: SafeHttpCli
     assert [r.path for r in origin.requests] == ["/metadata", "/literal", "/named", "/mapped"]
 
 
-def test_redirect_hop_limit(client: SafeHttpClient) -> None:
+def test_redirect_hop_limit(client: Client) -> None:
     routes = {f"/ok/{i}": redirect(f"/ok/{i + 1}" if i < 4 else "/done") for i in range(5)}
     routes |= {f"/loop/{i}": redirect(f"/loop/{i + 1}") for i in range(20)}
     server = HttpServer(routes=routes)
@@ -198,14 +215,14 @@ def test_redirect_hop_limit(client: SafeHttpClient) -> None:
 @pytest.mark.parametrize(
     "location", ["file:///etc/passwd", "gopher://127.0.0.1:70/_GET", "ftp://127.0.0.1/x", "dict://127.0.0.1/"]
 )
-def test_redirect_to_a_non_http_scheme_is_rejected(client: SafeHttpClient, location: str) -> None:
+def test_redirect_to_a_non_http_scheme_is_rejected(client: Client, location: str) -> None:
     server = HttpServer(routes={"/": redirect(location)})
     with running(server), pytest.raises(UnsafeUrl, match="scheme"):
         client.request("GET", server.url("/"), follow_redirects=5)
     assert len(server.requests) == 1
 
 
-def test_cross_origin_redirect_drops_credentials(client: SafeHttpClient) -> None:
+def test_cross_origin_redirect_drops_credentials(client: Client) -> None:
     second = HttpServer()
     first = HttpServer(routes={"/": redirect(second.url("/next"), status=307)})
     with running(first, second):
@@ -236,7 +253,7 @@ def _drip_head(conn: socket.socket) -> None:
 
 @pytest.mark.parametrize("serve", [_drip_body, _drip_head], ids=["body", "headers"])
 def test_drip_is_abandoned_at_the_total_deadline(
-    client: SafeHttpClient, serve: Callable[[socket.socket], None]
+    client: Client, serve: Callable[[socket.socket], None]
 ) -> None:
     server = RawServer(serve)
     with running(server):
@@ -248,7 +265,7 @@ def test_drip_is_abandoned_at_the_total_deadline(
     assert info.value.retryable and server.accepted == 1
 
 
-def test_tls_drip_is_abandoned_at_the_total_deadline(ca: trustme.CA) -> None:
+def test_tls_drip_is_abandoned_at_the_total_deadline(ca: trustme.CA, make: MakeClient) -> None:
     def drip_head(handler: BaseHTTPRequestHandler) -> None:
         # One status line byte per 0.2 s: a single header read never returns on its own.
         try:
@@ -260,7 +277,7 @@ def test_tls_drip_is_abandoned_at_the_total_deadline(ca: trustme.CA) -> None:
 
     server = _tls_server(ca, ["127.0.0.1"], [])
     server.routes["/drip"] = drip_head
-    with running(server), SafeHttpClient(LOOPBACK, ssl_context=_trusting(ca)) as client:
+    with running(server), make(LOOPBACK, ssl_context=_trusting(ca)) as client:
         start = time.monotonic()
         with pytest.raises(DeadlineExceeded):
             client.request("GET", server.url("/drip"), deadline_s=1.0)
@@ -268,12 +285,12 @@ def test_tls_drip_is_abandoned_at_the_total_deadline(ca: trustme.CA) -> None:
     assert len(server.requests) == 1
 
 
-def test_slow_dns_counts_against_the_deadline() -> None:
+def test_slow_dns_counts_against_the_deadline(make: MakeClient) -> None:
     def slow_dns(host: str, port: int) -> list[str]:
         time.sleep(2)
         return ["93.184.216.34"]
 
-    with SafeHttpClient(resolver=slow_dns) as client:
+    with make(resolver=slow_dns) as client:
         start = time.monotonic()
         with pytest.raises(DeadlineExceeded):
             client.request("GET", "http://slow.test/", deadline_s=0.3)
@@ -332,7 +349,7 @@ def _flood(framing: str) -> Callable[[socket.socket], None]:
 
 
 @pytest.mark.parametrize("framing", ["length", "chunked", "close"])
-def test_100mb_response_is_capped_and_memory_stays_flat(client: SafeHttpClient, framing: str) -> None:
+def test_100mb_response_is_capped_and_memory_stays_flat(client: Client, framing: str) -> None:
     server = RawServer(_flood(framing))
     with running(server), PeakRss() as rss:
         response = client.request("GET", server.url(), max_response_bytes=20_000, deadline_s=10)
@@ -342,14 +359,14 @@ def test_100mb_response_is_capped_and_memory_stays_flat(client: SafeHttpClient, 
     assert rss.growth < 10 * 1024 * 1024, rss.growth
 
 
-def test_small_body_is_complete_and_not_truncated(client: SafeHttpClient) -> None:
+def test_small_body_is_complete_and_not_truncated(client: Client) -> None:
     server = HttpServer(routes={"/": lambda h: send(h, 200, b"y" * 20_000)})
     with running(server):
         response = client.request("GET", server.url(), max_response_bytes=20_000)
     assert response.body == b"y" * 20_000 and not response.truncated
 
 
-def test_compressed_body_is_never_inflated(client: SafeHttpClient) -> None:
+def test_compressed_body_is_never_inflated(client: Client) -> None:
     bomb = gzip.compress(b"\0" * 20_000_000)
     server = HttpServer(routes={"/": lambda h: send(h, 200, bomb, {"Content-Encoding": "gzip"})})
     with running(server):
@@ -359,11 +376,11 @@ def test_compressed_body_is_never_inflated(client: SafeHttpClient) -> None:
     assert [r.headers["Accept-Encoding"] for r in server.requests] == ["identity", "gzip"]
 
 
-def test_request_body_over_the_cap_is_refused_before_connecting() -> None:
+def test_request_body_over_the_cap_is_refused_before_connecting(make: MakeClient) -> None:
     listener = CountingListener()
     with (
         running(listener),
-        SafeHttpClient(LOOPBACK, max_request_bytes=1000) as client,
+        make(LOOPBACK, max_request_bytes=1000) as client,
         pytest.raises(RequestTooLarge),
     ):
         client.request("POST", f"http://127.0.0.1:{listener.port}/", body=b"x" * 1001)
@@ -373,7 +390,7 @@ def test_request_body_over_the_cap_is_refused_before_connecting() -> None:
 # --- concurrency -----------------------------------------------------------------------------------
 
 
-def test_a_hanging_endpoint_does_not_hold_up_200_requests_to_another() -> None:
+def test_a_hanging_endpoint_does_not_hold_up_200_requests_to_another(make: MakeClient) -> None:
     release = threading.Event()
 
     def hang(conn: socket.socket) -> None:
@@ -383,7 +400,7 @@ def test_a_hanging_endpoint_does_not_hold_up_200_requests_to_another() -> None:
     stuck_server, fast = RawServer(hang), HttpServer()
     with (
         running(stuck_server, fast),
-        SafeHttpClient(LOOPBACK, max_connections_per_endpoint=4) as client,
+        make(LOOPBACK, max_connections_per_endpoint=4) as client,
         ThreadPoolExecutor(64) as pool,
     ):
         try:
