@@ -18,10 +18,10 @@ database cloned from one seeded template; ours runs first, then Celery (after on
 pool process). Both mail from Plane's template when PLANE_TEMPLATES_DIR is set, else from the
 built-in HTML (ours) and a Django template of the same content (Celery).
 
-The SMTP server is aiosmtpd in a process of its own (`Sink`) that only counts: mails, bytes,
-connections and each (recipient, subject) pair, so every mail is checked: each side must deliver
-exactly one mail per stack, the same pairs on both sides (asserted, and reported). Its CPU is
-reported on its own.
+The SMTP server is aiosmtpd in a process of its own (`Sink`, its MAIL, RCPT and DATA made cheap)
+that only counts: mails, bytes, connections and each (recipient, subject) pair, so every mail is
+checked: each side must deliver exactly one mail per stack, the same pairs on both sides
+(asserted, and reported). Its CPU is reported on its own.
 
 Wall time: ours, the job process from start to exit (imports included); Celery, from the beat
 task's `.delay()` until the sink has every mail and every log is marked sent and processed. mails/s
@@ -444,7 +444,8 @@ def run_ours(url: str, settings: Settings, world: World, sink: Sink, meter: CpuM
         "digests": digests,
         "logs": log_state(get_engine(url)),
         "cpu_s": cpu,
-        "processes": "one `plane-workers job email-digest` process, one SMTP connection",
+        "email_rate_limit_per_s": settings.email_rate_limit_per_s,
+        "processes": "one `plane-workers job email-digest` process (its SMTP connections: smtp_connections)",
     }
 
 
@@ -474,16 +475,7 @@ def run_celery(url: str, world: World, sink: Sink, meter: CpuMeter, processes: i
         stop_meter = measured(meter, sink)
         started = time.perf_counter()
         celery_email.stack_email_notification.delay()
-        expected = len(world.expected)
-        stats = sink.wait(expected, timeout_s=3000)
-        picked_s = None
-        while True:
-            state = log_state(engine)
-            if picked_s is None and state["processed"] == state["total"]:
-                picked_s = time.perf_counter() - started
-            if state["processed"] == state["sent"] == state["total"]:
-                break
-            time.sleep(0.05)
+        picked_s = wait_celery(engine, sink, len(world.expected), started, timeout_s=3000)
         wall = time.perf_counter() - started
         cpu = stop_meter()
         time.sleep(2)  # a duplicate would land now
@@ -496,7 +488,7 @@ def run_celery(url: str, world: World, sink: Sink, meter: CpuMeter, processes: i
     engine.dispose()
     return {
         "seconds": round(wall, 2),
-        "beat_task_done_s": round(picked_s or wall, 2),
+        "beat_task_done_s": round(picked_s, 2),
         "mails_per_s": round(stats["mails"] / wall, 1),
         **stats,
         "logs": log_state(get_engine(url)),
@@ -504,6 +496,21 @@ def run_celery(url: str, world: World, sink: Sink, meter: CpuMeter, processes: i
         "processes": f"prefork --concurrency={processes}, RabbitMQ 127.0.0.1:5672",
         "redis": redis or "none answered at 127.0.0.1:6379: no lock, origin from the environment",
     }
+
+
+def wait_celery(engine: Engine, sink: Sink, mails: int, started: float, timeout_s: float) -> float:
+    """Until the sink has `mails` mails and every log is marked sent and processed; returns when
+    the beat task had marked them all processed (its last statement), seconds after `started`."""
+    deadline, picked_s = started + timeout_s, None
+    while True:
+        state = log_state(engine)
+        if picked_s is None and state["processed"] == state["total"]:
+            picked_s = time.perf_counter() - started
+        if sink.call("stats")["mails"] >= mails and picked_s is not None and state["sent"] == state["total"]:
+            return picked_s
+        if time.perf_counter() > deadline:
+            raise RuntimeError(f"Celery after {timeout_s:.0f} s: {sink.call('stats')}, logs {state}")
+        time.sleep(0.1)
 
 
 def warm_up(world: World, sink: Sink, processes: int) -> None:
