@@ -9,6 +9,9 @@ $(BIN)/plane-workers: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	@echo "== upgrading pip"
 	$(BIN)/pip install --upgrade pip
+	@echo "== installing torch for the embeddings extra: 2.13.0 pinned, so pip takes the CPU build"
+	@echo "   where one is on disk instead of choosing a multi-GB CUDA build for the open range"
+	$(BIN)/pip install 'torch==2.13.0'
 	@echo "== installing plane-workers and its dev dependencies (takes a few minutes the first time)"
 	$(BIN)/pip install -e '.[dev]'
 	touch $@
