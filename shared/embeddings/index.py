@@ -99,6 +99,17 @@ class EntityState:
 
 
 @dataclass(frozen=True)
+class StoredChunk:
+    """A chunk as the index holds it (what a re-sync compares with the source)."""
+
+    chunk_index: int
+    version: int
+    workspace_id: str | None
+    project_id: str | None
+    text: str
+
+
+@dataclass(frozen=True)
 class IndexCount:
     entities: int  # live entities (tombstones not counted)
     chunks: int
@@ -159,6 +170,9 @@ class VectorIndex(Protocol):
 
     def lookup(self, keys: Sequence[EntityKey]) -> dict[EntityKey, EntityState]:
         """What the index holds for these entities (tombstones included; absent: never seen)."""
+
+    def chunks(self, key: EntityKey) -> list[StoredChunk]:
+        """An entity's stored chunks, by chunk index (empty when deleted or never indexed)."""
 
     def search(
         self,
