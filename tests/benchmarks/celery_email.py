@@ -41,7 +41,7 @@ import re
 import socket
 import subprocess
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg2.extras
@@ -169,8 +169,6 @@ MARK_PROCESSED = "UPDATE email_notification_logs SET processed_at = %s WHERE id 
 
 
 def _now() -> datetime:
-    from datetime import UTC
-
     return datetime.now(UTC)
 
 
