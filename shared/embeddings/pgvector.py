@@ -235,6 +235,15 @@ class PgVectorIndex:
         e = self.entities
         applied: set[EntityKey] = set()
         with self._errors(), self.engine.begin() as conn:
+            # Two statements (versioned, unversioned) would lock rows out of key order: lock the
+            # existing ones in key order first, as a concurrent upsert batch does.
+            pairs = [(deletions[i].entity_type, deletions[i].entity_id) for i in winners]
+            conn.execute(
+                select(e.c.entity_type)
+                .where(tuple_(e.c.entity_type, e.c.entity_id).in_(pairs))
+                .order_by(e.c.entity_type, e.c.entity_id)
+                .with_for_update()
+            ).all()
             for versioned in (True, False):
                 group = [deletions[i] for i in winners if (deletions[i].version is not None) == versioned]
                 if not group:
