@@ -21,7 +21,7 @@ import smtplib
 import threading
 import time
 from dataclasses import dataclass, field
-from email.message import EmailMessage
+from email.message import Message
 from email.utils import getaddresses, parseaddr
 
 from shared.settings import Settings
@@ -111,7 +111,7 @@ class RateLimit:
             self._tokens -= 1.0
 
 
-def envelope(message: EmailMessage) -> tuple[str, list[str]]:
+def envelope(message: Message) -> tuple[str, list[str]]:
     """MAIL FROM and RCPT TO addresses of a composed message (From, and To/Cc/Bcc)."""
     sender = parseaddr(str(message["From"] or ""))[1]
     fields = [str(v) for name in ("To", "Cc", "Bcc") for v in message.get_all(name, [])]
@@ -162,7 +162,7 @@ class SmtpSession:
         self._client = client
         self._last_used = time.monotonic()
 
-    def send(self, message: EmailMessage) -> None:
+    def send(self, message: Message) -> None:
         """Return once the server accepted `message`; raise one of the three errors otherwise."""
         self.rate.wait()
         if self._client is not None and time.monotonic() - self._last_used > IDLE_CHECK_S:
@@ -200,7 +200,7 @@ class SmtpSession:
         if code != 250:
             self._drop()
 
-    def _send(self, message: EmailMessage) -> None:
+    def _send(self, message: Message) -> None:
         self.connect()
         client = self._client
         assert client is not None
@@ -218,7 +218,10 @@ class SmtpSession:
                 if code not in (250, 251):
                     self._refused(code, reply, stage)
             stage = "DATA"
-            payload = message.as_bytes(policy=message.policy.clone(linesep="\r\n", utf8=international))
+            policy = message.policy.clone(linesep="\r\n")
+            if international:  # only EmailMessage's policy writes UTF-8 headers
+                policy = policy.clone(utf8=True)
+            payload = message.as_bytes(policy=policy)
             code, reply = client.data(payload)
         except smtplib.SMTPResponseException as exc:  # data() raises when DATA itself is refused
             self._refused(exc.smtp_code, exc.smtp_error, stage)
