@@ -1,44 +1,42 @@
-"""`AsyncSafeHttpClient`: the safe client's rules on asyncio (aiohttp), for callers that keep many
-requests in flight on one event loop (webhook-deliveries) instead of a thread per request.
+"""`AsyncSafeHttpClient`: the safe client's rules on asyncio, for callers that keep many requests
+in flight on one event loop (webhook-deliveries) instead of a thread per request.
 
 The rules are `SafeHttpClient`'s, most of them through the same code:
 - strict URL parse (`parse_target`), then the host resolved once per request (the injected
-  resolver, on a thread, cut off at the deadline) and every address vetted (`needs_dns`,
+  resolver, on a thread, abandoned at the deadline) and every address vetted (`needs_dns`,
   `vet_resolved`: reject-any, allowlist, IANA special-purpose registries);
-- the request is dialled at the vetted IP itself (the URL aiohttp gets names the IP, so aiohttp
-  never resolves anything), with `Host` naming the URL's host and, for TLS, `server_hostname` set
-  to it: SNI and certificate checks are on the name, on a context that requires both. aiohttp
-  pools connections per (IP, port, TLS, server_hostname), so one opened for a vetted address and
-  name is never used for another;
-- redirects are never followed by aiohttp (`allow_redirects=False`); `follow_redirects=N` re-runs
-  every rule per hop, here as in the sync client;
-- nothing is decompressed (`auto_decompress=False`, `Accept-Encoding: identity` unless the caller
-  asks), at most `max_response_bytes + 1` raw bytes are read, streaming, and a longer body drops
-  its connection instead of being drained;
-- one total deadline (`asyncio.timeout`) over DNS, connect, TLS, every hop and the whole body;
-- no proxy and no environment (`trust_env=False`), no cookies kept between requests
-  (`DummyCookieJar`: a receiver's cookie must not reach another webhook's request).
+- the socket connects to a vetted IP, pooled per (scheme, host, port, IP), with `Host` naming
+  the URL's host and TLS negotiated for it: SNI and certificate checks on the name
+  (`aiopool`); only a failed connect moves to the next vetted address;
+- redirects are returned, never followed, unless the caller asks (`follow_redirects=N`), and
+  then every rule runs again for each hop;
+- nothing is decompressed (`Accept-Encoding: identity` unless the caller asks), at most
+  `max_response_bytes + 1` body bytes are read, and a longer body drops its connection;
+- one total deadline (`asyncio.timeout`) over DNS, waiting for a pooled connection, connect,
+  TLS, every hop and the whole body;
+- no proxy, no environment, no cookies: there is nothing that would read them.
 
-Errors are the same `HttpError` tree. `LoopSafeHttpClient` runs one on a loop thread of its own
-behind the sync client's `request()`, for threaded callers and for tests that hold both clients
-to the same cases.
+HTTP/1.1 itself is `wire`'s, with http.client's leniency, so a receiver's answer (a NUL in a
+header, invalid UTF-8) means the same to both clients. Errors are the same `HttpError` tree.
+`LoopSafeHttpClient` runs one on a loop thread of its own behind the sync client's `request()`,
+for threaded callers and for tests that hold both clients to the same cases.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import ssl
 import threading
 from collections.abc import Collection, Coroutine, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
-import aiohttp
 from urllib3 import HTTPHeaderDict
-from yarl import URL
 
 from shared.http.addresses import Allowlist, IPAddress
+from shared.http.aiopool import PinnedConnections, PoolKey
 from shared.http.client import (
     REDIRECT_STATUSES,
     SafeResponse,
@@ -49,19 +47,16 @@ from shared.http.client import (
     request_headers,
 )
 from shared.http.deadline import Deadline
-from shared.http.errors import ConnectError, HttpError, ProtocolError, TlsError, TooManyRedirects
+from shared.http.errors import ConnectError, ProtocolError, TlsError, TooManyRedirects
 from shared.http.transport import prepare_ssl_context
 from shared.http.urls import Target, parse_target
 from shared.http.vetting import Resolver, needs_dns, resolve_error, system_resolver, vet_resolved
+from shared.http.wire import Connection, encode_request, framing_of, keeps_alive, read_body, read_head
 
 T = TypeVar("T")
 
-_READ_CHUNK = 64 * 1024
 _REDIRECT_DRAIN_LIMIT = 64 * 1024
 _DEFAULT_PORTS = {"http": 80, "https": 443}
-# http.client's limit on a header line; aiohttp's default (8190) would fail answers urllib3 reads.
-_MAX_LINE = 65536
-_TLS_ERRORS = (aiohttp.ClientConnectorCertificateError, aiohttp.ClientSSLError, ssl.SSLError)
 
 
 def host_header(target: Target) -> str:
@@ -70,21 +65,14 @@ def host_header(target: Target) -> str:
     return host if target.port == _DEFAULT_PORTS[target.scheme] else f"{host}:{target.port}"
 
 
-def _dial_url(target: Target, ip: str) -> URL:
-    host = f"[{ip}]" if ":" in ip else ip
-    # encoded=True: request_target is already the exact ASCII request line parse_target chose.
-    return URL(f"{target.scheme}://{host}:{target.port}{target.request_target}", encoded=True)
-
-
-def _mid_request_error(exc: BaseException, deadline: Deadline) -> HttpError:
-    if deadline.expired:
-        return deadline.error()
-    return ProtocolError(f"HTTP exchange failed: {type(exc).__name__}: {exc}")
+# A URL's parse is pure (the same string always gives the same Target, or the same error): a
+# webhook's URL is parsed once, not on every delivery. Its addresses are still vetted each time.
+_parse = functools.lru_cache(maxsize=4096)(parse_target)
 
 
 class AsyncSafeHttpClient:
     """SSRF-safe, bounded asyncio HTTP client; `SafeHttpClient`'s parameters and rules. Use it
-    from one event loop: its connection pool is created there on the first request."""
+    from one event loop."""
 
     def __init__(
         self,
@@ -99,45 +87,28 @@ class AsyncSafeHttpClient:
         default_max_response_bytes: int = 1024 * 1024,
         max_request_bytes: int = 1024 * 1024,
         max_connections_per_endpoint: int = 10,
+        max_pools: int = 256,
         keepalive_s: float = 15.0,
         dns_threads: int = 16,
         user_agent: str = "plane-workers",
     ) -> None:
         self.allowlist = allowlist or Allowlist()
         self._resolver = resolver
-        self._ssl_context = prepare_ssl_context(ssl_context)
         self._allowed_ports = frozenset(allowed_ports) if allowed_ports is not None else None
         self._require_https = require_https
         self._connect_timeout_s = connect_timeout_s
         self._default_deadline_s = default_deadline_s
         self._default_max_response_bytes = default_max_response_bytes
         self._max_request_bytes = max_request_bytes
-        self._per_endpoint = max_connections_per_endpoint
-        self._keepalive_s = keepalive_s
         self._user_agent = user_agent
-        self._dns = ThreadPoolExecutor(dns_threads, thread_name_prefix="safe-http-dns")
-        self._session: aiohttp.ClientSession | None = None
-
-    def _session_here(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            connector = aiohttp.TCPConnector(
-                limit=0,  # the caller bounds requests in flight; idle sockets close after keepalive_s
-                limit_per_host=self._per_endpoint,  # per (IP, port, TLS, name): a slow receiver's share
-                keepalive_timeout=self._keepalive_s,
-                use_dns_cache=False,  # it never resolves: every URL it gets is an IP
-                ssl=self._ssl_context,
-            )
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                timeout=aiohttp.ClientTimeout(total=None),  # our deadline governs
-                auto_decompress=False,
-                trust_env=False,
-                cookie_jar=aiohttp.DummyCookieJar(),
-                skip_auto_headers=("User-Agent", "Accept", "Content-Type"),
-                max_line_size=_MAX_LINE,
-                max_field_size=_MAX_LINE,
-            )
-        return self._session
+        self._pools = PinnedConnections(
+            per_endpoint=max_connections_per_endpoint,
+            max_pools=max_pools,
+            keepalive_s=keepalive_s,
+            ssl_context=prepare_ssl_context(ssl_context),
+        )
+        self._dns_threads = dns_threads
+        self._dns: ThreadPoolExecutor | None = None
 
     async def request(
         self,
@@ -174,40 +145,72 @@ class AsyncSafeHttpClient:
         hops: list[str] = []
         origin: tuple[str, str, int] | None = None
         while True:
-            target = parse_target(url, allowed_ports=self._allowed_ports, require_https=self._require_https)
+            target = _parse(url, allowed_ports=self._allowed_ports, require_https=self._require_https)
             origin = drop_credentials_across(origin, target, caller)
             addresses = await self._vet(target)
-            response, peer_ip = await self._send(target, addresses, method, caller, body, deadline)
-            location = response.headers.get("location")
-            if follow_redirects and response.status in REDIRECT_STATUSES and location:
+            conn, key = await self._connect(target, addresses, deadline)
+            reusable = False
+            try:
+                status, headers, data, truncated, reusable = await self._exchange(
+                    conn, target, method, caller, body, cap, follow_redirects > len(hops)
+                )
+            finally:
+                self._pools.release(key, conn, reusable)
+            location = headers.get("location")
+            if follow_redirects and status in REDIRECT_STATUSES and location:
                 if len(hops) >= follow_redirects:
-                    response.close()
                     raise TooManyRedirects(f"more than {follow_redirects} redirects from {hops[0]}")
-                with contextlib.suppress(HttpError):  # drained to reuse the connection, else dropped
-                    await self._read_body(response, _REDIRECT_DRAIN_LIMIT, deadline)
                 hops.append(target.url)
-                url, method, body = next_hop(url, location, response.status, method, body, caller)
+                url, method, body = next_hop(url, location, status, method, body, caller)
                 continue
-            data, truncated = await self._read_body(response, cap, deadline)
-            # Raw bytes as latin-1, as http.client reads them: SafeResponse is the same either way.
-            raw = HTTPHeaderDict()
-            for name, value in response.raw_headers:
-                raw.add(name.decode("latin-1"), value.decode("latin-1"))
             return SafeResponse(
-                status=response.status,
-                headers=raw,
-                body=data,
+                status=status,
+                headers=headers,
+                body=bytes(data),
                 truncated=truncated,
                 elapsed_s=deadline.elapsed(),
                 url=target.url,
-                peer_ip=peer_ip,
+                peer_ip=key[3],
                 redirects=tuple(hops),
             )
+
+    async def _exchange(
+        self,
+        conn: Connection,
+        target: Target,
+        method: str,
+        caller: HTTPHeaderDict,
+        body: bytes | None,
+        cap: int,
+        may_follow: bool,
+    ) -> tuple[int, HTTPHeaderDict, bytearray, bool, bool]:
+        """One request on `conn`: (status, headers, body, truncated, connection reusable)."""
+        sent = [("Host", host_header(target)), *request_headers(target, caller, self._user_agent).iteritems()]
+        request = encode_request(method, target.request_target, sent, body)
+        assert conn.transport is not None
+        try:
+            conn.transport.write(request)
+            head = await read_head(conn)
+            framing = framing_of(head, method)
+            # A redirect about to be followed only has its body drained (up to a limit) so the
+            # connection can serve the next hop.
+            limit = _REDIRECT_DRAIN_LIMIT if may_follow and head.status in REDIRECT_STATUSES else cap
+            data, truncated, complete = await read_body(conn, framing, limit)
+        except OSError as exc:
+            raise ProtocolError(f"HTTP exchange failed: {exc}") from exc
+        if truncated:
+            del data[limit:]
+        reusable = (
+            complete and keeps_alive(head, framing) and "close" not in caller.get("connection", "").lower()
+        )
+        return head.status, head.headers, data, truncated, reusable
 
     async def _vet(self, target: Target) -> tuple[IPAddress, ...]:
         raw = None
         if needs_dns(target, self.allowlist):
             loop = asyncio.get_running_loop()
+            if self._dns is None:
+                self._dns = ThreadPoolExecutor(self._dns_threads, thread_name_prefix="safe-http-dns")
             try:
                 # getaddrinfo blocks and has no timeout: a thread, abandoned at the deadline.
                 raw = await loop.run_in_executor(self._dns, self._resolver, target.host, target.port)
@@ -215,81 +218,32 @@ class AsyncSafeHttpClient:
                 raise resolve_error(target, exc) from exc
         return vet_resolved(target, self.allowlist, raw)
 
-    async def _send(
-        self,
-        target: Target,
-        addresses: tuple[IPAddress, ...],
-        method: str,
-        caller: HTTPHeaderDict,
-        body: bytes | None,
-        deadline: Deadline,
-    ) -> tuple[aiohttp.ClientResponse, str]:
-        """Try the vetted addresses in order; only a failed connect moves to the next one."""
-        headers = request_headers(target, caller, self._user_agent)
-        headers["Host"] = host_header(target)
-        session = self._session_here()
+    async def _connect(
+        self, target: Target, addresses: tuple[IPAddress, ...], deadline: Deadline
+    ) -> tuple[Connection, PoolKey]:
+        """A connection to the first vetted address that accepts one."""
         failures: list[str] = []
         for address in addresses:
             ip = str(address)
-            timeout = aiohttp.ClientTimeout(
-                total=None, sock_connect=min(self._connect_timeout_s, deadline.check())
-            )
+            key = (target.scheme, target.host, target.port, ip)
             try:
-                response = await session.request(
-                    method,
-                    _dial_url(target, ip),
-                    headers=headers,
-                    data=body,
-                    allow_redirects=False,
-                    timeout=timeout,
-                    server_hostname=target.host,
-                    ssl=self._ssl_context,
-                )
-                return response, ip
-            except _TLS_ERRORS as exc:
+                timeout = min(self._connect_timeout_s, deadline.check())
+                return await self._pools.acquire(key, timeout), key
+            except ssl.SSLError as exc:  # certificate or handshake: an OSError, but not a refusal
                 raise TlsError(f"TLS with {target.host} ({ip}) failed: {exc}") from exc
-            except aiohttp.ConnectionTimeoutError as exc:
+            except TimeoutError as exc:
                 if deadline.expired:
                     raise deadline.error() from exc
                 failures.append(f"{ip}: connect timed out")
-            except aiohttp.ClientConnectorError as exc:
-                failures.append(f"{ip}: {exc.os_error}")
-            except (aiohttp.ClientError, OSError, ValueError) as exc:
-                raise _mid_request_error(exc, deadline) from exc
+            except OSError as exc:
+                failures.append(f"{ip}: {exc}")
         raise ConnectError(f"cannot connect to {target.host}:{target.port}: {'; '.join(failures)}")
 
-    async def _read_body(
-        self, response: aiohttp.ClientResponse, cap: int, deadline: Deadline
-    ) -> tuple[bytes, bool]:
-        """Read at most cap + 1 raw bytes; more means truncated, and the connection is dropped."""
-        buf = bytearray()
-        limit = cap + 1
-        done = False
-        try:
-            while len(buf) < limit:
-                chunk = await response.content.read(min(_READ_CHUNK, limit - len(buf)))
-                if not chunk:
-                    break
-                buf += chunk
-            done = True
-        except (aiohttp.ClientError, OSError, ValueError) as exc:
-            raise _mid_request_error(exc, deadline) from exc
-        finally:
-            if not done:
-                response.close()  # unknown state (or cancelled at the deadline): never reused
-        truncated = len(buf) > cap
-        if truncated:
-            response.close()  # never drain the rest of a possibly endless body
-            del buf[cap:]
-        else:
-            response.release()
-        return bytes(buf), truncated
-
     async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-        self._dns.shutdown(wait=False, cancel_futures=True)
+        self._pools.close()
+        if self._dns is not None:
+            self._dns.shutdown(wait=False, cancel_futures=True)
+            self._dns = None
 
 
 class LoopThread:

@@ -1,7 +1,7 @@
 """The safe HTTP clients against real loopback servers: R4, R6, R8, R9, R10.
 
 Every case runs against both clients, `SafeHttpClient` (urllib3, threads) and the asyncio one
-(`AsyncSafeHttpClient`, aiohttp, here behind `LoopSafeHttpClient`'s sync API): the same rules,
+(`AsyncSafeHttpClient`, asyncio, here behind `LoopSafeHttpClient`'s sync API): the same rules,
 the same answers. Every server is a real socket on 127.0.0.0/8 (or ::1). The allowlist opens
 127.0.0.1/32 only, so 127.0.0.2 stands in for "internal address": listeners there must see zero
 connections.
@@ -61,7 +61,7 @@ Client = SafeHttpClient | LoopSafeHttpClient
 MakeClient = type[SafeHttpClient] | type[LoopSafeHttpClient]
 
 
-@pytest.fixture(params=[SafeHttpClient, LoopSafeHttpClient], ids=["urllib3", "aiohttp"])
+@pytest.fixture(params=[SafeHttpClient, LoopSafeHttpClient], ids=["urllib3", "asyncio"])
 def make(request: pytest.FixtureRequest) -> MakeClient:
     return request.param
 
