@@ -1,7 +1,8 @@
 """One delivery attempt: sign the bytes, POST them through the safe client, classify the answer.
 
-Runs on a worker thread and touches no database: everything it needs is in `Delivery` and
-`Endpoint`, and everything the writer needs is in the `Outcome` it returns.
+Runs on the HTTP event loop (`send_async`; `send` on a thread) and touches no database: everything
+it needs is in `Delivery` and `Endpoint`, and everything the writer needs is in the `Outcome` it
+returns.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from typing import Any
 
 from services.webhooks.schedule import parse_retry_after
 from services.webhooks.signing import plane_body, plane_signature, standard_signature
-from shared.http import DeadlineExceeded, HttpError, SafeHttpClient
+from shared.http import DeadlineExceeded, HttpError, SafeHttpClient, SafeResponse
+from shared.http.aio import AsyncSafeHttpClient
 
 USER_AGENT = "Autopilot"  # Plane's; receivers may filter on it
 # Never written to webhook_logs: anyone who can read the log could replay the request.
@@ -98,9 +100,52 @@ def send(
     timeout_s: float,
     max_response_bytes: int,
 ) -> Outcome:
+    """One attempt through the thread-per-request client."""
+    headers = request_headers(delivery, endpoint)
+    started = time.perf_counter()
+    try:
+        response = client.request(
+            "POST",
+            endpoint.url,
+            headers=headers,
+            body=delivery.body,
+            deadline_s=timeout_s,
+            max_response_bytes=max_response_bytes,
+        )
+    except HttpError as exc:
+        return failed(delivery, headers, exc, started)
+    return answered(delivery, headers, response, started)
+
+
+async def send_async(
+    client: AsyncSafeHttpClient,
+    delivery: Delivery,
+    endpoint: Endpoint,
+    *,
+    timeout_s: float,
+    max_response_bytes: int,
+) -> Outcome:
+    """`send` on the asyncio client: the same request, the same outcome."""
+    headers = request_headers(delivery, endpoint)
+    started = time.perf_counter()
+    try:
+        response = await client.request(
+            "POST",
+            endpoint.url,
+            headers=headers,
+            body=delivery.body,
+            deadline_s=timeout_s,
+            max_response_bytes=max_response_bytes,
+        )
+    except HttpError as exc:
+        return failed(delivery, headers, exc, started)
+    return answered(delivery, headers, response, started)
+
+
+def request_headers(delivery: Delivery, endpoint: Endpoint) -> dict[str, str]:
     body = delivery.body
     timestamp = int(time.time())  # per attempt, as the spec wants; real time even when tests scale delays
-    headers = {
+    return {
         "Content-Type": "application/json",
         "User-Agent": USER_AGENT,
         "X-Plane-Delivery": delivery.id,
@@ -110,25 +155,20 @@ def send(
         "webhook-timestamp": str(timestamp),
         "webhook-signature": standard_signature(endpoint.signing_keys, delivery.id, timestamp, body),
     }
-    started = time.perf_counter()
-    try:
-        response = client.request(
-            "POST",
-            endpoint.url,
-            headers=headers,
-            body=body,
-            deadline_s=timeout_s,
-            max_response_bytes=max_response_bytes,
-        )
-    except HttpError as exc:
-        return Outcome(
-            delivery,
-            Result.FAILED if exc.retryable else Result.BLOCKED,
-            headers,
-            error=f"{type(exc).__name__}: {exc}",
-            overloaded=isinstance(exc, DeadlineExceeded),
-            elapsed_s=time.perf_counter() - started,
-        )
+
+
+def failed(delivery: Delivery, headers: dict[str, str], exc: HttpError, started: float) -> Outcome:
+    return Outcome(
+        delivery,
+        Result.FAILED if exc.retryable else Result.BLOCKED,
+        headers,
+        error=f"{type(exc).__name__}: {exc}",
+        overloaded=isinstance(exc, DeadlineExceeded),
+        elapsed_s=time.perf_counter() - started,
+    )
+
+
+def answered(delivery: Delivery, headers: dict[str, str], response: SafeResponse, started: float) -> Outcome:
     status = response.status
     stored_headers, stored_body = storable_response(response.headers, response.body, response.truncated)
     if 200 <= status < 300:

@@ -1,8 +1,9 @@
 """Each attempt is written down before its request goes out, so a killed worker loses none.
 
-The HTTP threads about to send hand their attempt to the journal and wait for it to commit;
-the journal's thread writes everything that queued up meanwhile in one multi-row insert (group
-commit), so the cost is one round trip per attempt in latency and one statement per group. The
+The attempts about to send (tasks on the HTTP event loop) hand their attempt to the journal and
+await its commit; the journal's thread writes everything that queued up meanwhile in one
+multi-row insert (group commit) and wakes the whole group with one call into the loop, so the
+cost is one round trip per attempt in latency and one statement per group. The
 writer deletes the delivery's rows in the transaction that records its outcome (`store.record`);
 a row left behind is an attempt nobody logged, found, logged as interrupted and kept (marked
 logged) by whoever reads its delivery next (`store.lookup`).
@@ -10,11 +11,12 @@ logged) by whoever reads its delivery next (`store.lookup`).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
@@ -34,35 +36,31 @@ _BEGIN = text(
 )
 
 
-@dataclass
-class _Ticket:
-    delivery: Delivery
-    written: threading.Event = field(default_factory=threading.Event)
-    send: bool = False
+_Ticket = tuple[Delivery, "asyncio.Future[bool]"]
 
 
 class AttemptJournal:
     """One per process, shared by the main topic's and every retry tier's pipelines."""
 
-    def __init__(self, sessions: sessionmaker[Session], hold: Hold) -> None:
+    def __init__(self, sessions: sessionmaker[Session], hold: Hold, loop: asyncio.AbstractEventLoop) -> None:
         self._sessions = sessions
         self._hold = hold
+        self._loop = loop  # where the attempts wait
         self._ready = threading.Condition()
         self._queued: list[_Ticket] = []
         self._closed = False
-        self._thread = threading.Thread(target=self._loop, name="webhook-journal", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="webhook-journal", daemon=True)
         self._thread.start()
 
-    def begin(self, delivery: Delivery) -> bool:
-        """Block until the attempt is written. False: the process is stopping, do not send."""
-        ticket = _Ticket(delivery)
+    async def begin(self, delivery: Delivery) -> bool:
+        """On the loop: until the attempt is written. False: the process is stopping, do not send."""
+        written = self._loop.create_future()
         with self._ready:
             if self._closed:
                 return False
-            self._queued.append(ticket)
+            self._queued.append((delivery, written))
             self._ready.notify()
-        ticket.written.wait()
-        return ticket.send
+        return await written
 
     def close(self) -> None:
         with self._ready:
@@ -70,7 +68,7 @@ class AttemptJournal:
             self._ready.notify()
         self._thread.join(timeout=5)
 
-    def _loop(self) -> None:
+    def _run(self) -> None:
         while True:
             with self._ready:
                 while not self._queued and not self._closed:
@@ -84,9 +82,9 @@ class AttemptJournal:
 
     def _write(self, group: list[_Ticket]) -> bool:
         params = {
-            "ids": [uuid.UUID(t.delivery.id) for t in group],
-            "attempts": [t.delivery.attempt for t in group],
-            "hooks": [t.delivery.webhook_id for t in group],
+            "ids": [uuid.UUID(d.id) for d, _ in group],
+            "attempts": [d.attempt for d, _ in group],
+            "hooks": [d.webhook_id for d, _ in group],
         }
         while not self._closed:
             try:
@@ -104,8 +102,13 @@ class AttemptJournal:
                 time.sleep(HOLD_S)
         return False
 
-    @staticmethod
-    def _release(group: list[_Ticket], send: bool) -> None:
-        for ticket in group:
-            ticket.send = send
-            ticket.written.set()
+    def _release(self, group: list[_Ticket], send: bool) -> None:
+        if group:
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+                self._loop.call_soon_threadsafe(_settle, group, send)
+
+
+def _settle(group: list[_Ticket], send: bool) -> None:
+    for _, written in group:
+        if not written.done():  # cancelled: the loop is shutting down
+            written.set_result(send)

@@ -3,12 +3,14 @@
 One arroyo strategy per topic (the main topic and each retry tier), built from three stages that
 batch themselves (each takes everything that queued up while it was busy):
 
-    submit (arroyo thread) -> lookup thread -> HTTP pool, per-endpoint limit -> writer thread
+    submit (arroyo thread) -> lookup thread -> HTTP loop, per-endpoint limit -> writer thread
                                    (webhooks, dedupe)    (attempt journaled, sent)    (logs, retries, commit)
 
-The HTTP pool, the per-endpoint limit, the attempt journal and the HTTP client are one per process
-(`Outbound`), shared by the main topic's and the tiers' pipelines, so the limits hold for all of
-them together.
+The attempts are tasks on one asyncio event loop thread (`shared.http.aio`, behind the
+safe client's rules), not a thread each: a thread per request in flight spent more CPU on the
+HTTP client and on handing the GIL around than on the delivery itself. The loop, the
+per-endpoint limit, the attempt journal and the HTTP client are one per process (`Outbound`),
+shared by the main topic's and the tiers' pipelines, so the limits hold for all of them together.
 
 - An offset is committed only once its delivery is recorded: logged and finished, or its retry is
   confirmed by the broker. Completion is out of order, so offsets are committed up to the oldest
@@ -21,7 +23,7 @@ them together.
 - A retry goes to tier `attempt - 1` with its due time; the tier holds it in memory until due,
   earliest first, whatever its partition (`due`), so retries neither hold up the main topic nor
   wait for one another.
-- A stalled endpoint (nothing answered for STALLED_S) holds WEBHOOK_ENDPOINT_CONCURRENCY threads
+- A stalled endpoint (nothing answered for STALLED_S) holds WEBHOOK_ENDPOINT_CONCURRENCY slots
   and, in memory, `WAITING_PER_ENDPOINT` of its deliveries; further ones are deferred, unsent
   and uncounted, to retry tier 0 for WEBHOOK_TIMEOUT_S, so they never fill the pipeline's intake
   (max_pending) and stop every other endpoint. A busy endpoint that keeps answering is not.
@@ -32,6 +34,7 @@ them together.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import queue
@@ -40,7 +43,6 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
@@ -58,11 +60,12 @@ from services.webhooks.attempt import Delivery, Endpoint, Outcome, Result
 from services.webhooks.deactivation import announce
 from services.webhooks.due import DueQueue
 from services.webhooks.journal import AttemptJournal
-from services.webhooks.limiter import EndpointLimiter
+from services.webhooks.limiter import EndpointLimiter, Task
 from services.webhooks.schedule import next_delay
 from services.webhooks.stage import OffsetTracker, Stage
 from shared.events.envelope import InvalidEvent, parse_event
-from shared.http import Allowlist, SafeHttpClient
+from shared.http import Allowlist
+from shared.http.aio import AsyncSafeHttpClient, LoopThread
 from shared.kafka import headers as h
 from shared.kafka.runtime import ConsumerDeps
 from shared.kafka.strategy import describe
@@ -107,11 +110,12 @@ class Finished:
 @dataclass(frozen=True)
 class Outbound:
     """What the main topic's and every retry tier's pipelines of one process share: the HTTP
-    client (its connection pools outlive partition assignments), the per-endpoint limit, so a
-    failing endpoint gets WEBHOOK_ENDPOINT_CONCURRENCY attempts at once, not that many per tier,
-    and the attempt journal, whose groups are larger for it."""
+    event loop and client (its connection pools outlive partition assignments), the per-endpoint
+    limit, so a failing endpoint gets WEBHOOK_ENDPOINT_CONCURRENCY attempts at once, not that
+    many per tier, and the attempt journal, whose groups are larger for it."""
 
-    client: SafeHttpClient
+    loop: LoopThread
+    client: AsyncSafeHttpClient
     limiter: EndpointLimiter
     journal: AttemptJournal
 
@@ -119,7 +123,7 @@ class Outbound:
     def of_process(cls, deps: ConsumerDeps, sessions: sessionmaker[Session]) -> Outbound:
         if "webhook-outbound" not in deps.shared:
             settings = deps.settings
-            client = SafeHttpClient(
+            client = AsyncSafeHttpClient(
                 Allowlist.from_settings(settings),
                 # Per host: many webhooks can share one receiver host. The per-webhook limit is
                 # the EndpointLimiter's; a pool this small would let one webhook starve the rest.
@@ -127,16 +131,21 @@ class Outbound:
                 max_request_bytes=max(settings.webhook_payload_max_bytes, settings.event_max_bytes),
                 user_agent=attempt.USER_AGENT,
             )
-            # Never shut down by a pipeline: it serves every tier for the life of the process.
-            pool = ThreadPoolExecutor(settings.webhook_concurrency, thread_name_prefix="webhook-http")
-            limiter = EndpointLimiter(pool, settings.webhook_endpoint_concurrency)
-            deps.shared["webhook-outbound"] = cls(client, limiter, AttemptJournal(sessions, deps.hold))
+            # Never stopped by a pipeline: it serves every tier for the life of the process.
+            loop = LoopThread("webhook-http")
+            limiter = EndpointLimiter(
+                loop.loop, settings.webhook_concurrency, settings.webhook_endpoint_concurrency
+            )
+            journal = AttemptJournal(sessions, deps.hold, loop.loop)
+            deps.shared["webhook-outbound"] = cls(loop, client, limiter, journal)
         return deps.shared["webhook-outbound"]
 
     def close(self) -> None:
-        self.journal.close()  # first: the threads waiting on it are let go without sending
+        self.journal.close()  # first: the attempts waiting on it are let go without sending
         self.limiter.close()
-        self.client.close()
+        with contextlib.suppress(Exception):
+            self.loop.submit(self.client.aclose()).result(5)
+        self.loop.close()
 
 
 class DeliveryPipeline(ProcessingStrategy[KafkaPayload]):
@@ -266,6 +275,7 @@ class DeliveryPipeline(ProcessingStrategy[KafkaPayload]):
                 now=self._deps.clock(),
                 grace_s=self._settings.webhook_key_grace_s * self._scale,
             )
+        ready: list[tuple[uuid.UUID, object, Task]] = []
         for job in jobs:
             delivery = job.delivery
             if (interrupted := found.interrupted.get(delivery.id, 0)) >= delivery.attempt:
@@ -279,16 +289,18 @@ class DeliveryPipeline(ProcessingStrategy[KafkaPayload]):
             elif delivery.webhook_id not in found.endpoints:
                 self._writer.put(Finished(job))
             else:
-                ready = replace(job, endpoint=found.endpoints[delivery.webhook_id])
-                self._limiter.submit(delivery.webhook_id, self, functools.partial(self._attempt, ready))
+                job = replace(job, endpoint=found.endpoints[delivery.webhook_id])
+                ready.append((delivery.webhook_id, self, functools.partial(self._attempt, job)))
+        self._limiter.submit_many(ready)
 
-    def _attempt(self, job: Job) -> None:
+    async def _attempt(self, job: Job) -> None:
+        """On the HTTP loop."""
         endpoint = job.endpoint
         assert endpoint is not None
-        if not self._journal.begin(job.delivery):
+        if not await self._journal.begin(job.delivery):
             return  # the process is stopping: unsent and uncommitted, the next owner sends it
         try:
-            outcome = attempt.send(
+            outcome = await attempt.send_async(
                 self._client,
                 job.delivery,
                 endpoint,
