@@ -64,7 +64,8 @@ from cronjobs import email_digest_mail as mails
 from cronjobs.email_digest_mail import IssueInfo, LogEntry, Person
 from shared.cron.runtime import JobContext
 from shared.mail import message
-from shared.mail.smtp import RateLimit, SendUncertain, SmtpConfig, SmtpRefused, SmtpSession, SmtpUnavailable
+from shared.mail.config import smtp_config
+from shared.mail.smtp import RateLimit, SendUncertain, SmtpRefused, SmtpSession, SmtpUnavailable
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -149,10 +150,11 @@ def digest_key(receiver: uuid.UUID, issue: uuid.UUID, log_ids: Sequence[uuid.UUI
 def run(ctx: JobContext) -> None:
     with ctx.engine.connect() as conn:
         pairs = [(receiver, issue) for receiver, issue, _n in conn.execute(PAIRS, {"now": ctx.now})]
+        # Plane's SMTP settings (instance_configurations, SKIP_ENV_VAR), as the emails consumer.
+        config = smtp_config(ctx.settings, conn)
     if ctx.dry_run:
         _dry_run(ctx, pairs)
         return
-    config = SmtpConfig.from_settings(ctx.settings)
     rate = RateLimit(ctx.settings.email_rate_limit_per_s)  # one limit for the process, all lanes
     lanes = [_Lane(ctx, SmtpSession(config, rate)) for _ in range(LANES)]
     try:

@@ -365,3 +365,21 @@ def test_windows_of_five_minutes_and_a_skipped_run_whose_logs_the_next_one_sends
     html = part(smtp.messages[1].message, "text/html")
     assert "s7" in html and "s11" in html and "s16" not in html
     assert len(smtp.messages) == 2
+
+
+def test_smtp_settings_come_from_planes_instance_configuration(settings, world, smtp: EmbeddedSMTP) -> None:  # type: ignore[no-untyped-def]
+    """With SKIP_ENV_VAR=1 (Plane's default) the EMAIL_* rows Plane's admin wrote win over the
+    environment: the environment here names a port nobody listens on, the rows the real server."""
+    world.log(world.receivers[0], 1, "priority", "high")
+    with world.engine.begin() as conn:
+        rows = {"EMAIL_HOST": "127.0.0.1", "EMAIL_PORT": str(smtp.port), "EMAIL_USE_TLS": "0",
+                "EMAIL_FROM": "Plane Admin <admin@plane.example>"}  # fmt: skip
+        for key, value in rows.items():
+            insert_one(
+                conn, "instance_configurations", key=key, value=value, is_encrypted=False, category="SMTP"
+            )
+    s = mail_settings(settings, free_port())
+    code, ctx = run_job(SPEC, s)
+    assert code == EXIT_OK and ctx is not None and ctx.counts == {"mails": 1, "logs": 1}
+    [mail] = smtp.messages
+    assert mail.message["From"] == "Plane Admin <admin@plane.example>"
