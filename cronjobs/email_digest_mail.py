@@ -23,16 +23,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from selectolax.lexbor import LexborHTMLParser
+
 from shared import plane_templates
 from shared.mail.message import header_text, plain_text
 from shared.settings import Settings
 
 TEMPLATE = "emails/notifications/issue-updates.html"
 SUMMARY = "Updates were made to the issue by"  # Plane's wording
-_MENTION = re.compile(
-    r"<mention-component\b[^>]*\bentity_identifier=\"([^\"]*)\"[^>]*>(?:.*?</mention-component>)?",
-    re.IGNORECASE | re.DOTALL,
-)
 
 
 @dataclass(frozen=True)
@@ -111,18 +109,26 @@ def _with_origin(origin: str, path: str) -> str:
 
 
 def _mentions(values: Sequence[str] | None, people: Mapping[uuid.UUID, Person]) -> list[str] | None:
-    """Plane's process_mention: each <mention-component> becomes @display_name."""
+    """Plane's process_mention: each <mention-component> becomes @display_name (parsed as HTML,
+    by lexbor, as Plane parses it with BeautifulSoup). A mention of someone unknown stays as it is
+    (Plane's User.objects.get raised and lost the whole mail)."""
     if values is None:
         return None
+    return [_replace_mentions(value, people) for value in values]
 
-    def name(match: re.Match[str]) -> str:
+
+def _replace_mentions(value: str, people: Mapping[uuid.UUID, Person]) -> str:
+    if "mention-component" not in value.lower():
+        return value  # the common case, without building a DOM
+    tree = LexborHTMLParser(value)
+    for node in tree.css("mention-component"):
         try:
-            person = people.get(uuid.UUID(match.group(1)))
+            person = people.get(uuid.UUID((node.attributes.get("entity_identifier") or "").strip()))
         except ValueError:
             person = None
-        return f"@{person.display_name}" if person else match.group(0)
-
-    return [_MENTION.sub(name, value) for value in values]
+        if person is not None:
+            node.replace_with(f"@{person.display_name}")
+    return tree.body.inner_html if tree.body is not None else value
 
 
 def mentioned_ids(entries: Sequence[LogEntry]) -> set[uuid.UUID]:
@@ -132,9 +138,12 @@ def mentioned_ids(entries: Sequence[LogEntry]) -> set[uuid.UUID]:
         if str(activity.get("field")) != "mention":
             continue
         for side in ("old_value", "new_value"):
-            for match in _MENTION.finditer(str(activity.get(side))):
+            html = str(activity.get(side))
+            if "mention-component" not in html.lower():
+                continue
+            for node in LexborHTMLParser(html).css("mention-component"):
                 with contextlib.suppress(ValueError):
-                    found.add(uuid.UUID(match.group(1)))
+                    found.add(uuid.UUID((node.attributes.get("entity_identifier") or "").strip()))
     return found
 
 
