@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import smtplib
+import ssl
 import threading
 import time
 from dataclasses import dataclass, field
@@ -134,15 +135,21 @@ class SmtpSession:
         c = self.config
         if not c.host:
             raise SmtpUnavailable("EMAIL_HOST is not set")
-        smtp_class = smtplib.SMTP_SSL if c.use_ssl else smtplib.SMTP
+        # Certificates and host names verified against the system's CAs (SSL_CERT_FILE points
+        # elsewhere): smtplib's own default context checks nothing, so anyone on the path could
+        # read the password and the sign-in codes.
+        tls = ssl.create_default_context()
         try:
-            client = smtp_class(c.host, c.port, timeout=c.timeout_s)
+            if c.use_ssl:
+                client: smtplib.SMTP = smtplib.SMTP_SSL(c.host, c.port, timeout=c.timeout_s, context=tls)
+            else:
+                client = smtplib.SMTP(c.host, c.port, timeout=c.timeout_s)
         except (OSError, smtplib.SMTPException) as exc:
             raise SmtpUnavailable(f"SMTP {c.address}: cannot connect: {exc!r}") from exc
         try:
             client.ehlo_or_helo_if_needed()
             if c.use_tls and not c.use_ssl:
-                client.starttls()
+                client.starttls(context=tls)
                 client.ehlo()
             if c.user:
                 client.login(c.user, c.password)
