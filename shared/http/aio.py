@@ -39,6 +39,7 @@ from shared.http.addresses import Allowlist, IPAddress
 from shared.http.aiopool import PinnedConnections, PoolKey
 from shared.http.client import (
     REDIRECT_STATUSES,
+    Headers,
     SafeResponse,
     caller_headers_of,
     check_request,
@@ -50,7 +51,14 @@ from shared.http.deadline import Deadline
 from shared.http.errors import ConnectError, ProtocolError, TlsError, TooManyRedirects
 from shared.http.transport import prepare_ssl_context
 from shared.http.urls import Target, parse_target
-from shared.http.vetting import Resolver, needs_dns, resolve_error, system_resolver, vet_resolved
+from shared.http.vetting import (
+    Resolver,
+    address_verdict,
+    needs_dns,
+    resolve_error,
+    system_resolver,
+    vet_resolved,
+)
 from shared.http.wire import Connection, encode_request, framing_of, keeps_alive, read_body, read_head
 
 T = TypeVar("T")
@@ -93,6 +101,7 @@ class AsyncSafeHttpClient:
         user_agent: str = "plane-workers",
     ) -> None:
         self.allowlist = allowlist or Allowlist()
+        self._verdict = address_verdict(self.allowlist)
         self._resolver = resolver
         self._allowed_ports = frozenset(allowed_ports) if allowed_ports is not None else None
         self._require_https = require_https
@@ -136,7 +145,7 @@ class AsyncSafeHttpClient:
         self,
         method: str,
         url: str,
-        caller: HTTPHeaderDict,
+        caller: Headers,
         body: bytes | None,
         deadline: Deadline,
         cap: int,
@@ -148,11 +157,13 @@ class AsyncSafeHttpClient:
             target = _parse(url, allowed_ports=self._allowed_ports, require_https=self._require_https)
             origin = drop_credentials_across(origin, target, caller)
             addresses = await self._vet(target)
+            sent = [("Host", host_header(target)), *request_headers(target, caller, self._user_agent)]
+            request = encode_request(method, target.request_target, sent, body)  # checked before dialling
             conn, key = await self._connect(target, addresses, deadline)
             reusable = False
             try:
                 status, headers, data, truncated, reusable = await self._exchange(
-                    conn, target, method, caller, body, cap, follow_redirects > len(hops)
+                    conn, request, method, caller, cap, follow_redirects > len(hops)
                 )
             finally:
                 self._pools.release(key, conn, reusable)
@@ -177,16 +188,13 @@ class AsyncSafeHttpClient:
     async def _exchange(
         self,
         conn: Connection,
-        target: Target,
+        request: bytes,
         method: str,
-        caller: HTTPHeaderDict,
-        body: bytes | None,
+        caller: Headers,
         cap: int,
         may_follow: bool,
     ) -> tuple[int, HTTPHeaderDict, bytearray, bool, bool]:
         """One request on `conn`: (status, headers, body, truncated, connection reusable)."""
-        sent = [("Host", host_header(target)), *request_headers(target, caller, self._user_agent).iteritems()]
-        request = encode_request(method, target.request_target, sent, body)
         assert conn.transport is not None
         try:
             conn.transport.write(request)
@@ -201,7 +209,9 @@ class AsyncSafeHttpClient:
         if truncated:
             del data[limit:]
         reusable = (
-            complete and keeps_alive(head, framing) and "close" not in caller.get("connection", "").lower()
+            complete
+            and keeps_alive(head, framing)
+            and "close" not in caller.get("connection", ("", ""))[1].lower()
         )
         return head.status, head.headers, data, truncated, reusable
 
@@ -216,7 +226,7 @@ class AsyncSafeHttpClient:
                 raw = await loop.run_in_executor(self._dns, self._resolver, target.host, target.port)
             except OSError as exc:
                 raise resolve_error(target, exc) from exc
-        return vet_resolved(target, self.allowlist, raw)
+        return vet_resolved(target, self.allowlist, raw, self._verdict)
 
     async def _connect(
         self, target: Target, addresses: tuple[IPAddress, ...], deadline: Deadline

@@ -41,7 +41,7 @@ from shared.http.errors import (
 )
 from shared.http.transport import PinnedPools, prepare_ssl_context
 from shared.http.urls import Target, parse_target
-from shared.http.vetting import Resolver, system_resolver, vet_addresses
+from shared.http.vetting import Resolver, address_verdict, system_resolver, vet_addresses
 
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _READ_CHUNK = 64 * 1024
@@ -91,6 +91,7 @@ class SafeHttpClient:
         """`ssl_context` (optional, e.g. a private CA) must verify certificates and host names;
         the client installs its deadline-aware socket class on it."""
         self.allowlist = allowlist or Allowlist()
+        self._verdict = address_verdict(self.allowlist)
         self._resolver = resolver
         self._allowed_ports = frozenset(allowed_ports) if allowed_ports is not None else None
         self._require_https = require_https
@@ -134,7 +135,7 @@ class SafeHttpClient:
         while True:
             target = parse_target(url, allowed_ports=self._allowed_ports, require_https=self._require_https)
             origin = drop_credentials_across(origin, target, caller_headers)
-            addresses = vet_addresses(target, self.allowlist, self._resolver_within(deadline))
+            addresses = vet_addresses(target, self.allowlist, self._resolver_within(deadline), self._verdict)
             response, peer_ip = self._send(target, addresses, method, caller_headers, body, deadline)
             location = response.headers.get("location")
             if follow_redirects and response.status in REDIRECT_STATUSES and location:
@@ -162,12 +163,12 @@ class SafeHttpClient:
         target: Target,
         addresses: tuple[IPAddress, ...],
         method: str,
-        caller_headers: HTTPHeaderDict,
+        caller_headers: Headers,
         body: bytes | None,
         deadline: Deadline,
     ) -> tuple[BaseHTTPResponse, str]:
         """Try the vetted addresses in order; only a failed connect moves to the next one."""
-        headers = request_headers(target, caller_headers, self._user_agent)
+        headers = HTTPHeaderDict(request_headers(target, caller_headers, self._user_agent))
         failures: list[str] = []
         for address in addresses:
             ip = str(address)
@@ -300,41 +301,47 @@ def check_request(method: str, body: bytes | None, max_request_bytes: int, follo
         raise ValueError("follow_redirects must be >= 0")
 
 
-def caller_headers_of(headers: Mapping[str, str] | None) -> HTTPHeaderDict:
+Headers = dict[str, tuple[str, str]]
+"""Request headers by lower-cased name: (the name as given, its value). Case-insensitive, one value
+each, the last given winning: what urllib3's HTTPHeaderDict made of them, without its cost."""
+
+
+def caller_headers_of(headers: Mapping[str, str] | None) -> Headers:
     """The caller's headers, less `Host`: Host always names the vetted URL host."""
-    out = HTTPHeaderDict(headers or {})
-    out.discard("host")
-    return out
+    return {name.lower(): (name, value) for name, value in (headers or {}).items() if name.lower() != "host"}
 
 
 def drop_credentials_across(
-    origin: tuple[str, str, int] | None, target: Target, caller: HTTPHeaderDict
+    origin: tuple[str, str, int] | None, target: Target, caller: Headers
 ) -> tuple[str, str, int]:
     """Never hand the caller's credentials to a host a redirect chose; the new origin."""
     if origin is not None and target.origin != origin:
         for name in _CREDENTIAL_HEADERS:
-            caller.discard(name)
+            caller.pop(name, None)
     return target.origin
 
 
 def next_hop(
-    url: str, location: str, status: int, method: str, body: bytes | None, caller: HTTPHeaderDict
+    url: str, location: str, status: int, method: str, body: bytes | None, caller: Headers
 ) -> tuple[str, str, bytes | None]:
     """The URL, method and body of the hop a followed redirect asks for."""
     if status == 303 or (status in (301, 302) and method == "POST"):
         method, body = "GET", None
-        caller.discard("content-type")
+        caller.pop("content-type", None)
     return urljoin(url, location), method, body
 
 
-def request_headers(target: Target, caller: HTTPHeaderDict, user_agent: str) -> HTTPHeaderDict:
-    out = HTTPHeaderDict({"User-Agent": user_agent, "Accept-Encoding": "identity"})
+def request_headers(target: Target, caller: Headers, user_agent: str) -> list[tuple[str, str]]:
+    """What goes on the wire besides Host: ours, then the caller's (which override ours)."""
+    out: Headers = {
+        "user-agent": ("User-Agent", user_agent),
+        "accept-encoding": ("Accept-Encoding", "identity"),
+    }
     auth = target.basic_auth()
     if auth is not None:
-        out["Authorization"] = auth
-    for name, value in caller.iteritems():
-        out[name] = value
-    return out
+        out["authorization"] = ("Authorization", auth)
+    out.update(caller)
+    return list(out.values())
 
 
 def _discard(response: BaseHTTPResponse) -> None:

@@ -10,6 +10,7 @@ second, different DNS answer (rebinding) can never be used.
 
 from __future__ import annotations
 
+import functools
 import socket
 from collections.abc import Callable, Collection, Sequence
 
@@ -36,7 +37,24 @@ def is_localhost_name(host: str) -> bool:
     return name == "localhost" or name.endswith(".localhost")
 
 
-def vet_addresses(target: Target, allowlist: Allowlist, resolver: Resolver) -> tuple[IPAddress, ...]:
+Verdict = Callable[[IPAddress], str | None]
+"""An address -> None when it may be dialled, else why not."""
+
+
+def address_verdict(allowlist: Allowlist) -> Verdict:
+    """The policy and the allowlist's verdict on an address, memoised: both are fixed, so a
+    client that sends to the same receivers all day judges each address once."""
+
+    @functools.lru_cache(maxsize=4096)
+    def verdict(address: IPAddress) -> str | None:
+        return None if allowlist.allows_ip(address) else block_reason(address)
+
+    return verdict
+
+
+def vet_addresses(
+    target: Target, allowlist: Allowlist, resolver: Resolver, verdict: Verdict | None = None
+) -> tuple[IPAddress, ...]:
     """The addresses `target` may be dialled at, or raise BlockedAddress / ResolveError."""
     raw = None
     if needs_dns(target, allowlist):
@@ -44,7 +62,7 @@ def vet_addresses(target: Target, allowlist: Allowlist, resolver: Resolver) -> t
             raw = resolver(target.host, target.port)
         except OSError as exc:
             raise resolve_error(target, exc) from exc
-    return vet_resolved(target, allowlist, raw)
+    return vet_resolved(target, allowlist, raw, verdict)
 
 
 def needs_dns(target: Target, allowlist: Allowlist) -> bool:
@@ -62,7 +80,10 @@ def resolve_error(target: Target, exc: OSError) -> ResolveError:
 
 
 def vet_resolved(
-    target: Target, allowlist: Allowlist, raw: Sequence[str | IPAddress] | None
+    target: Target,
+    allowlist: Allowlist,
+    raw: Sequence[str | IPAddress] | None,
+    verdict: Verdict | None = None,
 ) -> tuple[IPAddress, ...]:
     """Judge what the resolver answered (`raw`; None for an IP literal): the second half of
     `vet_addresses`, for a caller that resolves on its own (the asyncio client)."""
@@ -79,12 +100,14 @@ def vet_resolved(
     if host_allowed:
         return tuple(addresses)
     for address in addresses:
-        if allowlist.allows_ip(address):
-            continue
-        reason = block_reason(address)
+        reason = verdict(address) if verdict is not None else _verdict(allowlist, address)
         if reason is not None:
             raise BlockedAddress(target.host, str(address), reason)
     return tuple(addresses)
+
+
+def _verdict(allowlist: Allowlist, address: IPAddress) -> str | None:
+    return None if allowlist.allows_ip(address) else block_reason(address)
 
 
 def check_url(

@@ -29,6 +29,7 @@ _HEAD_END = re.compile(rb"\r?\n\r?\n")
 _LINE_END = re.compile(r"\r?\n")
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _ILLEGAL_VALUE = re.compile(r"[\r\n\x00]")
+_GOOD_NAMES: set[str] = set()  # header names already found to be tokens
 _NO_BODY_METHODS = frozenset({"HEAD"})
 _BODY_METHODS = frozenset({"PATCH", "POST", "PUT"})  # Content-Length: 0 without a body (http.client)
 
@@ -117,15 +118,24 @@ def encode_request(
     """The request's bytes; ValueError for a header name or value that would break framing."""
     lines = [f"{method} {request_target} HTTP/1.1"]
     for name, value in headers:
-        if not _TOKEN.fullmatch(name) or _ILLEGAL_VALUE.search(value):
-            raise ValueError(f"invalid HTTP header {name!r}")
+        if name not in _GOOD_NAMES:
+            if not _TOKEN.fullmatch(name):
+                raise ValueError(f"invalid HTTP header name {name!r}")
+            if len(_GOOD_NAMES) < 1024:
+                _GOOD_NAMES.add(name)
         lines.append(f"{name}: {value}")
     if body is not None:
         lines.append(f"Content-Length: {len(body)}")
     elif method in _BODY_METHODS:
         lines.append("Content-Length: 0")
+    text = "\r\n".join(lines)
+    # One scan of the whole head instead of one per value: a CR, LF or NUL beyond the separators
+    # is in a value (the names are tokens, the request line was built from checked parts).
+    if text.count("\n") != len(lines) - 1 or text.count("\r") != len(lines) - 1 or "\x00" in text:
+        bad = next((name for name, value in headers if _ILLEGAL_VALUE.search(value)), "request line")
+        raise ValueError(f"invalid value for HTTP header {bad!r}")
     try:
-        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        head = (text + "\r\n\r\n").encode("latin-1")
     except UnicodeEncodeError as exc:
         raise ValueError(f"HTTP header not encodable as latin-1: {exc}") from exc
     return head + bytes(body) if body else head
