@@ -205,6 +205,8 @@ _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
 def _storable_text(value: str) -> str:
+    if value.isascii() and "\x00" not in value:
+        return value  # the usual header: the same as latin-1 and as UTF-8, nothing to escape
     # http.client reads header bytes as latin-1: take the bytes back and read them as UTF-8,
     # writing what is not UTF-8 as \xNN rather than as mojibake. A value with a character
     # beyond latin-1 did not come from the wire that way and is kept as it is.

@@ -49,6 +49,9 @@ class Stage:
     isolate: Callable[[Any, BaseException], None]
     fatal: list[BaseException]
     hold: Hold  # the process's: set while a dependency is down
+    # How long a batch waits for more items once its first came: a few milliseconds turn many
+    # small transactions into fewer larger ones where nobody waits on the batch (the writer).
+    linger_s: float = 0.0
     inbox: queue.SimpleQueue[Any] = field(default_factory=queue.SimpleQueue)
     thread: threading.Thread | None = None
     stopping: threading.Event = field(default_factory=threading.Event)
@@ -70,13 +73,16 @@ class Stage:
             if first is None:
                 continue
             batch = [first]
+            until = time.monotonic() + self.linger_s
             while len(batch) < BATCH_MAX:
                 try:
-                    item = self.inbox.get_nowait()
+                    left = until - time.monotonic()
+                    item = self.inbox.get(timeout=left) if left > 0 else self.inbox.get_nowait()
                 except queue.Empty:
                     break
-                if item is not None:
-                    batch.append(item)
+                if item is None:  # stop() was called: this batch is the last
+                    break
+                batch.append(item)
             self._run(batch)
 
     def _run(self, batch: list[Any]) -> None:
