@@ -53,6 +53,8 @@ BENCHMARKS: dict[str, Benchmark] = {
     "bench_activity": Benchmark(["5000"], ["300"], 1800),
     # receivers (10 stacks of 5 unsent logs each: 100,000 logs, 20,000 mails), ours then Celery
     "bench_email_digest": Benchmark(["2000"], ["40"], 3600),
+    # transactional mails (4 sign-in codes to 1 workspace invitation), ours then Celery
+    "bench_mail_tasks": Benchmark(["5000"], ["200"], 1800),
 }
 QUICK_TIMEOUT_S = 600
 
