@@ -72,17 +72,18 @@ class Stage:
             first = self.inbox.get()
             if first is None:
                 continue
+            if self.linger_s:
+                # One sleep, then whatever came: waiting on the queue would wake this thread (and
+                # hand it the GIL) for every item.
+                self.stopping.wait(self.linger_s)
             batch = [first]
-            until = time.monotonic() + self.linger_s
             while len(batch) < BATCH_MAX:
                 try:
-                    left = until - time.monotonic()
-                    item = self.inbox.get(timeout=left) if left > 0 else self.inbox.get_nowait()
+                    item = self.inbox.get_nowait()
                 except queue.Empty:
                     break
-                if item is None:  # stop() was called: this batch is the last
-                    break
-                batch.append(item)
+                if item is not None:
+                    batch.append(item)
             self._run(batch)
 
     def _run(self, batch: list[Any]) -> None:

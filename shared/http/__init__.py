@@ -5,6 +5,8 @@
 
 Modules: `addresses` (IP policy, allowlist), `urls` (strict URL parse), `vetting` (resolve once,
 reject-any), `deadline` (total deadline), `transport` (pinned urllib3 pools), `client`, `errors`.
+`aio.AsyncSafeHttpClient` applies the same rules on an asyncio loop (`aiopool`: pinned
+connections, `wire`: HTTP/1.1) for callers with many requests in flight (webhook-deliveries).
 Anything reaching an internal address must be listed in WEBHOOK_ALLOWED_IPS/WEBHOOK_ALLOWED_HOSTS.
 """
 

@@ -30,6 +30,7 @@ _LINE_END = re.compile(r"\r?\n")
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _ILLEGAL_VALUE = re.compile(r"[\r\n\x00]")
 _GOOD_NAMES: set[str] = set()  # header names already found to be tokens
+_FRAMING_FIELDS = frozenset({"transfer-encoding", "content-length", "connection"})
 _NO_BODY_METHODS = frozenset({"HEAD"})
 _BODY_METHODS = frozenset({"PATCH", "POST", "PUT"})  # Content-Length: 0 without a body (http.client)
 
@@ -147,6 +148,9 @@ class Head:
     status: int
     reason: str
     headers: HTTPHeaderDict
+    # The values of the fields that frame the body, as lists (read while parsing: cheaper than
+    # asking the HTTPHeaderDict), by lower-case name.
+    framing: dict[str, list[str]]
 
 
 async def read_head(conn: Connection) -> Head:
@@ -190,9 +194,13 @@ async def _one_head(conn: Connection) -> Head:
         fields.append([name, value.strip(" \t")])
         if len(fields) > MAX_HEADERS:
             raise ProtocolError(f"more than {MAX_HEADERS} response headers")
+    framing: dict[str, list[str]] = {}
     for name, value in fields:
         headers.add(name, value)
-    return Head(parts[0], int(parts[1]), parts[2] if len(parts) > 2 else "", headers)
+        lower = name.lower()
+        if lower in _FRAMING_FIELDS:
+            framing.setdefault(lower, []).append(value)
+    return Head(parts[0], int(parts[1]), parts[2] if len(parts) > 2 else "", headers, framing)
 
 
 @dataclass(frozen=True)
@@ -212,14 +220,12 @@ NO_BODY = Framing(length=0)
 def framing_of(head: Head, method: str) -> Framing:
     if method in _NO_BODY_METHODS or 100 <= head.status < 200 or head.status in (204, 304):
         return NO_BODY
-    codings = [
-        c.strip().lower() for v in head.headers.get_all("transfer-encoding") or () for c in v.split(",")
-    ]
+    codings = [c.strip().lower() for v in head.framing.get("transfer-encoding", ()) for c in v.split(",")]
     if codings:
         if codings[-1] == "chunked":
             return Framing(None, chunked=True)
         return Framing(None, until_close=True)
-    lengths = {v.strip() for value in head.headers.get_all("content-length") or () for v in value.split(",")}
+    lengths = {v.strip() for value in head.framing.get("content-length", ()) for v in value.split(",")}
     if not lengths:
         return Framing(None, until_close=True)
     if len(lengths) > 1:
@@ -232,7 +238,7 @@ def framing_of(head: Head, method: str) -> Framing:
 
 def keeps_alive(head: Head, framing: Framing) -> bool:
     """Whether the connection may serve another request once this body is read in full."""
-    tokens = {t.strip().lower() for v in head.headers.get_all("connection") or () for t in v.split(",")}
+    tokens = {t.strip().lower() for v in head.framing.get("connection", ()) for t in v.split(",")}
     if head.status == 101 or "close" in tokens or not framing.reusable:
         return False
     return head.version == "HTTP/1.1" or "keep-alive" in tokens
