@@ -84,8 +84,9 @@ def _join(*parts: str | None) -> str:
 
 
 @dataclass(frozen=True)
-class Chunk:
-    """One window of a document: the text that is embedded and what the index stores with it."""
+class ChunkFields:
+    """Which chunk of which entity version, and its text: what a chunk, a search candidate and a
+    hit (shared.embeddings.index) all start with."""
 
     entity_type: str
     entity_id: str
@@ -94,6 +95,12 @@ class Chunk:
     version: int
     chunk_index: int
     text: str
+
+
+@dataclass(frozen=True)
+class Chunk(ChunkFields):
+    """One window of a document: the text that is embedded and what the index stores with it."""
+
     token_count: int  # the model's tokens, special tokens not counted
     start: int  # character offsets of `text` in the document's text
     end: int

@@ -23,7 +23,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from shared.embeddings.chunking import Chunk, Document
+from shared.embeddings.chunking import Chunk, ChunkFields, Document
 
 RRF_K = 60  # the constant of reciprocal rank fusion (Cormack et al.; OpenSearch's default too)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -45,8 +45,19 @@ class EntityKey:
     entity_id: str
 
 
+class Keyed:
+    """`key`: the EntityKey of an `entity_type` and `entity_id`."""
+
+    entity_type: str
+    entity_id: str
+
+    @property
+    def key(self) -> EntityKey:
+        return EntityKey(self.entity_type, self.entity_id)
+
+
 @dataclass(frozen=True)
-class EntityVectors:
+class EntityVectors(Keyed):
     """One entity's new state: its chunks and their vectors, all at one version."""
 
     entity_type: str
@@ -71,13 +82,9 @@ class EntityVectors:
             vectors,
         )
 
-    @property
-    def key(self) -> EntityKey:
-        return EntityKey(self.entity_type, self.entity_id)
-
 
 @dataclass(frozen=True)
-class Deletion:
+class Deletion(Keyed):
     """Remove every chunk of an entity. With a version: only if it is newer than the stored one,
     and remembered (a tombstone). Without: unconditionally, keeping the stored version as the
     floor that later upserts must exceed."""
@@ -85,10 +92,6 @@ class Deletion:
     entity_type: str
     entity_id: str
     version: int | None = None
-
-    @property
-    def key(self) -> EntityKey:
-        return EntityKey(self.entity_type, self.entity_id)
 
 
 @dataclass(frozen=True)
@@ -116,41 +119,19 @@ class IndexCount:
 
 
 @dataclass(frozen=True)
-class Candidate:
+class Candidate(ChunkFields, Keyed):
     """One chunk from one half of a hybrid search, best first within its half."""
 
-    entity_type: str
-    entity_id: str
-    workspace_id: str | None
-    project_id: str | None
-    version: int
-    chunk_index: int
-    text: str
     score: float  # the half's own score: cosine similarity, or the keyword rank
-
-    @property
-    def key(self) -> EntityKey:
-        return EntityKey(self.entity_type, self.entity_id)
 
 
 @dataclass(frozen=True)
-class Hit:
+class Hit(ChunkFields, Keyed):
     """One entity in a search result, shown by its best chunk."""
 
-    entity_type: str
-    entity_id: str
-    workspace_id: str | None
-    project_id: str | None
-    version: int
-    chunk_index: int
-    text: str
     score: float  # the fused (RRF) score
     vector_rank: int | None  # 1-based rank among the vector half's entities; None: not in it
     keyword_rank: int | None
-
-    @property
-    def key(self) -> EntityKey:
-        return EntityKey(self.entity_type, self.entity_id)
 
 
 @runtime_checkable

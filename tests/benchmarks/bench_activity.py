@@ -33,8 +33,6 @@ import json
 import os
 import random
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -45,7 +43,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import psutil
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.orm import Session
 
@@ -59,9 +56,10 @@ from shared.events import new_event
 from shared.settings import Settings
 from shared.testing import plane_factory as make
 from tests.benchmarks import celery_activity
-from tests.benchmarks.cpu_accounting import CpuMeter, per_item_ms
+from tests.benchmarks.celery_worker import worker_pids
+from tests.benchmarks.cpu_accounting import CpuMeter, memory_mib, per_item_ms
 from tests.benchmarks.emit import emit, summary
-from tests.helpers import processed, spawn_consumer, wait_until
+from tests.helpers import processed, spawn_consumer, stop_processes, wait_until
 
 EVENT_TYPE = "plane.issue_activity.v1"
 TARGET_RATIO = 10.0
@@ -366,22 +364,6 @@ def component(name: str, exe: str, cmdline: str) -> str | None:
     return None
 
 
-def memory_mib(pid: int) -> dict[str, float]:
-    """VmRSS (now) and VmHWM (peak resident set) of one process, MiB."""
-    found = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
-            found[key] = round(int(value.split()[0]) / 1024, 1)
-    return {"rss_mib": found.get("VmRSS", 0.0), "peak_rss_mib": found.get("VmHWM", 0.0)}
-
-
-def worker_pids(proc: subprocess.Popen[bytes]) -> dict[str, int]:
-    """Celery's main process and its pool's processes."""
-    children = psutil.Process(proc.pid).children()
-    return {"main": proc.pid} | {f"pool-{k}": c.pid for k, c in enumerate(children)}
-
-
 def timed(
     engine: Engine, mix: Mix, base: dict[str, int], send: Any, meter: CpuMeter, timeout_s: float
 ) -> dict[str, Any]:
@@ -427,17 +409,6 @@ def settle(engine: Engine, base: dict[str, int]) -> dict[str, int]:
     return {k: last[k] - base[k] for k in last}
 
 
-def stop(procs: list[subprocess.Popen[bytes]]) -> None:
-    for proc in procs:
-        proc.send_signal(signal.SIGTERM)
-    for proc in procs:
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 # --- the two sides ---
 
 
@@ -472,7 +443,7 @@ def run_ours(s: Settings, world: World, mix: Mix, meter: CpuMeter, log_dir: Path
             "notifications": processed(engine, "notifications") - claims_before[1],
         }
     finally:
-        stop(list(procs.values()))
+        stop_processes(list(procs.values()))
         producer.close()
     cpu = result["cpu_ms_per_event"]
     result["processes_cpu_ms_per_event"] = round(sum(cpu.get(n, 0.0) for n in names), 3)

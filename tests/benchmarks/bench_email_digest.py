@@ -18,7 +18,7 @@ database cloned from one seeded template; ours runs first, then Celery (after on
 pool process). Both mail from Plane's template when PLANE_TEMPLATES_DIR is set, else from the
 built-in HTML (ours) and a Django template of the same content (Celery).
 
-The SMTP server is aiosmtpd in a process of its own (`Sink`, its MAIL, RCPT and DATA made cheap)
+The SMTP server is aiosmtpd in a process of its own (`smtp_sink`, its MAIL, RCPT and DATA made cheap)
 that only counts: mails, bytes, connections and each (recipient, subject) pair, so every mail is
 checked: each side must deliver exactly one mail per stack, the same pairs on both sides
 (asserted, and reported). Its CPU is reported on its own.
@@ -39,6 +39,7 @@ import io
 import json
 import os
 import random
+import re
 import resource
 import shutil
 import socket
@@ -50,11 +51,9 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from multiprocessing.connection import Connection as Pipe
 from pathlib import Path
 from typing import Any
 
-import psutil
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.orm import Session
 
@@ -69,6 +68,7 @@ from shared.testing.plane_rows import insert_one, insert_select
 from tests.benchmarks import celery_email
 from tests.benchmarks.cpu_accounting import CpuMeter
 from tests.benchmarks.emit import emit, summary
+from tests.benchmarks.smtp_sink import Sink, Tally, head, unstuffed
 
 TARGET_S = 30.0
 ISSUES_PER_RECEIVER = 10
@@ -222,128 +222,29 @@ def seed_template(url: str, world: World, smtp_port: int) -> float:
 # --- the SMTP sink ---
 
 
-def _sink_main(pipe: Pipe, port: int) -> None:
-    """aiosmtpd that counts; answers 'stats', 'pairs', 'reset' on `pipe` until 'stop'."""
-    import re
-    import threading
+class DigestTally(Tally):
+    """Also each (recipients, subject) pair: 'pairs' answers them, sorted."""
 
-    from aiosmtpd.controller import Controller
-    from aiosmtpd.smtp import SMTP
+    def reset(self) -> None:
+        super().reset()
+        self.pairs: Counter[tuple[str, str]] = Counter()
 
-    subject = re.compile(rb"^Subject: ?(.*)$", re.MULTILINE)
-    lock = threading.Lock()
-    state: dict[str, Any] = {}
+    def count(self, rcpt_tos: list[str], message: bytes) -> None:
+        content = unstuffed(message)
+        found = SUBJECT.search(head(content))
+        self.mails += 1
+        self.bytes += len(content)
+        self.pairs[(",".join(rcpt_tos), found.group(1).decode() if found else "")] += 1
 
-    def reset() -> None:
-        with lock:
-            state.update(mails=0, bytes=0, connections=0, pairs=Counter())
+    def stats(self) -> dict[str, Any]:
+        stats = super().stats()
+        return stats | {"distinct": len(self.pairs), "duplicates": stats["mails"] - len(self.pairs)}
 
-    class Counting:
-        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-            content = envelope.original_content
-            head = content[: content.find(b"\r\n\r\n")].replace(b"\r\n ", b" ").replace(b"\r\n\t", b" ")
-            found = subject.search(head.replace(b"\r\n", b"\n"))
-            pair = (",".join(envelope.rcpt_tos), found.group(1).decode() if found else "")
-            with lock:
-                state["mails"] += 1
-                state["bytes"] += len(content)
-                state["pairs"][pair] += 1
-            return "250 OK"
-
-    class CountingSMTP(SMTP):
-        def connection_made(self, transport: Any) -> None:
-            with lock:
-                state["connections"] += 1
-            super().connection_made(transport)
-
-        # MAIL and RCPT without aiosmtpd's RFC 5321 address parser (a fifth of its CPU per mail):
-        # the clients here are smtplib, and the envelope is only counted.
-        async def smtp_MAIL(self, arg: str) -> None:
-            self.envelope.mail_from = arg.partition(":")[2].split(" ")[0].strip("<>")
-            await self.push("250 OK")
-
-        async def smtp_RCPT(self, arg: str) -> None:
-            self.envelope.rcpt_tos.append(arg.partition(":")[2].split(" ")[0].strip("<>"))
-            await self.push("250 OK")
-
-        async def smtp_DATA(self, arg: str) -> None:
-            """The message in a few reads up to the final CRLF.CRLF: aiosmtpd's own DATA awaits
-            each line, which cost this process about 1 ms of CPU per mail, as much as the job's
-            own work. smtplib (ours and Django's) sends nothing after it until the reply."""
-            if not self.envelope.rcpt_tos:
-                await self.push("503 Error: need RCPT command")
-                return
-            await self.push("354 End data with <CR><LF>.<CR><LF>")
-            data = b"\r\n"  # so that an empty message also ends in CRLF.CRLF
-            while not data.endswith(b"\r\n.\r\n"):
-                more = await self._reader.read(1 << 16)
-                if not more:
-                    return  # the client went away
-                data += more
-            content = data[2:-3].replace(b"\r\n..", b"\r\n.")
-            self.envelope.content = self.envelope.original_content = content
-            status = await self._call_handler_hook("DATA")
-            self._set_post_data_state()
-            await self.push(status)
-
-    class CountingController(Controller):
-        def factory(self) -> SMTP:
-            return CountingSMTP(self.handler, **self.SMTP_kwargs)
-
-    reset()
-    controller = CountingController(Counting(), hostname="127.0.0.1", port=port)
-    controller.start()
-    reset()  # the controller's own readiness probe
-    pipe.send("ready")
-    while (op := pipe.recv()) != "stop":
-        with lock:
-            pairs = state["pairs"]
-            stats = {k: v for k, v in state.items() if k != "pairs"}
-            stats |= {"distinct": len(pairs), "duplicates": stats["mails"] - len(pairs)}
-            answer = sorted(pairs) if op == "pairs" else stats
-        if op == "reset":
-            reset()
-        pipe.send(answer)
-    controller.stop()
+    def answer(self, op: str) -> Any:
+        return sorted(self.pairs) if op == "pairs" else self.stats()
 
 
-class Sink:
-    def __init__(self) -> None:
-        import multiprocessing
-
-        from shared.embedded.ports import free_port
-
-        context = multiprocessing.get_context("spawn")
-        self.port = free_port()
-        self._pipe, child = context.Pipe()
-        self.proc = context.Process(target=_sink_main, args=(child, self.port), daemon=True)
-        self.proc.start()
-        if not self._pipe.poll(60) or self._pipe.recv() != "ready":
-            raise RuntimeError("the SMTP sink did not start")
-        self._process = psutil.Process(self.proc.pid)
-
-    def call(self, op: str) -> Any:
-        self._pipe.send(op)
-        return self._pipe.recv()
-
-    def cpu_s(self) -> float:
-        times = self._process.cpu_times()
-        return times.user + times.system
-
-    def wait(self, mails: int, timeout_s: float) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout_s
-        while (stats := self.call("stats"))["mails"] < mails:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"after {timeout_s:.0f} s the sink has {stats['mails']}/{mails} mails")
-            time.sleep(0.02)
-        return stats
-
-    def close(self) -> None:
-        if self.proc.is_alive():
-            self._pipe.send("stop")
-            self.proc.join(10)
-        if self.proc.is_alive():
-            self.proc.kill()
+SUBJECT = re.compile(rb"^Subject: ?(.*)$", re.MULTILINE)
 
 
 # --- measuring ---
@@ -537,7 +438,7 @@ def main(receivers: int = 2_000, processes: int = 0) -> dict[str, Any]:
     tag = f"bench_email_{uuid.uuid4().hex[:6]}"
     state = Path(tempfile.mkdtemp(prefix=f"{tag}-"))
     world = build_world(receivers)
-    sink = Sink()
+    sink = Sink(DigestTally())
     pg = EmbeddedPostgres(state / "data")
     pg.start()
     try:

@@ -44,19 +44,15 @@ import os
 import random
 import re
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, replace
-from multiprocessing.connection import Connection as Pipe
 from pathlib import Path
 from typing import Any
 
-import psutil
 from sqlalchemy import Engine, create_engine, text
 
 from shared.db.engine import get_engine, normalise_url
@@ -68,9 +64,11 @@ from shared.events import new_event
 from shared.settings import Settings
 from shared.testing.plane_rows import insert_one, insert_select, insert_user
 from tests.benchmarks import celery_mail_tasks
-from tests.benchmarks.cpu_accounting import CpuMeter, per_item_ms
+from tests.benchmarks.celery_worker import worker_pids
+from tests.benchmarks.cpu_accounting import CpuMeter, machine_busy_s, memory_mib, per_item_ms
 from tests.benchmarks.emit import emit, summary
-from tests.helpers import processed, spawn_consumer, wait_until
+from tests.benchmarks.smtp_sink import Sink, Tally, head
+from tests.helpers import processed, spawn_consumer, stop_processes, wait_until
 
 TARGET_RATIO = 1.0
 INVITE_EVERY = 5  # one mail in five is an invitation
@@ -154,129 +152,36 @@ def seed_template(url: str, world: World, smtp_port: int) -> float:
 
 # --- the SMTP sink ---
 
-
-def _sink_main(pipe: Pipe, port: int) -> None:
-    """aiosmtpd that counts; answers 'stats' and 'reset' on `pipe` until 'stop'."""
-    import threading
-
-    from aiosmtpd.controller import Controller
-    from aiosmtpd.smtp import SMTP
-
-    message_id = re.compile(rb"^message-id:[ \t]*(\S*)", re.MULTILINE | re.IGNORECASE)
-    lock = threading.Lock()
-    state: dict[str, Any] = {}
-
-    def reset() -> None:
-        with lock:
-            state.update(mails=0, bytes=0, connections=0, ids=Counter(), repeated=0, rcpts=set(), no_id=0)
-
-    class CountingSMTP(SMTP):
-        def connection_made(self, transport: Any) -> None:
-            with lock:
-                state["connections"] += 1
-            super().connection_made(transport)
-
-        # The clients are smtplib (ours and Django's) and the envelope is only counted: MAIL and
-        # RCPT skip aiosmtpd's address parser, and DATA reads the message in a few reads up to
-        # CRLF.CRLF instead of awaiting every line, so the sink stays far from being the limit.
-        async def smtp_MAIL(self, arg: str) -> None:
-            self.envelope.mail_from = arg.partition(":")[2].split(" ")[0].strip("<>")
-            await self.push("250 OK")
-
-        async def smtp_RCPT(self, arg: str) -> None:
-            self.envelope.rcpt_tos.append(arg.partition(":")[2].split(" ")[0].strip("<>"))
-            await self.push("250 OK")
-
-        async def smtp_DATA(self, arg: str) -> None:
-            if not self.envelope.rcpt_tos:
-                await self.push("503 Error: need RCPT command")
-                return
-            await self.push("354 End data with <CR><LF>.<CR><LF>")
-            data = b"\r\n"  # an empty message ends in CRLF.CRLF too
-            while not data.endswith(b"\r\n.\r\n"):
-                more = await self._reader.read(1 << 16)
-                if not more:
-                    return  # the client went away: not accepted, not counted
-                data += more
-            head = data[2 : data.find(b"\r\n\r\n")].replace(b"\r\n ", b" ").replace(b"\r\n\t", b" ")
-            found = message_id.search(head.replace(b"\r\n", b"\n"))
-            with lock:
-                state["mails"] += 1
-                state["bytes"] += len(data) - 5
-                state["rcpts"].update(self.envelope.rcpt_tos)
-                if found:
-                    ids = state["ids"]
-                    ids[found.group(1)] += 1
-                    state["repeated"] += ids[found.group(1)] == 2
-                else:
-                    state["no_id"] += 1
-            self._set_post_data_state()
-            await self.push("250 OK")
-
-    class CountingController(Controller):
-        def factory(self) -> SMTP:
-            return CountingSMTP(self.handler, **self.SMTP_kwargs)
-
-    # A fixed greeting name: aiosmtpd would otherwise resolve its FQDN on every connection.
-    controller = CountingController(object(), hostname="127.0.0.1", port=port, server_hostname="sink.bench")
-    reset()
-    controller.start()
-    reset()  # the controller's own readiness probe
-    pipe.send("ready")
-    while (op := pipe.recv()) != "stop":
-        with lock:
-            # O(1): the benchmark polls this every 10 ms while the sink is receiving.
-            stats = {k: state[k] for k in ("mails", "bytes", "connections")}
-            stats["distinct_recipients"] = len(state["rcpts"])
-            stats["distinct_message_ids"] = len(state["ids"])
-            stats["repeated_message_ids"] = state["repeated"]
-            stats["without_message_id"] = state["no_id"]
-        if op == "reset":
-            reset()
-        pipe.send(stats)
-    controller.stop()
+MESSAGE_ID = re.compile(rb"^message-id:[ \t]*(\S*)", re.MULTILINE | re.IGNORECASE)
 
 
-class Sink:
-    def __init__(self) -> None:
-        import multiprocessing
+class MailTally(Tally):
+    """Also the distinct recipients and Message-IDs, a Message-ID seen again, a mail without one.
+    `stats` is O(1): the benchmark polls it every 10 ms while the sink is receiving."""
 
-        from shared.embedded.ports import free_port
+    def reset(self) -> None:
+        super().reset()
+        self.ids: Counter[bytes] = Counter()
+        self.repeated = self.no_id = 0
+        self.rcpts: set[str] = set()
 
-        context = multiprocessing.get_context("spawn")
-        self.port = free_port()
-        self._pipe, child = context.Pipe()
-        self.proc = context.Process(target=_sink_main, args=(child, self.port), daemon=True)
-        self.proc.start()
-        if not self._pipe.poll(60) or self._pipe.recv() != "ready":
-            raise RuntimeError("the SMTP sink did not start")
-        self._process = psutil.Process(self.proc.pid)
+    def count(self, rcpt_tos: list[str], message: bytes) -> None:
+        super().count(rcpt_tos, message)
+        self.rcpts.update(rcpt_tos)
+        found = MESSAGE_ID.search(head(message))
+        if found:
+            self.ids[found.group(1)] += 1
+            self.repeated += self.ids[found.group(1)] == 2
+        else:
+            self.no_id += 1
 
-    def call(self, op: str) -> dict[str, Any]:
-        self._pipe.send(op)
-        return self._pipe.recv()
-
-    def cpu_s(self) -> float:
-        times = self._process.cpu_times()
-        return times.user + times.system
-
-    def peak_rss_mib(self) -> float:
-        return memory_mib(self.proc.pid or 0)["peak_rss_mib"]
-
-    def wait(self, mails: int, timeout_s: float) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout_s
-        while (stats := self.call("stats"))["mails"] < mails:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"after {timeout_s:.0f} s the sink has {stats['mails']}/{mails} mails")
-            time.sleep(0.01)
-        return stats
-
-    def close(self) -> None:
-        if self.proc.is_alive():
-            self._pipe.send("stop")
-            self.proc.join(10)
-        if self.proc.is_alive():
-            self.proc.kill()
+    def stats(self) -> dict[str, Any]:
+        return super().stats() | {
+            "distinct_recipients": len(self.rcpts),
+            "distinct_message_ids": len(self.ids),
+            "repeated_message_ids": self.repeated,
+            "without_message_id": self.no_id,
+        }
 
 
 # --- measuring ---
@@ -301,22 +206,6 @@ def classifier(tag: str) -> Any:
         return None
 
     return component
-
-
-def machine_busy_s() -> float:
-    """CPU seconds every CPU of the machine spent busy since boot."""
-    t = psutil.cpu_times()
-    return t.user + t.nice + t.system + getattr(t, "irq", 0.0) + getattr(t, "softirq", 0.0)
-
-
-def memory_mib(pid: int) -> dict[str, float]:
-    """VmRSS (now) and VmHWM (peak resident set) of one process, MiB."""
-    found = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
-            found[key] = round(int(value.split()[0]) / 1024, 1)
-    return {"rss_mib": found.get("VmRSS", 0.0), "peak_rss_mib": found.get("VmHWM", 0.0)}
 
 
 WRITTEN = text(
@@ -359,15 +248,6 @@ def timed(sink: Sink, meter: CpuMeter, n: int, send: Any, done: Any, timeout_s: 
     }
 
 
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
 # --- the two sides ---
 
 
@@ -398,19 +278,13 @@ def run_ours(s: Settings, world: World, sink: Sink, meter: CpuMeter, log_dir: Pa
         result["events_claimed"] = processed(engine, "emails") - base
         result["invite_messages_written"] = invites_written(engine, world)
     finally:
-        stop(proc)
+        stop_processes([proc])
         producer.close()
         engine.dispose()
     result["processes_cpu_ms_per_mail"] = result["cpu_ms_per_mail"].get("emails consumer", 0.0)
     result["peak_rss_mib"] = result["memory"]["emails"]["peak_rss_mib"]
     result["processes"] = "one `plane-workers consume emails` process, one kept SMTP connection"
     return result
-
-
-def worker_pids(proc: subprocess.Popen[bytes]) -> dict[str, int]:
-    """Celery's main process and its pool's processes."""
-    children = psutil.Process(proc.pid).children()
-    return {"main": proc.pid} | {f"pool-{k}": c.pid for k, c in enumerate(children)}
 
 
 def run_celery(url: str, world: World, sink: Sink, meter: CpuMeter, processes: int) -> dict[str, Any]:
@@ -479,7 +353,8 @@ def main(n_mails: int = 5_000, processes: int = 0) -> dict[str, Any]:
     state = Path(tempfile.mkdtemp(prefix=f"{tag}-"))
     world = build_world(n_mails)
     templates_dir = os.environ.get("PLANE_TEMPLATES_DIR", "")
-    sink = Sink()
+    # A fixed greeting name: aiosmtpd would otherwise resolve its FQDN on every connection.
+    sink = Sink(MailTally(), server_hostname="sink.bench", poll_s=0.01)
     try:
         base = replace(
             Settings.from_env(),
@@ -509,7 +384,7 @@ def main(n_mails: int = 5_000, processes: int = 0) -> dict[str, Any]:
             meter = CpuMeter(classifier(tag))
             ours = run_ours(s, world, sink, meter, state)
             celery = run_celery(urls["celery"], world, sink, meter, processes)
-        sink_peak = sink.peak_rss_mib()
+        sink_peak = memory_mib(sink.proc.pid or 0)["peak_rss_mib"]
     finally:
         sink.close()
         shutil.rmtree(state, ignore_errors=True)

@@ -48,7 +48,7 @@ import psycopg2.extras
 from selectolax.lexbor import LexborHTMLParser
 
 from tests.benchmarks import celery_worker as worker
-from tests.benchmarks.celery_worker import connection, plane_app
+from tests.benchmarks.celery_worker import connection, generate_plain_text_from_html, plane_app
 
 app = plane_app("plane_bench_email")
 psycopg2.extras.register_uuid()
@@ -130,35 +130,6 @@ def redis() -> _Redis | None:
     return _redis[0]
 
 
-def _django() -> None:
-    import django
-    from django.conf import settings
-
-    if settings.configured:
-        return
-    plane_dir = os.environ.get("PLANE_TEMPLATES_DIR", "")
-    if plane_dir:  # Plane's TEMPLATES: DIRS, Django's cached loader around them (DEBUG off)
-        options: dict[str, Any] = {}
-    else:
-        inner = [("django.template.loaders.locmem.Loader", {TEMPLATE: BUILTIN_TEMPLATE})]
-        options = {"loaders": [("django.template.loaders.cached.Loader", inner)]}
-    settings.configure(
-        EMAIL_BACKEND="django.core.mail.backends.smtp.EmailBackend",
-        TEMPLATES=[
-            {
-                "BACKEND": "django.template.backends.django.DjangoTemplates",
-                "DIRS": [plane_dir] if plane_dir else [],
-                "OPTIONS": options,
-            }
-        ],
-        USE_TZ=True,
-        TIME_ZONE="UTC",
-        USE_I18N=False,
-        INSTALLED_APPS=[],
-    )
-    django.setup()
-
-
 # --- stack_email_notification (§4.1) ---
 
 PICK = (
@@ -204,33 +175,11 @@ def stack_email_notification() -> None:
 
 # --- send_email_notification (§5.3) ---
 
-CONFIGURATION = "SELECT key, value, is_encrypted FROM instance_configurations WHERE deleted_at IS NULL"
 USER = "SELECT * FROM users WHERE id = %s LIMIT 21"
 ISSUE = "SELECT * FROM issues WHERE id = %s AND deleted_at IS NULL LIMIT 21"
 PROJECT = "SELECT * FROM projects WHERE id = %s LIMIT 21"
 WORKSPACE = "SELECT * FROM workspaces WHERE id = %s LIMIT 21"
 MARK_SENT = "UPDATE email_notification_logs SET sent_at = %s WHERE id IN %s"
-EMAIL_KEYS = [
-    ("EMAIL_HOST", None),
-    ("EMAIL_HOST_USER", None),
-    ("EMAIL_HOST_PASSWORD", None),
-    ("EMAIL_PORT", "587"),
-    ("EMAIL_USE_TLS", "1"),
-    ("EMAIL_USE_SSL", "0"),
-    ("EMAIL_FROM", "Team Plane <team@mailer.plane.so>"),
-]
-
-
-def get_email_configuration() -> tuple[Any, ...]:
-    """Plane's get_configuration_value with SKIP_ENV_VAR: the table first, else the environment."""
-    with _cur() as cur:
-        cur.execute(CONFIGURATION)
-        items = cur.fetchall()
-    values = []
-    for key, default in EMAIL_KEYS:
-        item = next((i for i in items if i["key"] == key), None)
-        values.append(item["value"] if item else os.environ.get(key, default))
-    return tuple(values)
 
 
 def create_payload(notification_data: dict[str, list[Any]]) -> dict[str, Any]:
@@ -266,14 +215,6 @@ def process_mention(mention_component: str) -> str:
 
 def process_html_content(content: list[str] | None) -> list[str] | None:
     return None if content is None else [process_mention(c) for c in content]
-
-
-def generate_plain_text_from_html(html_content: str) -> str:
-    from django.utils.html import strip_tags
-
-    html_content = re.sub(r"<style[^>]*>.*?</style>", "", html_content, flags=re.DOTALL | re.IGNORECASE)
-    text_content = re.sub(r"\n\s*\n\s*\n+", "\n\n", strip_tags(html_content))
-    return "\n\n" + text_content.strip() + "\n\n"
 
 
 def _actor_detail(base_api: str, actor: dict[str, Any]) -> dict[str, str]:
@@ -326,12 +267,11 @@ def _send(
     ri: _Redis | None,
     lock_id: str,
 ) -> None:
-    _django()
-    from django.core.mail import EmailMultiAlternatives, get_connection
+    worker.configure_django({TEMPLATE: BUILTIN_TEMPLATE})
     from django.template.loader import render_to_string
 
     data = create_payload(notification_data)
-    host, user, password, port, use_tls, use_ssl, sender = get_email_configuration()
+    config = worker.email_configuration(_cur())
     receiver = _get(USER, (receiver_id,))
     issue = _get(ISSUE, (str(issue_id),))
     project: dict[str, Any] | None = None
@@ -392,23 +332,7 @@ def _send(
     html_content = render_to_string(TEMPLATE, context)
     text_content = generate_plain_text_from_html(html_content)
     try:
-        conn = get_connection(
-            host=host,
-            port=int(port),
-            username=user,
-            password=password,
-            use_tls=use_tls == "1",
-            use_ssl=use_ssl == "1",
-        )
-        msg = EmailMultiAlternatives(
-            subject=f"{identifier} {name}",
-            body=text_content,
-            from_email=sender,
-            to=[receiver["email"]],
-            connection=conn,
-        )
-        msg.attach_alternative(html_content, "text/html")
-        msg.send()
+        worker.send_mail(config, f"{identifier} {name}", text_content, html_content, receiver["email"])
         log.info("Email Sent Successfully")
         if email_notification_ids:  # Django's pk__in=[] runs no query
             with _cur() as cur:

@@ -31,8 +31,6 @@ Environment read by the worker: `BENCH_DATABASE_URL` (required), `BENCH_BROKER_U
 from __future__ import annotations
 
 import logging
-import os
-import re
 import subprocess
 import uuid
 from datetime import UTC, datetime
@@ -41,7 +39,7 @@ from typing import Any
 import psycopg2.extras
 
 from tests.benchmarks import celery_worker as worker
-from tests.benchmarks.celery_worker import connection, plane_app
+from tests.benchmarks.celery_worker import connection, generate_plain_text_from_html, plane_app
 
 app = plane_app("plane_bench_mail_tasks")
 log = logging.getLogger("plane.worker")
@@ -66,36 +64,6 @@ BUILTIN_TEMPLATES = {
 }
 
 
-def _django() -> None:
-    """Django's mail and template settings as Plane's (SMTP backend, DEBUG off: cached loader)."""
-    import django
-    from django.conf import settings
-
-    if settings.configured:
-        return
-    plane_dir = os.environ.get("PLANE_TEMPLATES_DIR", "")
-    if plane_dir:
-        options: dict[str, Any] = {}
-    else:
-        inner = [("django.template.loaders.locmem.Loader", BUILTIN_TEMPLATES)]
-        options = {"loaders": [("django.template.loaders.cached.Loader", inner)]}
-    settings.configure(
-        EMAIL_BACKEND="django.core.mail.backends.smtp.EmailBackend",
-        TEMPLATES=[
-            {
-                "BACKEND": "django.template.backends.django.DjangoTemplates",
-                "DIRS": [plane_dir] if plane_dir else [],
-                "OPTIONS": options,
-            }
-        ],
-        USE_TZ=True,
-        TIME_ZONE="UTC",
-        USE_I18N=False,
-        INSTALLED_APPS=[],
-    )
-    django.setup()
-
-
 # --- the database: Plane's ORM calls, one statement each ---
 
 
@@ -117,34 +85,11 @@ def _get(sql: str, params: tuple[Any, ...]) -> dict[str, Any]:
     return dict(row)
 
 
-CONFIGURATION = "SELECT key, value, is_encrypted FROM instance_configurations WHERE deleted_at IS NULL"
 USER_BY_EMAIL = "SELECT * FROM users WHERE email = %s LIMIT 21"
 WORKSPACE = "SELECT * FROM workspaces WHERE id = %s AND deleted_at IS NULL LIMIT 21"
 INVITE = (
     "SELECT * FROM workspace_member_invites WHERE token = %s AND email = %s AND deleted_at IS NULL LIMIT 21"
 )
-EMAIL_KEYS = [
-    ("EMAIL_HOST", None),
-    ("EMAIL_HOST_USER", None),
-    ("EMAIL_HOST_PASSWORD", None),
-    ("EMAIL_PORT", "587"),
-    ("EMAIL_USE_TLS", "1"),
-    ("EMAIL_USE_SSL", "0"),
-    ("EMAIL_FROM", "Team Plane <team@mailer.plane.so>"),
-]
-
-
-def get_email_configuration() -> tuple[Any, ...]:
-    """Plane's get_configuration_value with SKIP_ENV_VAR: every row read, each key looked up in
-    them, else the environment's value. (The benchmark's rows are not encrypted.)"""
-    with _cur() as cur:
-        cur.execute(CONFIGURATION)
-        items = cur.fetchall()
-    values = []
-    for key, default in EMAIL_KEYS:
-        item = next((i for i in items if i["key"] == key), None)
-        values.append(item["value"] if item else os.environ.get(key, default))
-    return tuple(values)
 
 
 def _save(table: str, row: dict[str, Any]) -> None:
@@ -160,44 +105,17 @@ def _save(table: str, row: dict[str, Any]) -> None:
 # --- rendering and sending, as Plane's tasks do ---
 
 
-def generate_plain_text_from_html(html_content: str) -> str:
-    from django.utils.html import strip_tags
-
-    html_content = re.sub(r"<style[^>]*>.*?</style>", "", html_content, flags=re.DOTALL | re.IGNORECASE)
-    text_content = re.sub(r"\n\s*\n\s*\n+", "\n\n", strip_tags(html_content))
-    return "\n\n" + text_content.strip() + "\n\n"
-
-
-def _send(config: tuple[Any, ...], subject: str, text_content: str, html_content: str, to: str) -> None:
-    from django.core.mail import EmailMultiAlternatives, get_connection
-
-    host, user, password, port, use_tls, use_ssl, sender = config
-    conn = get_connection(
-        host=host,
-        port=int(port),
-        username=user,
-        password=password,
-        use_tls=use_tls == "1",
-        use_ssl=use_ssl == "1",
-    )
-    msg = EmailMultiAlternatives(
-        subject=subject, body=text_content, from_email=sender, to=[to], connection=conn
-    )
-    msg.attach_alternative(html_content, "text/html")
-    msg.send()  # the backend opens a connection for this one message and closes it after
-
-
 @app.task
 def magic_link(email: str, key: str, token: str) -> None:
     try:
-        _django()
+        worker.configure_django(BUILTIN_TEMPLATES)
         from django.template.loader import render_to_string
 
-        config = get_email_configuration()
+        config = worker.email_configuration(_cur())
         subject = f"Your unique Plane login code is {token}"
         html_content = render_to_string(MAGIC_SIGNIN, {"code": token, "email": email})
         text_content = generate_plain_text_from_html(html_content)
-        _send(config, subject, text_content, html_content, email)
+        worker.send_mail(config, subject, text_content, html_content, email)
         log.info("Email sent successfully.")
     except Exception as e:
         exception_log.exception(e)
@@ -206,7 +124,7 @@ def magic_link(email: str, key: str, token: str) -> None:
 @app.task
 def workspace_invitation(email: str, workspace_id: str, token: str, current_site: str, inviter: str) -> None:
     try:
-        _django()
+        worker.configure_django(BUILTIN_TEMPLATES)
         from django.template.loader import render_to_string
 
         user = _get(USER_BY_EMAIL, (inviter,))
@@ -216,7 +134,7 @@ def workspace_invitation(email: str, workspace_id: str, token: str, current_site
             f"{current_site}/workspace-invitations/?invitation_id={invite['id']}"
             f"&slug={workspace['slug']}&token={token}"
         )
-        config = get_email_configuration()
+        config = worker.email_configuration(_cur())
         name = user["first_name"] or user["display_name"] or user["email"]
         subject = f"{name} has invited you to join them in {workspace['name']} on Plane"
         context = {
@@ -230,7 +148,7 @@ def workspace_invitation(email: str, workspace_id: str, token: str, current_site
         invite["message"] = text_content
         invite["updated_at"] = datetime.now(UTC)  # auto_now
         _save("workspace_member_invites", invite)
-        _send(config, subject, text_content, html_content, email)
+        worker.send_mail(config, subject, text_content, html_content, email)
         log.info("Email sent successfully")
     except DoesNotExist:
         return

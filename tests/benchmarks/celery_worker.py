@@ -1,5 +1,7 @@
 """What every Plane-style Celery baseline of the benchmarks shares: the app as Plane configures it,
-one database connection per worker process, and a prefork worker started on a queue of its own.
+one database connection per worker process, a prefork worker started on a queue of its own, and
+the mail baselines' Plane mail path (Django's settings, the SMTP configuration read, Plane's
+plain-text rendering, Django's SMTP backend).
 
 A baseline module builds its `app` with `plane_app`, registers its tasks on it, and wraps
 `start_worker`/`stop_worker` with its own module path (`celery -A` imports that module in the
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -19,6 +22,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import psutil
 import psycopg2
 from celery import Celery
 
@@ -141,3 +145,100 @@ def stop_worker(app: Celery, proc: subprocess.Popen, timeout: float = 30.0, *, c
             declare_queue(app, queue, delete=True)
         except Exception as e:
             logger.warning("could not delete queue %s: %s", queue, e)
+
+
+def worker_pids(proc: subprocess.Popen[bytes]) -> dict[str, int]:
+    """Celery's main process and its pool's processes."""
+    children = psutil.Process(proc.pid).children()
+    return {"main": proc.pid} | {f"pool-{k}": c.pid for k, c in enumerate(children)}
+
+
+# --- Plane's mail path, as the mail baselines (celery_email, celery_mail_tasks) run it ---
+
+
+def configure_django(builtin_templates: dict[str, str]) -> None:
+    """Django's mail and template settings as Plane's (SMTP backend, DEBUG off: Django's cached
+    loader), once per process: Plane's templates from PLANE_TEMPLATES_DIR when it is set, else
+    `builtin_templates` (name: Django template source)."""
+    import django
+    from django.conf import settings
+
+    if settings.configured:
+        return
+    plane_dir = os.environ.get("PLANE_TEMPLATES_DIR", "")
+    if plane_dir:
+        options: dict[str, Any] = {}
+    else:
+        inner = [("django.template.loaders.locmem.Loader", builtin_templates)]
+        options = {"loaders": [("django.template.loaders.cached.Loader", inner)]}
+    settings.configure(
+        EMAIL_BACKEND="django.core.mail.backends.smtp.EmailBackend",
+        TEMPLATES=[
+            {
+                "BACKEND": "django.template.backends.django.DjangoTemplates",
+                "DIRS": [plane_dir] if plane_dir else [],
+                "OPTIONS": options,
+            }
+        ],
+        USE_TZ=True,
+        TIME_ZONE="UTC",
+        USE_I18N=False,
+        INSTALLED_APPS=[],
+    )
+    django.setup()
+
+
+CONFIGURATION = "SELECT key, value, is_encrypted FROM instance_configurations WHERE deleted_at IS NULL"
+EMAIL_KEYS = [
+    ("EMAIL_HOST", None),
+    ("EMAIL_HOST_USER", None),
+    ("EMAIL_HOST_PASSWORD", None),
+    ("EMAIL_PORT", "587"),
+    ("EMAIL_USE_TLS", "1"),
+    ("EMAIL_USE_SSL", "0"),
+    ("EMAIL_FROM", "Team Plane <team@mailer.plane.so>"),
+]
+
+
+def email_configuration(cursor: Any) -> tuple[Any, ...]:
+    """Plane's get_email_configuration (get_configuration_value with SKIP_ENV_VAR): every row read
+    over `cursor` (a dict cursor, closed after), each key looked up in them, else the environment's
+    value. (The benchmarks' rows are not encrypted.)"""
+    with cursor as cur:
+        cur.execute(CONFIGURATION)
+        items = cur.fetchall()
+    values = []
+    for key, default in EMAIL_KEYS:
+        item = next((i for i in items if i["key"] == key), None)
+        values.append(item["value"] if item else os.environ.get(key, default))
+    return tuple(values)
+
+
+def generate_plain_text_from_html(html_content: str) -> str:
+    from django.utils.html import strip_tags
+
+    html_content = re.sub(r"<style[^>]*>.*?</style>", "", html_content, flags=re.DOTALL | re.IGNORECASE)
+    text_content = re.sub(r"\n\s*\n\s*\n+", "\n\n", strip_tags(html_content))
+    return "\n\n" + text_content.strip() + "\n\n"
+
+
+def send_mail(config: tuple[Any, ...], subject: str, text_content: str, html_content: str, to: str) -> None:
+    """Django's SMTP backend as Plane's tasks use it: `get_connection` with `config` (as
+    `email_configuration` returns it) and `EmailMultiAlternatives.send()`, so a new SMTP
+    connection for this one message, closed after."""
+    from django.core.mail import EmailMultiAlternatives, get_connection
+
+    host, user, password, port, use_tls, use_ssl, sender = config
+    conn = get_connection(
+        host=host,
+        port=int(port),
+        username=user,
+        password=password,
+        use_tls=use_tls == "1",
+        use_ssl=use_ssl == "1",
+    )
+    msg = EmailMultiAlternatives(
+        subject=subject, body=text_content, from_email=sender, to=[to], connection=conn
+    )
+    msg.attach_alternative(html_content, "text/html")
+    msg.send()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from collections import defaultdict
 from collections.abc import Callable
+from pathlib import Path
 
 import psutil
 
@@ -62,3 +63,19 @@ def per_item_ms(used: dict[str, float], items: int) -> dict[str, float]:
     table = {name: round(seconds * 1000 / items, 3) for name, seconds in largest_first}
     table["total"] = round(sum(used.values()) * 1000 / items, 3)
     return table
+
+
+def machine_busy_s() -> float:
+    """CPU seconds every CPU of the machine spent busy since boot."""
+    t = psutil.cpu_times()
+    return t.user + t.nice + t.system + getattr(t, "irq", 0.0) + getattr(t, "softirq", 0.0)
+
+
+def memory_mib(pid: int) -> dict[str, float]:
+    """VmRSS (now) and VmHWM (peak resident set) of one process, MiB."""
+    found = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            found[key] = round(int(value.split()[0]) / 1024, 1)
+    return {"rss_mib": found.get("VmRSS", 0.0), "peak_rss_mib": found.get("VmHWM", 0.0)}
