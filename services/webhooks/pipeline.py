@@ -34,7 +34,6 @@ shared by the main topic's and the tiers' pipelines, so the limits hold for all 
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
 import queue
@@ -59,13 +58,11 @@ from services.webhooks import attempt, store
 from services.webhooks.attempt import Delivery, Endpoint, Outcome, Result
 from services.webhooks.deactivation import announce
 from services.webhooks.due import DueQueue
-from services.webhooks.journal import AttemptJournal
-from services.webhooks.limiter import EndpointLimiter, Task
+from services.webhooks.limiter import Task
+from services.webhooks.outbound import Outbound
 from services.webhooks.schedule import next_delay
 from services.webhooks.stage import OffsetTracker, Stage
 from shared.events.envelope import InvalidEvent, parse_event
-from shared.http import Allowlist
-from shared.http.aio import AsyncSafeHttpClient, LoopThread
 from shared.kafka import headers as h
 from shared.kafka.runtime import ConsumerDeps
 from shared.kafka.strategy import describe
@@ -108,47 +105,6 @@ class Finished:
     # Set once the broker confirmed the retry: a batch tried again (the database was down, or an
     # item was split out) must not send it twice.
     retry_sent: bool = False
-
-
-@dataclass(frozen=True)
-class Outbound:
-    """What the main topic's and every retry tier's pipelines of one process share: the HTTP
-    event loop and client (its connection pools outlive partition assignments), the per-endpoint
-    limit, so a failing endpoint gets WEBHOOK_ENDPOINT_CONCURRENCY attempts at once, not that
-    many per tier, and the attempt journal, whose groups are larger for it."""
-
-    loop: LoopThread
-    client: AsyncSafeHttpClient
-    limiter: EndpointLimiter
-    journal: AttemptJournal
-
-    @classmethod
-    def of_process(cls, deps: ConsumerDeps, sessions: sessionmaker[Session]) -> Outbound:
-        if "webhook-outbound" not in deps.shared:
-            settings = deps.settings
-            client = AsyncSafeHttpClient(
-                Allowlist.from_settings(settings),
-                # Per host: many webhooks can share one receiver host. The per-webhook limit is
-                # the EndpointLimiter's; a pool this small would let one webhook starve the rest.
-                max_connections_per_endpoint=settings.webhook_concurrency,
-                max_request_bytes=max(settings.webhook_payload_max_bytes, settings.event_max_bytes),
-                user_agent=attempt.USER_AGENT,
-            )
-            # Never stopped by a pipeline: it serves every tier for the life of the process.
-            loop = LoopThread("webhook-http")
-            limiter = EndpointLimiter(
-                loop.loop, settings.webhook_concurrency, settings.webhook_endpoint_concurrency
-            )
-            journal = AttemptJournal(sessions, deps.hold, loop.loop)
-            deps.shared["webhook-outbound"] = cls(loop, client, limiter, journal)
-        return deps.shared["webhook-outbound"]
-
-    def close(self) -> None:
-        self.journal.close()  # first: the attempts waiting on it are let go without sending
-        self.limiter.close()
-        with contextlib.suppress(Exception):
-            self.loop.submit(self.client.aclose()).result(5)
-        self.loop.close()
 
 
 class DeliveryPipeline(ProcessingStrategy[KafkaPayload]):
