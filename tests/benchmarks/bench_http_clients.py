@@ -1,6 +1,6 @@
 """CPU per webhook-shaped request: the thread-per-request client (`SafeHttpClient`, urllib3)
-against the asyncio one (`AsyncSafeHttpClient`, aiohttp on one event loop), both whole: the same
-rules, the same code path as a delivery takes.
+against the asyncio one (`AsyncSafeHttpClient`, its own HTTP/1.1 on one event loop), both whole:
+the same rules, the same code path as a delivery takes.
 
 The work, per request: POST a ~2 KB JSON body with Standard Webhooks and Plane headers to the
 loopback receiver (`webhook_receiver`, in a process of its own so its CPU is not counted), read
@@ -40,7 +40,6 @@ from concurrent.futures import ThreadPoolExecutor
 from multiprocessing.connection import Connection
 from typing import Any
 
-import aiohttp
 import urllib3
 
 from shared.http import Allowlist, SafeHttpClient
@@ -219,7 +218,7 @@ def main(n: int = 3000, rounds: int = 3) -> dict[str, Any]:
     server.start()
     clients = {
         "SafeHttpClient (urllib3, threads)": safe_client_case,
-        "AsyncSafeHttpClient (aiohttp, one event loop)": async_case,
+        "AsyncSafeHttpClient (asyncio, one event loop)": async_case,
     }
     runs: dict[tuple[str, str, int], list[dict[str, float]]] = defaultdict(list)
     try:
@@ -289,7 +288,6 @@ def main(n: int = 3000, rounds: int = 3) -> dict[str, Any]:
         "versions": {
             "python": platform.python_version(),
             "urllib3": urllib3.__version__,
-            "aiohttp": aiohttp.__version__,
             "event_loop": "asyncio default (no uvloop)",
         },
         "cpu_count": os.cpu_count(),
