@@ -16,7 +16,6 @@ import contextlib
 import logging
 import threading
 import time
-import uuid
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
@@ -81,10 +80,11 @@ class AttemptJournal:
             self._release(group, send=self._write(group))
 
     def _write(self, group: list[_Ticket]) -> bool:
+        # As text, cast in SQL: psycopg2's UUID adapter is Python code run for every element.
         params = {
-            "ids": [uuid.UUID(d.id) for d, _ in group],
+            "ids": [d.id for d, _ in group],
             "attempts": [d.attempt for d, _ in group],
-            "hooks": [d.webhook_id for d, _ in group],
+            "hooks": [str(d.webhook_id) for d, _ in group],
         }
         while not self._closed:
             try:

@@ -80,8 +80,9 @@ STALLED_S = 2.0
 SHED_EVERY_S = 0.5
 DEFERRED = "deferred"  # error-class of a deferred delivery's tier message
 # The writer's batches wait this long for more outcomes: the answer was received already, so only
-# the offset commit and a retry's produce wait, and a transaction's fixed cost is shared by more.
-WRITER_LINGER_S = 0.02
+# the offset commit and a retry's produce wait, and a transaction's fixed cost is shared by more
+# (at a few hundred deliveries a second a batch would otherwise hold one or two).
+WRITER_LINGER_S = 0.05
 
 
 @dataclass(frozen=True)
