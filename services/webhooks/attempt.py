@@ -1,6 +1,6 @@
 """One delivery attempt: sign the bytes, POST them through the safe client, classify the answer.
 
-Runs on the HTTP event loop (`send_async`; `send` on a thread) and touches no database: everything
+Runs on the HTTP event loop (`send_async`) and touches no database: everything
 it needs is in `Delivery` and `Endpoint`, and everything the writer needs is in the `Outcome` it
 returns.
 """
@@ -22,7 +22,7 @@ from typing import Any
 
 from services.webhooks.schedule import parse_retry_after
 from services.webhooks.signing import plane_body, plane_signature, standard_signature
-from shared.http import DeadlineExceeded, HttpError, SafeHttpClient, SafeResponse
+from shared.http import DeadlineExceeded, HttpError, SafeResponse
 from shared.http.aio import AsyncSafeHttpClient
 
 USER_AGENT = "Autopilot"  # Plane's; receivers may filter on it
@@ -92,31 +92,6 @@ class Outcome:
         return json.dumps(kept)
 
 
-def send(
-    client: SafeHttpClient,
-    delivery: Delivery,
-    endpoint: Endpoint,
-    *,
-    timeout_s: float,
-    max_response_bytes: int,
-) -> Outcome:
-    """One attempt through the thread-per-request client."""
-    headers = request_headers(delivery, endpoint)
-    started = time.perf_counter()
-    try:
-        response = client.request(
-            "POST",
-            endpoint.url,
-            headers=headers,
-            body=delivery.body,
-            deadline_s=timeout_s,
-            max_response_bytes=max_response_bytes,
-        )
-    except HttpError as exc:
-        return failed(delivery, headers, exc, started)
-    return answered(delivery, headers, response, started)
-
-
 async def send_async(
     client: AsyncSafeHttpClient,
     delivery: Delivery,
@@ -125,7 +100,7 @@ async def send_async(
     timeout_s: float,
     max_response_bytes: int,
 ) -> Outcome:
-    """`send` on the asyncio client: the same request, the same outcome."""
+    """One attempt through the asyncio client."""
     headers = request_headers(delivery, endpoint)
     started = time.perf_counter()
     try:
