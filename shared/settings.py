@@ -147,6 +147,30 @@ VARIABLES: tuple[Variable, ...] = (
     ),
     Variable("EMBEDDING_CPU_THREADS", "0", "torch threads on CPU. 0: torch's default (every core)."),
     Variable("PLANE_WORKERS_STATE_DIR", ".plane-workers", "Where the embedded stack keeps its data."),
+    Variable(
+        "AMQP_URL",
+        "amqp://guest:guest@localhost:5672//",
+        "Plane's RabbitMQ (its CELERY_BROKER_URL), read by `celery-bridge`; its password is never shown.",
+    ),
+    Variable("CELERY_BRIDGE_QUEUE", "celery", "The AMQP queue Plane's API sends its Celery tasks to."),
+    Variable(
+        "CELERY_BRIDGE_LEGACY_QUEUE",
+        "celery-legacy",
+        "Tasks not bridged are re-published here, unchanged, for `celery -A plane worker -Q celery-legacy`.",
+    ),
+    Variable(
+        "CELERY_BRIDGE_PASSTHROUGH",
+        "",
+        "Plane task names (comma separated) sent to the legacy queue even though a consumer exists.",
+    ),
+    Variable("CELERY_BRIDGE_PREFETCH", "200", "AMQP messages in flight (unacked) per bridge, eta ones aside."),
+    Variable(
+        "CELERY_BRIDGE_HOLD_MAX_S",
+        "600",
+        "Messages due within this are held unacked until their eta; later ones wait in a delay queue "
+        "with this TTL (under RabbitMQ's consumer_timeout).",
+    ),
+    Variable("CELERY_BRIDGE_MAX_HELD", "10000", "Most eta messages held at once beyond the prefetch."),
 )
 
 
@@ -235,6 +259,13 @@ class Settings:
     embedding_max_chunks: int = 1000
     embedding_cpu_threads: int = 0
     plane_workers_state_dir: str = ".plane-workers"
+    amqp_url: str = "amqp://guest:guest@localhost:5672//"
+    celery_bridge_queue: str = "celery"
+    celery_bridge_legacy_queue: str = "celery-legacy"
+    celery_bridge_passthrough: tuple[str, ...] = ()
+    celery_bridge_prefetch: int = 200
+    celery_bridge_hold_max_s: float = 600.0
+    celery_bridge_max_held: int = 10000
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
