@@ -141,6 +141,7 @@ def _log_interrupted(
         )
         rows.extend(log_rows([outcome], started_at))
         marked.append((uuid.UUID(delivery_id), attempt_no))
+    if rows:
         conn.execute(_LOG, rows)
         conn.execute(
             _MARK_LOGGED,

@@ -16,6 +16,8 @@ from datetime import UTC, datetime
 from confluent_kafka import Producer
 from sqlalchemy import Engine, create_engine, text
 
+from services.webhooks import store
+from services.webhooks.attempt import Delivery
 from shared import registry
 from shared.db.engine import normalise_url
 from shared.embedded.postgres import EmbeddedPostgres
@@ -114,6 +116,43 @@ def test_every_attempt_has_its_log_row_through_repeated_kill_9(hook_settings, wo
         statuses = conn.execute(text("SELECT status FROM plane_workers.webhook_deliveries")).scalars()
         assert Counter(statuses) == {"succeeded": 300}
     assert count(world.engine, "plane_workers.webhook_attempts") == 0
+
+
+def test_lookup_logs_each_unrecorded_attempt_once(world) -> None:
+    """Three attempts a killed worker began and never recorded (two deliveries, one of them with
+    an attempt already logged): one lookup writes exactly one interrupted row for each unlogged
+    attempt, and reports each delivery's last attempt. The rows were inserted once per attempt
+    found before, so the first of several was logged several times."""
+    hook, _ = world.add_webhook("https://example.invalid/hook")
+    events = deliveries_for(world, hook, 2)
+    deliveries = [
+        Delivery(e.id, hook, world.workspace_id, "issue", e.data["payload"], e.time, 1, b"{}") for e in events
+    ]
+    started = datetime(2026, 1, 1, tzinfo=UTC)
+    with world.engine.begin() as conn:
+        for delivery_id, attempt, logged in (
+            (events[0].id, 1, True),
+            (events[0].id, 2, False),
+            (events[1].id, 1, False),
+            (events[1].id, 2, False),
+        ):
+            conn.execute(
+                text(
+                    "INSERT INTO plane_workers.webhook_attempts"
+                    " (delivery_id, attempt, webhook_id, started_at, logged) VALUES (:d, :a, :w, :s, :l)"
+                ),
+                {"d": delivery_id, "a": attempt, "w": hook, "s": started, "l": logged},
+            )
+    with world.engine.begin() as conn:
+        found = store.lookup(conn, deliveries, time.time(), 60.0)
+    assert found.interrupted == {events[0].id: 2, events[1].id: 2}
+    logs = _logs_by_delivery(world.engine)
+    assert {d: [r["retry_count"] for r in rows] for d, rows in logs.items()} == {
+        events[0].id: [1],
+        events[1].id: [0, 1],
+    }
+    with world.engine.connect() as conn:
+        assert conn.scalar(text("SELECT count(*) FROM plane_workers.webhook_attempts WHERE NOT logged")) == 0
 
 
 def _logs_by_delivery(engine: Engine) -> dict[str, list[dict]]:
