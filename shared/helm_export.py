@@ -49,7 +49,17 @@ def workloads() -> dict[str, Any]:
         }
         for spec in registry.JOBS
     }
-    return {"consumers": consumers, "cronjobs": jobs, "topics": topics()}
+    # Deployments that are not Kafka consumers (the Celery bridge): templates/deployments.yaml.
+    deployments = {
+        spec.name: {
+            "args": list(spec.args),
+            "enabled": spec.enabled,
+            "resources": spec.resources.as_k8s(),
+            "description": spec.description,
+        }
+        for spec in registry.DEPLOYMENTS
+    }
+    return {"consumers": consumers, "cronjobs": jobs, "deployments": deployments, "topics": topics()}
 
 
 def topics() -> dict[str, dict[str, Any]]:
@@ -62,9 +72,10 @@ def topics() -> dict[str, dict[str, Any]]:
         found[spec.dlq_topic] = {"kind": "dlq", "follows": spec.topic}
         for retry in spec.retry_topics:
             found[retry] = {"kind": "retry", "follows": spec.topic}
-    for producer in (*registry.CONSUMERS, *registry.JOBS):
+    for producer in (*registry.CONSUMERS, *registry.JOBS, *registry.DEPLOYMENTS):
         for topic in producer.produces:
-            found.setdefault(topic, {"kind": "main", "follows": topic})
+            kind = "dlq" if topic.endswith(".dlq") else "main"
+            found.setdefault(topic, {"kind": kind, "follows": topic})
     partitions = dict(registry.all_topics())
     return {name: {**found[name], "partitions": partitions[name]} for name in sorted(partitions)}
 

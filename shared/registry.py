@@ -147,6 +147,25 @@ class JobSpec:
         return ["job", self.name]
 
 
+@dataclass(frozen=True)
+class DeploymentSpec:
+    """A long-running Deployment that is not a Kafka consumer: it reads another system (the Celery
+    bridge reads Plane's AMQP queue) and produces to topics. No consumer group, no retry tiers; the
+    topics it produces to are created with the rest. The chart renders it only where
+    `deployments.<name>.enabled` (default `enabled`) is set."""
+
+    name: str
+    args: tuple[str, ...]  # the `plane-workers` command line that runs it
+    description: str
+    owner: str = "platform"
+    resources: Resources = field(default_factory=Resources)
+    # Logical topics it produces to that no consumer here reads (its own DLQ): `topics create` makes them.
+    produces: tuple[str, ...] = ()
+    # Off unless the operator enables it (a migration step, not a default).
+    enabled: bool = False
+    replaces: str = ""
+
+
 # The `emails` consumer's mails (services/emails/catalogue.py builds each): plane.email.<name>.v1.
 EMAIL_TYPES = (
     "forgot_password",
@@ -356,6 +375,17 @@ JOBS: tuple[JobSpec, ...] = (
 )
 
 
+DEPLOYMENTS: tuple[DeploymentSpec, ...] = (
+    DeploymentSpec(
+        name="celery-bridge",
+        args=("celery", "bridge"),
+        description="Plane's Celery queue (AMQP) to the consumers' topics; unmapped tasks to a legacy queue.",
+        produces=("celery-bridge.dlq",),
+        replaces="Plane API's `.delay()` messages (incremental migration: README \"Celery bridge\")",
+    ),
+)
+
+
 class UnknownWorkload(KeyError):
     def __str__(self) -> str:
         return str(self.args[0])
@@ -388,6 +418,9 @@ def all_topics() -> list[tuple[str, int]]:
             topics.setdefault(topic, DEFAULT_PARTITIONS)
     for job_spec in JOBS:
         for topic in job_spec.produces:
+            topics.setdefault(topic, DEFAULT_PARTITIONS)
+    for deployment in DEPLOYMENTS:
+        for topic in deployment.produces:
             topics.setdefault(topic, DEFAULT_PARTITIONS)
     return sorted(topics.items())
 
