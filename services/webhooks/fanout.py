@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Connection, text
 
-from services.webhooks.payload import build_payload, model_data, user_lite
+from services.webhooks.payload import SharedBody, model_data, user_lite
 from services.webhooks.signing import plane_body
 from shared.events import Event
 from shared.events.envelope import DEFAULT_SOURCE
@@ -65,14 +65,16 @@ def handle(event: Event, ctx: HandlerContext) -> None:
         "old_identifier": data.get("old_identifier"),
         "new_identifier": data.get("new_identifier"),
     }
+    body = SharedBody.of(workspace_id, kind, verb, obj, activity)
+    # Every body has the same length: they differ only in the webhook id, 36 characters each.
     cap = ctx.settings.webhook_payload_max_bytes
+    if len(plane_body(body.for_webhook(webhooks[0]))) > cap:
+        log.warning("%s %s: body over %d bytes, sent thin", kind, data["event_id"], cap)
+        body = SharedBody.of(workspace_id, kind, verb, {"id": data["event_id"]}, activity)
     deliveries = []
     now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
     for webhook_id in webhooks:
-        payload = build_payload(webhook_id, workspace_id, kind, verb, obj, activity)
-        if len(plane_body(payload)) > cap:
-            log.warning("%s %s: body over %d bytes, sent thin", kind, data["event_id"], cap)
-            payload = build_payload(webhook_id, workspace_id, kind, verb, {"id": data["event_id"]}, activity)
+        payload = body.for_webhook(webhook_id)
         # Built, not validated: the schema is checked where it matters, on consume, and
         # validating a hundred payloads per event would cost more than producing them.
         delivery = Event(

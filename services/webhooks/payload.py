@@ -33,6 +33,7 @@ import decimal
 import json
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from typing import Any
 
@@ -118,14 +119,38 @@ def build_payload(
     activity: Any,
 ) -> dict[str, Any]:
     """Plane's webhook body, keys in Plane's order (the signature is over `json.dumps` of it)."""
-    return {
-        "event": event,
-        "action": ACTIONS.get(action, action),
-        "webhook_id": str(webhook_id),
-        "workspace_id": str(workspace_id),
-        "data": _django_json(data),
-        "activity": _django_json(activity),
-    }
+    return SharedBody.of(workspace_id, event, action, data, activity).for_webhook(webhook_id)
+
+
+@dataclass(frozen=True)
+class SharedBody:
+    """What every webhook's body for one event has in common, converted once: the fan-out builds
+    a hundred bodies per event, and `data` (a whole serialised issue) was converted each time."""
+
+    event: str
+    action: str
+    workspace_id: str
+    data: Any
+    activity: Any
+
+    @classmethod
+    def of(
+        cls, workspace_id: uuid.UUID | str, event: str, action: str, data: Any, activity: Any
+    ) -> SharedBody:
+        return cls(
+            event, ACTIONS.get(action, action), str(workspace_id), _django_json(data), _django_json(activity)
+        )
+
+    def for_webhook(self, webhook_id: uuid.UUID | str) -> dict[str, Any]:
+        # The dicts are shared between the bodies, not copied: nothing mutates a built body.
+        return {
+            "event": self.event,
+            "action": self.action,
+            "webhook_id": str(webhook_id),
+            "workspace_id": self.workspace_id,
+            "data": self.data,
+            "activity": self.activity,
+        }
 
 
 def serialize_row(table: str, row: Mapping[str, Any]) -> dict[str, Any]:
