@@ -15,6 +15,7 @@ from typing import Annotated
 import typer
 
 from shared import logs, registry
+from shared.cli.celery import celery_app
 from shared.cli.errors import (
     CliError,
     ConfigError,
@@ -50,6 +51,7 @@ mail_app = typer.Typer(
     cls=ErrorMappingGroup, help="Check transactional mails without sending.", no_args_is_help=True
 )
 app.add_typer(mail_app, name="mail")
+app.add_typer(celery_app, name="celery")
 
 
 def _load_settings() -> Settings:

@@ -1,0 +1,167 @@
+"""Which Plane task becomes which event: the bridge's map, for the consumers that exist.
+
+Each route names Plane's task, the parameters of its signature in order (positional call sites
+bind to these names, as Celery itself would bind them), our event type and logical topic, and how
+the topic catalogue keys it (DESIGN.md). A task name that is not here goes to the legacy queue.
+
+`needs` names a lookup in Plane's database that the event needs and the task's arguments lack
+(webhook_send_task carries a webhook id, our delivery also its workspace id). A route with needs
+is passed through unchanged when the bridge has no DATABASE_URL.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, Literal
+
+from services.emails.catalogue import MAIL_TYPES
+
+REQUIRED = inspect.Parameter.empty
+Param = str | tuple[str, Any]  # a name, or (name, default) where Plane's signature has one
+
+Keyer = Callable[[Mapping[str, Any]], str | None]
+
+
+def _field(*names: str) -> Keyer:
+    """The first of `names` that the data has (not null), as the message key."""
+
+    def key(data: Mapping[str, Any]) -> str | None:
+        for name in names:
+            value = data.get(name)
+            if value is not None and value != "":
+                return str(value)
+        return None
+
+    return key
+
+
+@dataclass(frozen=True)
+class Route:
+    plane_task: str
+    topic: str
+    event_type: str
+    params: tuple[Param, ...]
+    key: Keyer = field(compare=False)
+    needs: Literal["", "webhook", "workspace"] = ""
+
+    @cached_property
+    def signature(self) -> inspect.Signature:
+        kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
+        return inspect.Signature(
+            [
+                inspect.Parameter(p, kind)
+                if isinstance(p, str)
+                else inspect.Parameter(p[0], kind, default=p[1])
+                for p in self.params
+            ]
+        )
+
+    def bind(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> dict[str, Any]:
+        """Plane's arguments by name, defaults filled in; TypeError as Celery's worker would raise
+        it calling the task (missing, extra or doubled arguments)."""
+        bound = self.signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        return dict(bound.arguments)
+
+
+_PLANE = "plane.bgtasks"
+
+ROUTES: tuple[Route, ...] = (
+    Route(
+        f"{_PLANE}.issue_activities_task.issue_activity",
+        "issue-activity",
+        "plane.issue_activity.v1",
+        (
+            "type",
+            "requested_data",
+            "current_instance",
+            "issue_id",
+            "actor_id",
+            "project_id",
+            "epoch",
+            ("subscriber", True),
+            ("notification", False),
+            ("origin", None),
+            ("intake", None),
+        ),
+        # A few call sites have no issue (issue_id None): their project orders them.
+        key=_field("issue_id", "project_id"),
+    ),
+    Route(
+        f"{_PLANE}.notification_task.notifications",
+        "notifications",
+        "plane.notifications.v1",
+        (
+            "type",
+            "issue_id",
+            "project_id",
+            "actor_id",
+            "subscriber",
+            "issue_activities_created",
+            "requested_data",
+            "current_instance",
+        ),
+        key=_field("issue_id"),
+    ),
+    Route(
+        f"{_PLANE}.webhook_task.model_activity",
+        "model-activity",
+        "plane.model_activity.v1",
+        (
+            "model_name",
+            "model_id",
+            "requested_data",
+            "current_instance",
+            "actor_id",
+            "slug",
+            ("origin", None),
+        ),
+        key=_field("model_id"),
+    ),
+    Route(
+        f"{_PLANE}.webhook_task.webhook_activity",
+        "webhook-events",
+        "plane.webhook_activity.v1",
+        (
+            "event",
+            "verb",
+            "field",
+            "old_value",
+            "new_value",
+            "actor_id",
+            "slug",
+            "current_site",
+            "event_id",
+            "old_identifier",
+            "new_identifier",
+        ),
+        # Keyed by workspace id like model-activity's own webhook events; the slug (one per
+        # workspace) when the workspace cannot be looked up.
+        key=_field("workspace_id", "slug"),
+        needs="workspace",
+    ),
+    Route(
+        f"{_PLANE}.webhook_task.webhook_send_task",
+        "webhook-deliveries",
+        "plane.webhook_delivery.v1",
+        ("webhook_id", "slug", "event", "event_data", "action", "current_site", "activity"),
+        key=_field("webhook_id"),
+        needs="webhook",
+    ),
+    Route(
+        f"{_PLANE}.issue_description_version_task.issue_description_version_task",
+        "issue-description-versions",
+        "plane.issue_description_version.v1",
+        ("updated_issue", "issue_id", "user_id", ("is_creating", False)),
+        key=_field("issue_id"),
+    ),
+    *(
+        Route(kind.plane_task, "emails", kind.event_type, kind.plane_args, key=_field(kind.key_field))
+        for kind in MAIL_TYPES
+    ),
+)
+
+BY_TASK: dict[str, Route] = {route.plane_task: route for route in ROUTES}

@@ -1,0 +1,324 @@
+"""The Celery bridge between a real Celery client on the machine's RabbitMQ and the Kafka-protocol
+broker: every mapped task arrives as a valid event with its key, the rest goes to the legacy queue
+or the DLQ, eta is honoured, and nothing is lost when the bridge is killed or its connection cut."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import signal
+import time
+import uuid
+from dataclasses import replace
+from typing import Any
+
+import pytest
+from sqlalchemy.orm import Session
+
+from services.celery_bridge.tasks import ROUTES
+from services.celery_bridge.translate import event_id
+from shared.events import parse_event
+from shared.settings import Settings
+from shared.testing import plane_factory as make
+from tests.integration.celery_bridge_world import (
+    bridge_settings,
+    bridge_thread,
+    celery_client,
+    delete_queues,
+    needs_rabbitmq,
+    queue_messages,
+    read_topic,
+    spawn_bridge,
+)
+from tests.integration.tcp_cut import CuttableProxy
+
+pytestmark = needs_rabbitmq
+
+
+@pytest.fixture
+def world(settings: Settings, engine):  # type: ignore[no-untyped-def]
+    """This test's queues, a workspace with a webhook (for the lookups), the Celery client."""
+    s = bridge_settings(settings)
+    with Session(engine, expire_on_commit=False) as session, session.begin():
+        owner = make.user(0)
+        session.add(owner)
+        session.flush()
+        ws = make.workspace(owner, slug=f"ws-{uuid.uuid4().hex[:8]}")
+        session.add(ws)
+        session.flush()
+        hook = make.webhook(ws, "https://hooks.example.com/plane")
+        session.add(hook)
+    yield s, celery_client(s), ws, hook
+    delete_queues(s)
+
+
+def _plane_calls(ws: Any, hook: Any) -> dict[str, tuple[list[Any], dict[str, Any]]]:
+    """(args, kwargs) per Plane task, shaped as Plane's call sites pass them: UUID objects,
+    positional calls where Plane makes them (mails, project_add_user_email), keywords elsewhere."""
+    issue, project, actor = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    site = "https://plane.example.com"
+    calls: dict[str, tuple[list[Any], dict[str, Any]]] = {
+        "issue_activity": (
+            [],
+            {
+                "type": "issue.activity.updated",
+                "requested_data": json.dumps({"priority": "high"}),
+                "current_instance": json.dumps({"priority": "low"}),
+                "issue_id": str(issue),
+                "project_id": str(project),
+                "actor_id": actor,
+                "epoch": int(time.time()),
+                "notification": True,
+                "origin": site,
+            },
+        ),
+        "notifications": (
+            [],
+            {
+                "type": "issue.activity.updated",
+                "issue_id": str(issue),
+                "project_id": str(project),
+                "actor_id": str(actor),
+                "subscriber": False,
+                "issue_activities_created": "[]",
+                "requested_data": None,
+                "current_instance": None,
+            },
+        ),
+        "model_activity": (
+            [],
+            {
+                "model_name": "issue",
+                "model_id": issue,
+                "requested_data": {"name": "new", "updated_at": dt.datetime.now(dt.UTC)},
+                "current_instance": json.dumps({"name": "old"}),
+                "actor_id": actor,
+                "slug": ws.slug,
+                "origin": site,
+            },
+        ),
+        "webhook_activity": (
+            [],
+            {
+                "event": "issue",
+                "verb": "updated",
+                "field": "name",
+                "old_value": "old",
+                "new_value": "new",
+                "actor_id": actor,
+                "slug": ws.slug,
+                "current_site": site,
+                "event_id": issue,
+                "old_identifier": None,
+                "new_identifier": None,
+            },
+        ),
+        "webhook_send_task": (
+            [],
+            {
+                "webhook_id": hook.id,
+                "slug": ws.slug,
+                "event": "issue",
+                "event_data": {"id": str(issue), "name": "new"},
+                "action": "PATCH",
+                "current_site": site,
+                "activity": {"field": "name", "new_value": "new", "old_value": "old"},
+            },
+        ),
+        "issue_description_version_task": (
+            [],
+            {
+                "updated_issue": json.dumps({"description_html": "<p>old</p>"}),
+                "issue_id": str(issue),
+                "user_id": str(actor),
+                "is_creating": False,
+            },
+        ),
+        # The mails: positional, as Plane's views call them.
+        "forgot_password": (["Ada", "ada@example.com", "dWlk", "tok-1", site], {}),
+        "magic_link": (["ada@example.com", "magic_ada@example.com", "123456"], {}),
+        "send_email_update_magic_code": (["ada@example.com", "654321"], {}),
+        "send_email_update_confirmation": (["ada@example.com"], {}),
+        "user_activation_email": ([site, str(actor)], {}),
+        "user_deactivation_email": ([site, actor], {}),
+        "workspace_invitation": (["bob@example.com", ws.id, "tok-2", site, "ada@example.com"], {}),
+        "project_invitation": (["bob@example.com", project, "tok-3", site, "ada@example.com"], {}),
+        "project_add_user_email": ([site, uuid.uuid4(), actor], {}),
+        "send_webhook_deactivation_email": (
+            [],
+            {"webhook_id": hook.id, "receiver_id": actor, "reason": "HTTP 500", "current_site": site},
+        ),
+    }
+    return calls
+
+
+def test_every_mapped_task_arrives_as_a_valid_event_with_its_key(world):  # type: ignore[no-untyped-def]
+    s, app, ws, hook = world
+    calls = _plane_calls(ws, hook)
+    assert {r.plane_task.rsplit(".", 1)[-1] for r in ROUTES} == set(calls), "a route without a test call"
+    sent: dict[str, tuple[Any, dict[str, Any]]] = {}
+    for route in ROUTES:
+        args, kwargs = calls[route.plane_task.rsplit(".", 1)[-1]]
+        result = app.send_task(route.plane_task, args=args, kwargs=kwargs)
+        sent[result.id] = (route, {"args": args, "kwargs": kwargs})
+    with bridge_thread(s):
+        by_topic: dict[str, int] = {}
+        for route, _ in sent.values():
+            by_topic[route.topic] = by_topic.get(route.topic, 0) + 1
+        records = {topic: read_topic(s, topic, count) for topic, count in by_topic.items()}
+    expected_ids = {event_id(task_id): task_id for task_id in sent}
+    seen = set()
+    for topic, found in records.items():
+        for record in found:
+            event = parse_event(record.value, max_bytes=s.event_max_bytes)
+            task_id = expected_ids[event.id]  # the id is derived from the Celery task id
+            route, _call = sent[task_id]
+            assert route.topic == topic and event.type == route.event_type
+            assert record.key == route.key(event.data) and record.key
+            assert record.headers["celery-task-id"] == task_id.encode()
+            seen.add(task_id)
+            if route.plane_task.endswith(".webhook_send_task"):
+                assert event.data["workspace_id"] == str(ws.id) and record.key == str(hook.id)
+                assert event.data["action"] == "update"
+                assert event.data["payload"]["data"]["name"] == "new"
+            if route.plane_task.endswith(".webhook_activity"):
+                assert record.key == str(ws.id)  # looked up by slug, as model-activity keys it
+            if route.plane_task.endswith(".issue_activity"):
+                assert event.data["subscriber"] is True  # Plane's default, bound
+                assert event.data["actor_id"] == str(_call["kwargs"]["actor_id"])
+            if route.plane_task.endswith(".workspace_invitation"):
+                assert event.data["workspace_id"] == str(ws.id)  # a UUID object, positional
+    assert seen == set(sent)
+
+
+def test_unknown_and_passthrough_tasks_go_unchanged_to_the_legacy_queue(settings: Settings):
+    s = bridge_settings(
+        settings, celery_bridge_passthrough=("plane.bgtasks.magic_link_code_task.magic_link",)
+    )
+    app = celery_client(s)
+    try:
+        unknown = app.send_task(
+            "plane.bgtasks.export_task.issue_export_task",
+            kwargs={"provider": "csv", "workspace_id": uuid.uuid4(), "project_ids": [], "slug": "w"},
+            countdown=3600,
+        )
+        passed = app.send_task(
+            "plane.bgtasks.magic_link_code_task.magic_link", args=["a@example.com", "k", "123"]
+        )
+        with bridge_thread(s):
+            got = queue_messages(s.celery_bridge_legacy_queue, 2)
+        by_id = {m.headers["id"]: m for m in got}
+        assert set(by_id) == {unknown.id, passed.id}
+        export = by_id[unknown.id]
+        assert export.headers["task"] == "plane.bgtasks.export_task.issue_export_task"
+        assert export.headers["eta"]  # kept for the old worker to honour
+        assert export.content_type == "application/json"
+        _args, kwargs, _embed = json.loads(export.body)
+        assert kwargs["workspace_id"]["__type__"] == "uuid"  # the body untouched
+    finally:
+        delete_queues(s)
+
+
+def test_malformed_bodies_and_invalid_arguments_are_dead_lettered_with_their_headers(world):  # type: ignore[no-untyped-def]
+    s, app, _ws, _hook = world
+    from kombu import Connection, Exchange, Queue
+
+    task_name = "plane.bgtasks.issue_description_version_task.issue_description_version_task"
+    # Missing a required argument (issue_id), as Celery's worker would refuse to call it.
+    missing = app.send_task(task_name, kwargs={"updated_issue": None, "user_id": str(uuid.uuid4())})
+    # Valid binding, but not a valid event: issue_id is not a UUID.
+    invalid = app.send_task(task_name, args=[None, "not-a-uuid", str(uuid.uuid4())])
+    good = app.send_task(task_name, args=[None, str(uuid.uuid4()), str(uuid.uuid4())])
+    bad_json_id = str(uuid.uuid4())
+    with Connection(s.amqp_url) as conn:
+        producer = conn.Producer()
+        producer.publish(
+            b"{not json",
+            exchange=Exchange(s.celery_bridge_queue, "direct"),
+            routing_key=s.celery_bridge_queue,
+            headers={"task": task_name, "id": bad_json_id, "lang": "py"},
+            content_type="application/json",
+            content_encoding="utf-8",
+            declare=[Queue(s.celery_bridge_queue, Exchange(s.celery_bridge_queue, "direct"), durable=True)],
+        )
+    with bridge_thread(s):
+        letters = read_topic(s, "celery-bridge.dlq", 3)
+        (bridged,) = read_topic(s, "issue-description-versions", 1)
+    by_id = {r.key: r for r in letters}
+    assert set(by_id) == {bad_json_id, missing.id, invalid.id}
+    assert by_id[bad_json_id].value == b"{not json"
+    assert by_id[bad_json_id].headers["error-class"] == b"malformed"
+    assert by_id[bad_json_id].headers["task"] == task_name.encode()
+    assert by_id[missing.id].headers["error-class"] == b"invalid_arguments"
+    assert b"issue_id" in by_id[missing.id].headers["error-message"]
+    assert by_id[invalid.id].headers["error-class"] == b"invalid_arguments"
+    assert by_id[invalid.id].headers["original-queue"] == s.celery_bridge_queue.encode()
+    assert parse_event(bridged.value, max_bytes=s.event_max_bytes).id == event_id(good.id)
+
+
+def test_eta_is_held_until_due_and_a_far_one_waits_in_the_delay_queue(world):  # type: ignore[no-untyped-def]
+    s, app, _ws, _hook = world
+    s = replace(s, celery_bridge_hold_max_s=2)
+    task = "plane.bgtasks.issue_description_version_task.issue_description_version_task"
+    args = [None, str(uuid.uuid4()), str(uuid.uuid4())]
+    start = time.time()
+    near = app.send_task(task, args=args, countdown=1.5)
+    far = app.send_task(task, args=args, eta=dt.datetime.now(dt.UTC) + dt.timedelta(seconds=4))
+    try:
+        with bridge_thread(s):
+            records = read_topic(s, "issue-description-versions", 2, timeout_s=30)
+        arrived = {parse_event(r.value, max_bytes=s.event_max_bytes).id: r for r in records}
+        assert set(arrived) == {event_id(near.id), event_id(far.id)}
+        # Neither before its eta (the far one took a hop through the 2 s delay queue).
+        assert time.time() - start >= 4
+    finally:
+        delete_queues(s)
+
+
+def test_kill_9_mid_stream_loses_nothing(world):  # type: ignore[no-untyped-def]
+    s, app, _ws, _hook = world
+    task = "plane.bgtasks.issue_description_version_task.issue_description_version_task"
+    total = 2000
+    ids = [app.send_task(task, args=[None, str(uuid.uuid4()), str(uuid.uuid4())]).id for _ in range(total)]
+    first = spawn_bridge(s)
+    try:
+        read_topic(s, "issue-description-versions", 200, timeout_s=60)  # it is mid-stream
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=10)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    second = spawn_bridge(s)
+    try:
+        records = read_topic(s, "issue-description-versions", total, timeout_s=120)
+        deadline = time.monotonic() + 60
+        wanted = {event_id(i) for i in ids}
+        while True:
+            got = {parse_event(r.value, max_bytes=s.event_max_bytes).id for r in records}
+            if wanted <= got or time.monotonic() > deadline:
+                break
+            records = read_topic(s, "issue-description-versions", len(records) + 1, timeout_s=5)
+        assert wanted <= got, f"{len(wanted - got)} of {total} tasks never reached Kafka"
+        # Duplicates are possible (written, not yet acked at the kill) and carry the same id.
+        assert len(records) >= total
+    finally:
+        second.send_signal(signal.SIGTERM)
+        second.wait(timeout=30)
+
+
+def test_the_bridge_reconnects_when_its_amqp_connection_is_cut(world):  # type: ignore[no-untyped-def]
+    """A RabbitMQ restart as the bridge sees it (every connection dropped), through a proxy of
+    this test's own: the machine's RabbitMQ is shared and never restarted."""
+    s, app, _ws, _hook = world
+    task = "plane.bgtasks.issue_description_version_task.issue_description_version_task"
+    with CuttableProxy("127.0.0.1", 5672) as proxy:
+        s = replace(s, amqp_url=f"amqp://guest:guest@127.0.0.1:{proxy.port}//")
+        before = app.send_task(task, args=[None, str(uuid.uuid4()), str(uuid.uuid4())])
+        with bridge_thread(s):
+            read_topic(s, "issue-description-versions", 1)
+            proxy.cut()  # every open connection reset; new ones accepted again
+            after = app.send_task(task, args=[None, str(uuid.uuid4()), str(uuid.uuid4())])
+            records = read_topic(s, "issue-description-versions", 2, timeout_s=60)
+        assert proxy.accepted >= 2, "the bridge never connected again"
+    ids = {parse_event(r.value, max_bytes=s.event_max_bytes).id for r in records}
+    assert {event_id(before.id), event_id(after.id)} <= ids
