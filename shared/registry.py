@@ -87,6 +87,9 @@ class ConsumerSpec:
     batch: Batching | None = None
     # Logical topics it produces to that no consumer here reads yet (created by `topics create`).
     produces: tuple[str, ...] = ()
+    # "package.module:function" taking Settings, run once before the consumer joins its group
+    # (e.g. loading a model): it is not ready meanwhile, so the chart's startup probe waits.
+    warm_up: str | None = None
 
     def __post_init__(self) -> None:
         if (self.handler is None) == (self.strategy is None):
@@ -255,6 +258,21 @@ CONSUMERS: tuple[ConsumerSpec, ...] = (
         batch=Batching(keep_key_order=True),
         samples="services.notifications.samples:cases",
         replaces="`notifications`",
+    ),
+    ConsumerSpec(
+        name="embeddings",
+        topic="embeddings",
+        handler="services.embeddings.handler:handle",
+        event_types=("plane.embed.v1",),
+        description="Plane AI live sync: issues, pages and inline documents into the vector index.",
+        # A batch is one length-sorted pass through the model: more texts per call, less padding
+        # and per-call overhead. Entities are versioned (R25), so retries need no key order.
+        batch=Batching(max_events=256, max_wait_ms=100),
+        warm_up="services.embeddings.handler:warm_up",
+        # CPU profile; the chart's GPU profile adds nvidia.com/gpu and the GPU image variant.
+        resources=Resources(cpu_request="1", memory_request="1Gi", memory_limit="3Gi"),
+        samples="services.embeddings.samples:cases",
+        replaces="Plane AI's live sync and `vectorize_workspace` (not public; specified in DESIGN.md)",
     ),
 )
 

@@ -376,6 +376,11 @@ def consume(name: str, settings: Settings) -> int:
     signal.signal(signal.SIGINT, on_signal)
     topics = [settings.topic(t) for t in spec.topics]
     admin = AdminClient(client_config(settings))
+    if spec.warm_up:
+        # Before joining: a member that loads a model after its assignment would hold its
+        # partitions unprocessed meanwhile. Alive (health file) but not ready until it returns.
+        probes.alive()
+        cast(Callable[[Settings], None], registry.load(spec.warm_up))(settings)
     while True:
         if (code := wait_for_topics(admin, topics, stopping, probes)) is not None:
             return code
