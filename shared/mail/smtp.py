@@ -23,8 +23,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 from email.message import Message
-from email.utils import getaddresses, parseaddr
 
+from shared.mail.message import Wire, as_wire, envelope
 from shared.settings import Settings
 
 # A connection idle this long is checked with NOOP before use: servers drop idle clients
@@ -112,13 +112,6 @@ class RateLimit:
             self._tokens -= 1.0
 
 
-def envelope(message: Message) -> tuple[str, list[str]]:
-    """MAIL FROM and RCPT TO addresses of a composed message (From, and To/Cc/Bcc)."""
-    sender = parseaddr(str(message["From"] or ""))[1]
-    fields = [str(v) for name in ("To", "Cc", "Bcc") for v in message.get_all(name, [])]
-    return sender, [addr for _name, addr in getaddresses(fields) if addr]
-
-
 class SmtpSession:
     """Opened on first send, kept for the next ones, reopened after the server dropped it."""
 
@@ -169,20 +162,21 @@ class SmtpSession:
         self._client = client
         self._last_used = time.monotonic()
 
-    def send(self, message: Message) -> None:
+    def send(self, message: Message | Wire) -> None:
         """Return once the server accepted `message`; raise one of the three errors otherwise."""
+        mail = message if isinstance(message, Wire) else as_wire(message)
         self.rate.wait()
         if self._client is not None and time.monotonic() - self._last_used > IDLE_CHECK_S:
             self._check_alive()
         reused = self._client is not None
         try:
-            self._send(message)
+            self._send(mail)
         except SmtpUnavailable:
             if not reused:
                 raise
             # The server had dropped the connection we kept (nothing was handed over): once more
             # on a fresh one.
-            self._send(message)
+            self._send(mail)
 
     def close(self) -> None:
         if self._client is not None:
@@ -207,29 +201,23 @@ class SmtpSession:
         if code != 250:
             self._drop()
 
-    def _send(self, message: Message) -> None:
+    def _send(self, mail: Wire) -> None:
         self.connect()
         client = self._client
         assert client is not None
-        sender, recipients = envelope(message)
-        international = any(not a.isascii() for a in (sender, *recipients))
-        options = ["SMTPUTF8", "BODY=8BITMIME"] if international else []
+        options = ["SMTPUTF8", "BODY=8BITMIME"] if mail.international else []
         stage = "MAIL"
         try:
-            code, reply = client.mail(sender, options)
+            code, reply = client.mail(mail.sender, options)
             if code != 250:
                 self._refused(code, reply, stage)
             stage = "RCPT"
-            for rcpt in recipients:
+            for rcpt in mail.recipients:
                 code, reply = client.rcpt(rcpt)
                 if code not in (250, 251):
                     self._refused(code, reply, stage)
             stage = "DATA"
-            policy = message.policy.clone(linesep="\r\n")
-            if international:  # only EmailMessage's policy writes UTF-8 headers
-                policy = policy.clone(utf8=True)
-            payload = message.as_bytes(policy=policy)
-            code, reply = client.data(payload)
+            code, reply = client.data(mail.data)
         except smtplib.SMTPResponseException as exc:  # data() raises when DATA itself is refused
             self._refused(exc.smtp_code, exc.smtp_error, stage)
         except (OSError, smtplib.SMTPException) as exc:
