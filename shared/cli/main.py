@@ -84,6 +84,9 @@ def what_runs_table() -> str:
         rows.append(f"| consumer | `{c.name}` | `{defaults.topic(c.topic)}` | {c.replaces} |")
     for j in registry.JOBS:
         rows.append(f"| job | `{j.name}` | `{j.schedule}` | {j.replaces} |")
+    for d in registry.DEPLOYMENTS:
+        state = "" if d.enabled else " (off unless enabled)"
+        rows.append(f"| deployment | `{d.name}` | `plane-workers {' '.join(d.args)}`{state} | {d.replaces} |")
     return "\n".join(rows)
 
 
@@ -120,8 +123,20 @@ def list_workloads(
         }
         for s in registry.JOBS
     ]
+    deployments = [
+        {
+            "kind": "deployment",
+            "name": s.name,
+            "args": list(s.args),
+            "enabled": s.enabled,
+            "produces": list(s.produces),
+            "description": s.description,
+            "replaces": s.replaces,
+        }
+        for s in registry.DEPLOYMENTS
+    ]
     if as_json:
-        typer.echo(json.dumps({"consumers": consumers, "jobs": jobs}, indent=2))
+        typer.echo(json.dumps({"consumers": consumers, "jobs": jobs, "deployments": deployments}, indent=2))
         return
     typer.echo("Consumers:")
     for c in consumers:
@@ -129,6 +144,9 @@ def list_workloads(
     typer.echo("Jobs:")
     for j in jobs:
         typer.echo(f"  {j['name']:<32} {j['schedule']:<14} {j['description']}")
+    typer.echo("Deployments:")
+    for d in deployments:
+        typer.echo(f"  {d['name']:<32} {' '.join(d['args']):<14} {d['description']}")
 
 
 @app.command(epilog=_names("Consumers", registry.CONSUMERS))
