@@ -15,6 +15,7 @@ from typing import Annotated
 import typer
 
 from shared import logs, registry
+from shared.cli.ai import ai_app
 from shared.cli.celery import celery_app
 from shared.cli.errors import (
     CliError,
@@ -52,6 +53,7 @@ mail_app = typer.Typer(
 )
 app.add_typer(mail_app, name="mail")
 app.add_typer(celery_app, name="celery")
+app.add_typer(ai_app, name="ai")
 
 
 def _load_settings() -> Settings:
