@@ -61,11 +61,12 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, text
 
 from cronjobs import email_digest_mail as mails
+from cronjobs import email_digest_workers
 from cronjobs.email_digest_mail import IssueInfo, LogEntry, Person
 from shared.cron.runtime import JobContext
 from shared.mail import message
 from shared.mail.config import smtp_config
-from shared.mail.smtp import RateLimit, SendUncertain, SmtpRefused, SmtpSession, SmtpUnavailable
+from shared.mail.smtp import RateLimit, SendUncertain, SmtpConfig, SmtpRefused, SmtpSession, SmtpUnavailable
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -128,6 +129,7 @@ SETTLE = text(
 TRY_LOCKS = text("SELECT k, pg_try_advisory_lock(k) FROM unnest(CAST(:keys AS bigint[])) AS k")
 UNLOCKS = text("SELECT pg_advisory_unlock(k) FROM unnest(CAST(:keys AS bigint[])) AS k")
 CHUNK = 64  # pairs per chunk at most
+MIN_PAIRS_PER_PROCESS = CHUNK  # fewer would not repay a process's start (about a second of CPU)
 LANES = 4  # SMTP connections sending at once per process (4,000 mails, local sink: 2 took 14.2 s, 4 11.4)
 
 Pair = tuple[uuid.UUID, uuid.UUID]  # (receiver, issue)
@@ -155,7 +157,33 @@ def run(ctx: JobContext) -> None:
     if ctx.dry_run:
         _dry_run(ctx, pairs)
         return
-    rate = RateLimit(ctx.settings.email_rate_limit_per_s)  # one limit for the process, all lanes
+    shares = _shares(pairs, ctx.settings.email_digest_processes)
+    rate = ctx.settings.email_rate_limit_per_s / len(shares)  # the job's rate, over its processes
+    workers = [email_digest_workers.start(ctx, config, rate, share) for share in shares[1:]]
+    try:
+        send_share(ctx, config, rate, shares[0])
+    except BaseException:
+        for worker in workers:
+            worker.stop()  # they stop after their chunk in hand, marked
+        raise
+    finally:
+        failures = [worker.join(ctx) for worker in workers]  # their counts join this run's
+    for failure in failures:
+        if failure is not None:
+            raise failure
+
+
+def _shares(pairs: list[Pair], processes: int) -> list[list[Pair]]:
+    """Contiguous runs of the sorted pairs (a receiver's stacks stay together), one per process,
+    each of at least MIN_PAIRS_PER_PROCESS: a small backlog goes in one."""
+    n = max(1, min(processes, len(pairs) // MIN_PAIRS_PER_PROCESS))
+    size = -(-len(pairs) // n) if pairs else 0
+    return [pairs[k * size : (k + 1) * size] for k in range(n)]
+
+
+def send_share(ctx: JobContext, config: SmtpConfig, rate_per_s: float, pairs: list[Pair]) -> None:
+    """This process's pairs, over LANES SMTP connections under one rate limit."""
+    rate = RateLimit(rate_per_s)
     lanes = [_Lane(ctx, SmtpSession(config, rate)) for _ in range(LANES)]
     try:
         # `locks` holds the pairs' session locks; `tx` runs the chunks' transactions.

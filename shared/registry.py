@@ -378,6 +378,8 @@ JOBS: tuple[JobSpec, ...] = (
         # the next takes the rest; one that starts late is skipped and the next takes its logs.
         active_deadline_seconds=270,
         starting_deadline_seconds=240,
+        # EMAIL_DIGEST_PROCESSES (2) processes, each CPU-bound while a backlog lasts.
+        resources=Resources(cpu_request="1000m", memory_request="384Mi", memory_limit="768Mi"),
         samples="cronjobs.samples:email_digest",
         replaces="`stack_email_notification` + `send_email_notification`",
     ),

@@ -90,6 +90,9 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("EMAIL_TIMEOUT_S", "10", "SMTP connect and per-command timeout."),
     Variable("EMAIL_RATE_LIMIT_PER_S", "20", "Mails sent per second per process at most (0: no limit)."),
     Variable(
+        "EMAIL_DIGEST_PROCESSES", "2", "Processes email-digest sends a backlog with (it requests one CPU)."
+    ),
+    Variable(
         "SKIP_ENV_VAR",
         "1",
         "Plane's switch: 1 reads EMAIL_* from instance_configurations first (env for the rest), 0 env only.",
@@ -163,7 +166,9 @@ VARIABLES: tuple[Variable, ...] = (
         "",
         "Plane task names (comma separated) sent to the legacy queue even though a consumer exists.",
     ),
-    Variable("CELERY_BRIDGE_PREFETCH", "200", "AMQP messages in flight (unacked) per bridge, eta ones aside."),
+    Variable(
+        "CELERY_BRIDGE_PREFETCH", "200", "AMQP messages in flight (unacked) per bridge, eta ones aside."
+    ),
     Variable(
         "CELERY_BRIDGE_HOLD_MAX_S",
         "600",
@@ -234,6 +239,7 @@ class Settings:
     email_use_ssl: bool = False
     email_timeout_s: float = 10.0
     email_rate_limit_per_s: float = 20.0
+    email_digest_processes: int = 2
     skip_env_var: bool = True
     web_url: str = "http://localhost"
     email_from: str = "Team Plane <team@mailer.plane.so>"

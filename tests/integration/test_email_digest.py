@@ -383,3 +383,29 @@ def test_smtp_settings_come_from_planes_instance_configuration(settings, world, 
     assert code == EXIT_OK and ctx is not None and ctx.counts == {"mails": 1, "logs": 1}
     [mail] = smtp.messages
     assert mail.message["From"] == "Plane Admin <admin@plane.example>"
+
+
+def test_two_processes_share_the_pairs_and_each_mail_goes_once(  # type: ignore[no-untyped-def]
+    settings, world, smtp: EmbeddedSMTP, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    logs = [world.log(r, n, "priority", "high") for r in world.receivers for n in (1, 2)]
+    monkeypatch.setattr(email_digest, "MIN_PAIRS_PER_PROCESS", 2)  # 6 pairs: 3 for the worker
+    started: list[int] = []
+    real_start = email_digest.email_digest_workers.start
+
+    def start(*args: Any) -> Any:
+        worker = real_start(*args)
+        started.append(worker.process.pid)
+        return worker
+
+    monkeypatch.setattr(email_digest.email_digest_workers, "start", start)
+    # SMTP down: the worker's failure is the run's, and nobody marks anything.
+    down = mail_settings(settings, free_port(), email_digest_processes=2)
+    assert run_job(SPEC, down)[0] == EXIT_FAILED and len(started) == 1
+    assert world.marked() == {"sent": set(), "processed": set()} and world.digests() == []
+
+    code, ctx = run_job(SPEC, mail_settings(settings, smtp.port, email_digest_processes=2))
+    assert code == EXIT_OK and ctx is not None and len(started) == 2
+    assert ctx.counts == {"mails": 6, "logs": 6}  # the worker's counts joined the run's
+    assert set(by_pair(smtp.messages).values()) == {1} and len(smtp.messages) == 6
+    assert world.marked()["sent"] == set(logs) and world.digests() == ["sent"] * 6

@@ -4,12 +4,13 @@ against Django's strip_tags, and `wire` against compose + the email package's ge
 from __future__ import annotations
 
 from email import message_from_bytes, policy
+from email.utils import parseaddr
 from pathlib import Path
 
 import pytest
 from django.utils.html import strip_tags
 
-from shared.mail.message import Attachment, as_wire, compose, strip_markup, wire
+from shared.mail.message import Attachment, address_of, as_wire, compose, strip_markup, wire
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "fixtures" / "plane_templates"
 FROM = "Team Plane <team@mailer.plane.so>"
@@ -72,3 +73,12 @@ def test_header_injection_and_other_mails_take_the_email_package() -> None:
     assert [t for t, _ in parts(attached.data)][-1] == "application/octet-stream"
     international = wire(FROM, "jos\u00e9@example.com", "Hola", "<p>x</p>")
     assert international.international and international.recipients == ("jos\u00e9@example.com",)
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["Team Plane <team@mailer.plane.so>", "a@b.c", " Ada L <ada@x.org> ", '"Q, x" <q@x.org>', "a@b.c, d@e.f",
+     "x (c) <y@z.w>", "jos\u00e9@x.org", "Ada <ada@x.org>Bcc: e@v.il", "plain", ""],
+)  # fmt: skip
+def test_address_of_is_parseaddr(value: str) -> None:
+    assert address_of(value) == parseaddr(value)[1]
