@@ -33,6 +33,50 @@ def bridge() -> None:
     raise typer.Exit(run_bridge(settings))
 
 
+@celery_app.command("tasks")
+def tasks(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
+    """The Plane tasks the bridge maps (task, topic, event type, message key); every other task
+    name, and those in CELERY_BRIDGE_PASSTHROUGH, goes to the legacy queue."""
+    from services.celery_bridge.tasks import ROUTES
+    from shared.cli.main import _settings
+
+    passthrough = set(_settings().celery_bridge_passthrough)
+    rows = [
+        {
+            "task": r.plane_task,
+            "topic": r.topic,
+            "event_type": r.event_type,
+            "params": [p if isinstance(p, str) else p[0] for p in r.params],
+            "passed_through": r.plane_task in passthrough,
+        }
+        for r in ROUTES
+    ]
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        where = "legacy queue (CELERY_BRIDGE_PASSTHROUGH)" if row["passed_through"] else row["topic"]
+        typer.echo(f"{row['task']:<80} -> {where}")
+
+
+@celery_app.command("dead-letters")
+def dead_letters(limit: Annotated[int | None, typer.Option(help="At most this many.")] = None) -> None:
+    """Print the bridge's dead letters (celery-bridge.dlq: the AMQP message's body and headers,
+    with why it could not be bridged) as JSON lines; consumes nothing."""
+    from shared.cli.dlq import show
+    from shared.cli.errors import require_broker
+    from shared.cli.main import _settings
+
+    settings = _settings()
+    require_broker(settings)
+    shown = 0
+    for entry in show(settings, "celery-bridge", limit):
+        typer.echo(json.dumps(entry))
+        shown += 1
+    if not shown:
+        typer.echo(f"no dead letters in {settings.topic('celery-bridge.dlq')}")
+
+
 @celery_app.command("check-beat")
 def check_beat(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
