@@ -57,6 +57,9 @@ BENCHMARKS: dict[str, Benchmark] = {
     "bench_mail_tasks": Benchmark(["5000"], ["200"], 1800),
     # Celery .delay() calls through the bridge to Kafka, latency samples (needs the machine's RabbitMQ)
     "bench_celery_bridge": Benchmark(["10000", "200"], ["500", "50"], 1800),
+    # sentences through the embeddings consumer (and raw encode of the same), issues backfilled;
+    # CPU fp32 on the build machine's 2 cores: 100,000 issues would take ~30-60 min there
+    "bench_embeddings": Benchmark(["3000", "10000"], ["300", "300"], 3600),
 }
 QUICK_TIMEOUT_S = 600
 
