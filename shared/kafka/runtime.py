@@ -378,8 +378,8 @@ def consume(name: str, settings: Settings) -> int:
     admin = AdminClient(client_config(settings))
     if spec.warm_up:
         # Before joining: a member that loads a model after its assignment would hold its
-        # partitions unprocessed meanwhile. Alive (health file) but not ready until it returns.
-        probes.alive()
+        # partitions unprocessed meanwhile. The health file is first touched once it returns, so
+        # the chart's startup probe (not liveness) covers the load.
         cast(Callable[[Settings], None], registry.load(spec.warm_up))(settings)
     while True:
         if (code := wait_for_topics(admin, topics, stopping, probes)) is not None:
