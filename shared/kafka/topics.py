@@ -122,6 +122,11 @@ def _logical_topics() -> dict[str, tuple[TopicKind, str]]:
     for job_spec in registry.JOBS:
         for topic in job_spec.produces:
             topics.setdefault(topic, ("main", topic))
+    # A deployment's own dead letters (celery-bridge.dlq) are a DLQ like a consumer's, though
+    # no main topic of theirs exists here; helm_export.topics classes them alike.
+    for deployment in registry.DEPLOYMENTS:
+        for topic in deployment.produces:
+            topics.setdefault(topic, ("dlq" if topic.endswith(".dlq") else "main", topic))
     return topics
 
 

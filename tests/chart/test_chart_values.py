@@ -29,7 +29,8 @@ CHART_OWNED_SETTINGS = {
     "KAFKA_SSL_KEY_LOCATION",
 }
 # Not flagged `secret` in settings.py, but a DSN carries the database password.
-CREDENTIAL_SETTINGS = {"DATABASE_URL"}
+# URLs that carry a password: from existingSecret or secretEnv, never the ConfigMap.
+CREDENTIAL_SETTINGS = {"DATABASE_URL", "AMQP_URL"}
 # Where the schema deliberately accepts anything: Helm's `global`, and Kubernetes objects passed
 # through untouched (the API server validates those).
 OPEN_OBJECTS = {"/properties/global", "/$defs/kubernetesObject"}
