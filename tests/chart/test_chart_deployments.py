@@ -37,3 +37,18 @@ def test_enabled_bridge_is_a_valid_deployment_running_its_command():
 
 def test_bridge_dlq_topic_is_in_the_topic_set():
     assert "celery-bridge.dlq" in dict(registry.all_topics())
+
+
+def test_enabled_bridge_is_scraped_like_a_consumer():
+    values = {
+        "deployments": {BRIDGE.name: {"enabled": True}},
+        "metrics": {"serviceMonitor": {"enabled": True}},
+    }
+    rendered = render_chart(values)
+    service = rendered.of_kind("Service")[f"{RELEASE}-{BRIDGE.name}"]
+    pod = rendered.of_kind("Deployment")[f"{RELEASE}-{BRIDGE.name}"]["spec"]["template"]
+    labels = pod["metadata"]["labels"]
+    assert all(labels.get(k) == v for k, v in service["spec"]["selector"].items())
+    ports = {p["name"]: p["containerPort"] for p in container(pod["spec"])["ports"]}
+    assert service["spec"]["ports"][0]["port"] == ports["metrics"]
+    assert BRIDGE.name not in {s.split(f"{RELEASE}-", 1)[-1] for s in render_chart().names("Service")}

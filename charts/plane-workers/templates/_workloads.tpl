@@ -182,3 +182,27 @@ producer's limit, max(2 x EVENT_MAX_BYTES, 1 MiB), as `topics create` gives them
   config: {{ $strings | toJson }}
 {{- end }}
 {{- end }}
+
+{{/*
+Enabled deployments that are not Kafka consumers (workloads.yaml `deployments`: the Celery bridge),
+by name: deployments.<name>.enabled, else the registry's `enabled` (false). consumerDefaults give
+them probes, grace period, placement and resources, deployments.<name> goes over them; the pod is
+resolved as kind "consumer" (long-running, health-file probes, metrics port). Adds replicas.
+*/}}
+{{- define "plane-workers.deployments" -}}
+{{- $root := . }}
+{{- $workloads := include "plane-workers.workloads" . | fromYaml }}
+{{- range $name, $spec := $workloads.deployments }}
+{{- $override := get ($root.Values.deployments | default dict) $name | default dict }}
+{{- $enabled := $spec.enabled }}
+{{- if hasKey $override "enabled" }}
+{{- $enabled = $override.enabled }}
+{{- end }}
+{{- if $enabled }}
+{{- $s := include "plane-workers.settings" (dict "defaults" $root.Values.consumerDefaults "override" $override) | fromYaml }}
+{{- $w := include "plane-workers.resolve" (dict "root" $root "name" $name "kind" "consumer" "spec" $spec "settings" $s) | fromYaml }}
+{{- $_ := set $w "replicas" ($s.replicas | default 1 | int) }}
+{{ $name }}: {{ $w | toJson }}
+{{- end }}
+{{- end }}
+{{- end }}
