@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -25,6 +26,7 @@ from shared.settings import Settings
 from shared.testing import plane_factory as make
 from tests.helpers import wait_until
 from tests.integration.celery_bridge_world import (
+    AMQP_URL,
     bridge_settings,
     bridge_thread,
     celery_client,
@@ -343,3 +345,35 @@ def test_the_bridge_reconnects_when_its_amqp_connection_is_cut(world):  # type: 
         assert proxy.accepted >= 2, "the bridge never connected again"
     ids = {parse_event(r.value, max_bytes=s.event_max_bytes).id for r in records}
     assert {event_id(before.id), event_id(after.id)} <= ids
+
+
+def test_nothing_is_acked_while_kafka_is_unreachable(world):  # type: ignore[no-untyped-def]
+    """Kafka down: the bridge takes the messages but acks none; killed then, a bridge with Kafka
+    back gets every one of them again from RabbitMQ."""
+    s, app, _ws, _hook = world
+    task = "plane.bgtasks.issue_description_version_task.issue_description_version_task"
+    ids = [app.send_task(task, args=[None, str(uuid.uuid4()), str(uuid.uuid4())]).id for _ in range(50)]
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        dead_port = unused.getsockname()[1]
+    blind = spawn_bridge(replace(s, kafka_bootstrap_servers=f"127.0.0.1:{dead_port}"))
+    try:
+        # It has them (prefetched, nothing left ready in the queue) and cannot write them.
+        wait_until(lambda: _ready(s.celery_bridge_queue) == 0, timeout_s=30, interval_s=0.2)
+        time.sleep(2)
+    finally:
+        blind.send_signal(signal.SIGKILL)
+        blind.wait(timeout=10)
+    assert _ready(s.celery_bridge_queue) == 50  # none was acked: all back in the queue
+    with bridge_thread(s):
+        records = read_topic(s, "issue-description-versions", 50)
+    assert {parse_event(r.value, max_bytes=s.event_max_bytes).id for r in records} == {
+        event_id(i) for i in ids
+    }
+
+
+def _ready(queue: str) -> int:
+    from kombu import Connection
+
+    with Connection(AMQP_URL) as conn:
+        return conn.default_channel.queue_declare(queue=queue, passive=True).message_count
