@@ -14,6 +14,7 @@ OpenSearch must migrate without the pgvector extension.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -65,6 +66,32 @@ from shared.embeddings.index import (
 
 # pgvector's HNSW indexes `vector` up to 2,000 dimensions (halfvec to 4,000).
 MAX_HNSW_DIMENSION = 2000
+
+
+@functools.cache
+def _text_format(dimension: int) -> str:
+    # %.9g: the shortest fixed precision that gives every float32 back exactly.
+    return "[" + ",".join(["%.9g"] * dimension) + "]"
+
+
+class FastVector(Vector):
+    """pgvector's column type, with a numpy row written as text by one `%` formatting instead of
+    str() per element: ~0.1 ms instead of ~1 ms per 384-dimensional row, which was a tenth of the
+    consumer's time on CPU. Anything else goes through pgvector's own conversion."""
+
+    cache_ok = True
+
+    def bind_processor(self, dialect: Any) -> Any:
+        inner = super().bind_processor(dialect)
+
+        def process(value: Any) -> Any:
+            if isinstance(value, np.ndarray) and value.ndim == 1:
+                return _text_format(value.shape[0]) % tuple(value.tolist())
+            return inner(value)
+
+        return process
+
+
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
 
 
@@ -120,7 +147,7 @@ class PgVectorIndex:
             Column("project_id", UUID(as_uuid=False)),
             Column("version", BigInteger, nullable=False),
             Column("text", Text, nullable=False),
-            Column("embedding", Vector(dimension), nullable=False),
+            Column("embedding", FastVector(dimension), nullable=False),
             Column(
                 "tsv",
                 TSVECTOR,
