@@ -1,17 +1,25 @@
-"""Consumer `emails`: one transactional mail per event, over a kept SMTP connection.
+"""Consumer `emails`: Plane's transactional mails, a batch of events per transaction, over a kept
+SMTP connection.
 
-Each event is claimed, its mail built (Plane's reads, and the invite `message` Plane writes) and
-sent in one transaction, committed once the server accepted the mail. Where SMTP leaves doubt
-this chooses at least once: a process killed between the server's 250 and the commit sends that
-mail again when the event is redelivered, with the same Message-ID (derived from the event id),
-because SMTP has no idempotent submit. These mails carry sign-in codes, password resets and
-invitations: a duplicate is a nuisance, a lost one locks a person out. (The digest, whose mails
-repeat what the app already shows, chooses at most once: cronjobs/email_digest.py.)
+A batch's events are claimed in one statement (shared/kafka/batch.py); each event's mail is then
+built (Plane's reads, and the invite `message` Plane writes, in a savepoint of its own) and sent,
+one after another, and the transaction commits once the batch is through. A failure never makes
+the runtime run the batch again event by event, which would send the mails before it twice: the
+handler catches each event's failure and raises EventFailures at the end, so the mails the server
+took stay claimed and only the failed events are retried, held or dead-lettered.
+
+Where SMTP leaves doubt this chooses at least once: a process killed after the server's 250 and
+before the batch's commit sends those mails again when their events are redelivered (at most one
+batch: 50, shared/registry.py), with the same Message-ID (derived from the event id), because SMTP has no
+idempotent submit. These mails carry sign-in codes, password resets and invitations: a duplicate
+is a nuisance, a lost one locks a person out. (The digest, whose mails repeat what the app
+already shows, chooses at most once: cronjobs/email_digest.py.)
 
 What a failure does, by shared.mail.smtp's classes:
-- SmtpUnavailable (no connection, login refused, 421): the runtime holds the partition and
-  tries the same event again, its retry budget untouched. Nothing is lost while the server is
-  down, and nothing is marked.
+- SmtpUnavailable (no connection, login refused, 421): DependencyUnavailable for this event and
+  the rest of the batch; the runtime holds the partition and runs the batch again later, its
+  retry budget untouched (the mails already taken are skipped as done). Nothing is lost while
+  the server is down.
 - SmtpRefused 4xx (greylisting, mailbox full): the retry tiers, then the DLQ.
 - SmtpRefused 5xx (no such mailbox, policy): the DLQ at once, with the server's reply.
 - SendUncertain (lost during DATA): the retry tiers; the server may have the mail already.
@@ -22,15 +30,17 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Sequence
 
 from prometheus_client import Counter
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from services.emails import catalogue
+from shared.db import errors as db_errors
 from shared.events import Event
-from shared.kafka.handler import DependencyUnavailable, HandlerContext, PermanentError
+from shared.kafka.handler import DependencyUnavailable, EventFailures, HandlerContext, PermanentError
 from shared.mail.config import SmtpConfigSource
-from shared.mail.message import compose, message_id
+from shared.mail.message import message_id, wire
 from shared.mail.smtp import RateLimit, SendUncertain, SmtpRefused, SmtpSession, SmtpUnavailable
 from shared.settings import Settings
 
@@ -70,20 +80,43 @@ def _outbox(settings: Settings, engine: Engine) -> Outbox:
     return Outbox(settings, engine)
 
 
-def handle(event: Event, ctx: HandlerContext) -> None:
+def handle_batch(events: Sequence[Event], ctx: HandlerContext) -> None:
     session = ctx.session
-    assert session is not None, "registered with idempotency='transaction'"
-    kind = catalogue.mail_type(event.type)
+    assert session is not None, "registered with batch="
+    smtp = _outbox(ctx.settings, session.get_bind()).session()
+    failures: dict[str, Exception] = {}
+    for at, event in enumerate(events):
+        try:
+            kind = catalogue.mail_type(event.type)
+            if kind.reads_database:
+                with session.begin_nested():  # its reads and writes, undone if its mail is not sent
+                    _send(kind, event, session.connection(), ctx, smtp)
+            else:
+                _send(kind, event, session.connection(), ctx, smtp)
+        except DependencyUnavailable as exc:
+            # Every later mail would fail the same way: they wait with this one.
+            failures |= dict.fromkeys((e.id for e in events[at:]), exc)
+            break
+        except Exception as exc:
+            if db_errors.unavailable(exc):
+                raise  # the transaction is gone: the batch comes again (at least once)
+            failures[event.id] = exc
+    if failures:
+        raise EventFailures(failures)
+
+
+def _send(
+    kind: catalogue.MailType, event: Event, conn: Connection, ctx: HandlerContext, smtp: SmtpSession
+) -> None:
     try:
-        mail = kind.build(session.connection(), ctx.settings, event.data)
+        mail = kind.build(conn, ctx.settings, event.data)
     except catalogue.NothingToSend as exc:
         log.info("%s: nothing to send: %s", kind.name, exc)
         MAILS.labels(kind.name, "nothing_to_send").inc()
         return
-    smtp = _outbox(ctx.settings, session.get_bind()).session()
     sender = smtp.config.from_address
     msg_id = message_id(sender, event.id.replace("-", ""), "mail")
-    message = compose(sender, mail.to, mail.subject, mail.html, mail.text, msg_id, mail.attachments)
+    message = wire(sender, mail.to, mail.subject, mail.html, mail.text, msg_id, mail.attachments)
     try:
         smtp.send(message)
     except SmtpUnavailable as exc:
@@ -95,4 +128,4 @@ def handle(event: Event, ctx: HandlerContext) -> None:
     except SendUncertain as exc:
         raise MailDeferred(f"{kind.name} mail may not have been taken: {exc}") from exc
     MAILS.labels(kind.name, "sent").inc()
-    log.info("%s mail sent", kind.name, extra={"fields": {"message_id": msg_id}})
+    log.info("%s mail sent", kind.name, extra={"fields": {"message_id": msg_id, "event_id": event.id}})

@@ -99,6 +99,7 @@ AUTH_MAILS = (
         plane_args=("first_name", "email", "uidb64", "token", "current_site"),
         template=FORGOT_PASSWORD,
         build=forgot_password,
+        reads_database=False,
     ),
     MailType(
         name="magic_link",
@@ -106,6 +107,7 @@ AUTH_MAILS = (
         plane_args=("email", "key", "token"),
         template=MAGIC_SIGNIN,
         build=magic_link,
+        reads_database=False,
     ),
     MailType(
         name="email_update_code",
@@ -113,6 +115,7 @@ AUTH_MAILS = (
         plane_args=("email", "token"),
         template=MAGIC_SIGNIN,
         build=email_update_code,
+        reads_database=False,
     ),
     MailType(
         name="email_updated",
@@ -120,5 +123,6 @@ AUTH_MAILS = (
         plane_args=("email",),
         template=EMAIL_UPDATED,
         build=email_updated,
+        reads_database=False,
     ),
 )

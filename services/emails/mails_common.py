@@ -50,6 +50,8 @@ class MailType:
     template: str  # Plane's template file, e.g. "emails/auth/magic_signin.html"
     build: Build
     recipient: str = "email"  # the data field naming the recipient (address or user id)
+    # False: `build` never touches its connection, so the consumer needs no savepoint around it.
+    reads_database: bool = True
 
     @property
     def event_type(self) -> str:

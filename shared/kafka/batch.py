@@ -47,6 +47,7 @@ from arroyo.processing.strategies import (
 )
 from arroyo.processing.strategies.batching import ValuesBatch
 from arroyo.types import BrokerValue, Commit, Message, Partition
+from sqlalchemy import delete
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -55,7 +56,7 @@ from shared.db import errors as db_errors
 from shared.db.state import ProcessedEvent
 from shared.events.envelope import Event, InvalidEvent, parse_event
 from shared.kafka import headers as h
-from shared.kafka.handler import BatchHandler, DependencyUnavailable, PermanentError
+from shared.kafka.handler import BatchHandler, DependencyUnavailable, EventFailures, PermanentError
 from shared.kafka.strategy import Clock, EventProcessor, _error_class, describe
 from shared.logs import log_context
 from shared.metrics import EVENT_PROCESSING_SECONDS, EVENTS_PROCESSED
@@ -256,13 +257,19 @@ class BatchProcessor(EventProcessor):
                     cast(HeldKeys, self.held).hold(p, self.clock())
 
     def _apply(self, pending: Sequence[Pending]) -> Outcome:
-        """One transaction for all; if it fails for anything but an outage, `_isolate`."""
+        """One transaction for all; if it fails for anything but an outage, `_isolate`. A handler's
+        EventFailures commits the others and fails its events alone."""
+        partial: dict[str, Exception] = {}
         try:
             with self.transaction() as session:
                 fresh = self._claim(session, pending)
                 firsts = [p for p in pending if fresh.pop(p.id, False)]  # an id twice: its first
                 if firsts:
-                    self.handle_batch([p.event for p in firsts], self._context(session))
+                    try:
+                        self.handle_batch([p.event for p in firsts], self._context(session))
+                    except EventFailures as exc:
+                        partial = exc.failures
+                        self._unclaim(session, [p for p in firsts if p.event.id in partial])
         except Exception as exc:
             if isinstance(exc, DependencyUnavailable) or db_errors.unavailable(exc):
                 raise
@@ -270,8 +277,13 @@ class BatchProcessor(EventProcessor):
                 return Outcome(failed=[(pending[0], exc)])
             log.info("a batch of %d failed (%s): isolating the failing events", len(pending), describe(exc))
             return self._isolate(pending)
-        applied = set(firsts)
-        return Outcome(applied=firsts, duplicates=[p for p in pending if p not in applied])
+        failed = [(p, partial[p.event.id]) for p in firsts if p.event.id in partial]
+        down = next((exc for _, exc in failed if isinstance(exc, DependencyUnavailable)), None)
+        if down is not None:
+            raise down  # the batch comes again whole: what was committed is then a duplicate
+        applied = [p for p in firsts if p.event.id not in partial]
+        done = set(firsts)
+        return Outcome(applied=applied, duplicates=[p for p in pending if p not in done], failed=failed)
 
     def _isolate(self, pending: Sequence[Pending]) -> Outcome:
         """The events again in one transaction, each in a savepoint: only the failing ones fail.
@@ -291,8 +303,10 @@ class BatchProcessor(EventProcessor):
                             if fresh:
                                 self.handle_batch([p.event], ctx)
                     except Exception as exc:
+                        if isinstance(exc, EventFailures):  # its one event; the savepoint undid it
+                            exc = exc.failures.get(p.event.id, exc)
                         if isinstance(exc, DependencyUnavailable) or db_errors.unavailable(exc):
-                            raise
+                            raise exc from None
                         outcome.failed.append((p, exc))
                         if self.held is not None and self._holds_key(p, exc):
                             blocked.add(p.key)
@@ -314,6 +328,14 @@ class BatchProcessor(EventProcessor):
             insert(ProcessedEvent).values(rows).on_conflict_do_nothing().returning(ProcessedEvent.event_id)
         )
         return dict.fromkeys(claimed, True)
+
+    def _unclaim(self, session: Session, pending: Sequence[Pending]) -> None:
+        ids = [p.id for p in pending]
+        session.execute(
+            delete(ProcessedEvent).where(
+                ProcessedEvent.consumer == self.spec.name, ProcessedEvent.event_id.in_(ids)
+            )
+        )
 
     def _failed(self, p: Pending, exc: Exception) -> None:
         if isinstance(exc, PermanentError) or db_errors.bad_data(exc):

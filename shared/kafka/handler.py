@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
@@ -25,6 +25,23 @@ class DependencyUnavailable(Exception):
     same event again, without spending its retry budget."""
 
 
+class EventFailures(Exception):
+    """A batch handler's partial failure: `failures` maps the id of each event that failed to what
+    it raised, and what the handler did for the other events of its call stands.
+
+    For effects that cannot be rolled back (a mail sent), which re-running the batch event by event
+    would repeat. The runtime commits the batch's transaction without the failed events' claims
+    and treats each failed event alone as if it had raised its exception: DependencyUnavailable
+    holds the batch (it comes again later, and what was committed is skipped as done); anything
+    else goes to the retry tiers or the DLQ. The handler undoes a failed event's own writes (a
+    savepoint). Not for keep_key_order: the events after a failed one of its key have applied."""
+
+    def __init__(self, failures: Mapping[str, Exception]) -> None:
+        self.failures = dict(failures)
+        first = "; ".join(f"{type(e).__name__}: {e}" for e in list(self.failures.values())[:3])
+        super().__init__(f"{len(self.failures)} events failed: {first}")
+
+
 @dataclass
 class HandlerContext:
     consumer: str
@@ -44,5 +61,6 @@ transaction that claims them (`ctx.session`), and writes every effect with multi
 (`insert(...).values(rows)`, COPY). It raises as a Handler does (PermanentError for an event that
 can never succeed). The batch is then rolled back and the handler called once per event, each in
 a savepoint of one new transaction, to find the failing ones, so what it writes for an event must
-not depend on which events share its call. What it sends with `ctx.producer` is not rolled back:
+not depend on which events share its call. (EventFailures instead fails only the events it names
+and keeps what the handler did for the others.) What it sends with `ctx.producer` is not rolled back:
 it may go out twice. Keep effects per key in the order given, which is the order of the events."""

@@ -4,6 +4,7 @@ wire that answer 4xx, 5xx and 421, drop the connection mid-DATA, hang, or never 
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import replace
 from email.message import Message
 
@@ -189,3 +190,31 @@ def test_a_broken_plane_template_falls_back_to_the_built_in_mail(settings, serve
     [mail] = smtp.messages
     body = parts(mail.message)
     assert "424242" in body["text/html"] and "never renders" not in body["text/html"]
+
+
+def test_a_failure_mid_batch_never_sends_the_mails_before_it_again(settings, engine, server) -> None:
+    """One batch: two mails go, the third gets 421 (the server goes away), so it and those after
+    it wait; a user that does not exist (a savepoint's read) and a 550 fail alone. When the batch
+    comes again, the mails already taken are skipped, never sent twice."""
+    smtp = server({"closing": ["421", "ok"], "nobody": ["550"]})
+    s = mail_settings(settings, smtp.port)
+    gone = new_event(
+        "plane.email.user_activation.v1",
+        {"current_site": "https://plane.example", "user_id": str(uuid.uuid4())},
+    )
+    names = ("first", "second", "closing", "nobody", "after")
+    events = [magic(f"{n}@example.com") for n in names[:4]] + [gone, magic("after@example.com")]
+    produce(s, events)
+    with consumer_thread(FAST, s):
+        wait_until(lambda: len(smtp.messages) >= 4, 60)
+        wait_until(lambda: len(dead_letters(s, EMAILS.topic)) >= 1, 30)
+        wait_until(lambda: processed(engine, EMAILS.name) == 5, 30)  # all but the dead letter
+    assert sorted(m.recipients[0] for m in smtp.messages) == [
+        f"{n}@example.com" for n in sorted(names) if n != "nobody"
+    ]
+    assert [smtp.attempts(f"{n}@example.com") for n in names] == [1, 1, 2, 1, 1]
+    [letter] = dead_letters(s, EMAILS.topic)
+    assert letter["value"]["data"]["email"] == "nobody@example.com"
+    assert "550 scripted reply" in letter["headers"]["error-message"]
+    for tier in FAST.retry_topics:
+        assert read_topic(s, s.topic(tier)) == [], f"{tier} got a mail"
