@@ -57,6 +57,7 @@ ORIGINAL_QUEUE = "original-queue"
 DEPTH_EVERY_S = 5.0
 RETRY_MAX_S = 30.0
 DRAIN_BATCH = 256  # messages read per loop turn before serving Kafka's callbacks
+HEARTBEAT_S = 30.0  # AMQP heartbeat asked of RabbitMQ (it takes the lower of its own and this)
 
 
 @dataclass(order=True)
@@ -148,7 +149,7 @@ class Bridge:
         legacy = self.settings.celery_bridge_legacy_queue
         hold_s = max(int(self.settings.celery_bridge_hold_max_s), 1)
         with Connection(
-            self.settings.amqp_url, heartbeat=30, transport_options={"confirm_publish": True}
+            self.settings.amqp_url, heartbeat=HEARTBEAT_S, transport_options={"confirm_publish": True}
         ) as conn:
             conn.connect()
             channel = conn.channel()
@@ -176,22 +177,33 @@ class Bridge:
             consumer.consume()
             log.info("bridging AMQP queue %s at %s", name, redact_url(self.settings.amqp_url))
             self._probe.set_ready(True)
-            next_depth = 0.0
+            next_depth = next_alive = 0.0
             while not self.stop.is_set():
                 self._drain(conn)
                 self._turn()
                 self._set_qos(channel)
-                if time.monotonic() >= next_depth:
+                now = time.monotonic()
+                if now >= next_alive:
+                    # py-amqp sends heartbeats only when asked: an idle bridge would otherwise be
+                    # dropped by RabbitMQ after two missed intervals (and its held messages with it).
+                    conn.heartbeat_check()
+                    self._probe.alive()
+                    next_alive = now + min(1.0, HEARTBEAT_S / 4)
+                if now >= next_depth:
                     self._measure_depth()
-                    next_depth = time.monotonic() + DEPTH_EVERY_S
-                self._probe.alive()
+                    next_depth = now + DEPTH_EVERY_S
             consumer.cancel()
             self._finish(conn)
 
     def _drain(self, conn: Connection) -> None:
-        busy = self._pending or self._held or self._retries
+        if self._pending or self._retries:
+            wait = 0.005  # Kafka's delivery reports are served between reads
+        elif self._held:
+            wait = min(max(self._held[0].due - self._clock(), 0.0), 0.1)
+        else:
+            wait = 0.1
         try:
-            conn.drain_events(timeout=0.005 if busy else 0.1)
+            conn.drain_events(timeout=wait)
             for _ in range(DRAIN_BATCH - 1):
                 conn.drain_events(timeout=0)
         except TimeoutError:

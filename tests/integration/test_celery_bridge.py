@@ -377,3 +377,21 @@ def _ready(queue: str) -> int:
 
     with Connection(AMQP_URL) as conn:
         return conn.default_channel.queue_declare(queue=queue, passive=True).message_count
+
+
+def test_an_idle_bridge_keeps_its_connection_with_heartbeats(world, monkeypatch):  # type: ignore[no-untyped-def]
+    from services.celery_bridge import bridge as bridge_module
+    from services.celery_bridge import metrics
+
+    s, app, _ws, _hook = world
+    monkeypatch.setattr(bridge_module, "HEARTBEAT_S", 2.0)  # RabbitMQ drops a client after two missed
+    monkeypatch.setattr(bridge_module, "DEPTH_EVERY_S", 1000.0)  # no other traffic while idle
+    reconnects = metrics.RECONNECTS.labels(s.celery_bridge_queue)
+    task = "plane.bgtasks.issue_description_version_task.issue_description_version_task"
+    with bridge_thread(s):
+        read_topic(s, "issue-description-versions", 0)
+        time.sleep(8)  # idle, four heartbeat intervals
+        late = app.send_task(task, args=[None, str(uuid.uuid4()), str(uuid.uuid4())])
+        (record,) = read_topic(s, "issue-description-versions", 1, timeout_s=10)
+    assert reconnects._value.get() == 0
+    assert parse_event(record.value, max_bytes=s.event_max_bytes).id == event_id(late.id)
