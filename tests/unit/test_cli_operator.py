@@ -270,8 +270,8 @@ def test_the_registry_table_has_every_consumer_and_job_with_what_it_replaces(cli
     result = cli(["list", "--markdown"])
     assert result.exit_code == 0
     rows = result.stdout.strip().splitlines()[2:]
-    assert len(rows) == len(registry.CONSUMERS) + len(registry.JOBS)
-    for spec in (*registry.CONSUMERS, *registry.JOBS):
+    assert len(rows) == len(registry.CONSUMERS) + len(registry.JOBS) + len(registry.DEPLOYMENTS)
+    for spec in (*registry.CONSUMERS, *registry.JOBS, *registry.DEPLOYMENTS):
         assert spec.replaces, f"{spec.name}: set replaces= in shared/registry.py"
         assert any(f"`{spec.name}`" in row and spec.replaces in row for row in rows)
 
