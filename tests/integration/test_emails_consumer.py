@@ -10,7 +10,7 @@ from email.message import Message
 
 import pytest
 
-from services.emails import catalogue
+from services.emails import catalogue, handler
 from shared import registry
 from shared.events import new_event
 from shared.events.producer import EventProducer
@@ -73,8 +73,8 @@ def test_registry_lists_exactly_the_catalogue() -> None:
     assert set(registry.EMAIL_TYPES) == {m.name for m in catalogue.MAIL_TYPES}
 
 
-def test_each_mail_once_over_one_connection_with_its_event_as_message_id(settings, engine, server) -> None:
-    """20 sign-in codes, one of them produced twice: 20 mails over a single SMTP connection, each
+def test_each_mail_once_over_kept_connections_with_its_event_as_message_id(settings, engine, server) -> None:
+    """20 sign-in codes, one of them produced twice: 20 mails over the LANES kept connections, each
     with Plane's subject, both parts carrying the code, a Message-ID derived from its event."""
     smtp = server()
     s = mail_settings(settings, smtp.port)
@@ -83,7 +83,7 @@ def test_each_mail_once_over_one_connection_with_its_event_as_message_id(setting
     with consumer_thread(EMAILS, s):
         wait_until(lambda: len(smtp.messages) >= 20, 60)
         wait_until(lambda: processed(engine, EMAILS.name) == 20, 30)
-    assert len(smtp.messages) == 20 and smtp.connections == 1
+    assert len(smtp.messages) == 20 and smtp.connections == handler.LANES
     by_rcpt = {m.recipients[0]: m.message for m in smtp.messages}
     for n, event in enumerate(events):
         message = by_rcpt[f"user{n}@example.com"]
