@@ -29,7 +29,7 @@ from shared.db.ai_state import ACTIVE_JOB_STATUSES, JobStatus, VectorizationJob
 from shared.embeddings.chunking import ISSUE
 from shared.embeddings.index import EntityKey
 from shared.embeddings.pipeline import Indexer, Tally, Upsert
-from shared.embeddings.sources import FIRST_ID, count_issues, issue_page
+from shared.embeddings.sources import FIRST_ID, count_issues, issue_ids, issue_page
 
 J = VectorizationJob.__table__
 
@@ -221,13 +221,13 @@ class Backfill:
         missing, after = 0, FIRST_ID
         while True:
             with self.engine.connect() as conn:
-                page = issue_page(conn, self.workspace_id, after, 1000)
-            if page.last_id is None:
+                ids = issue_ids(conn, self.workspace_id, after, 1000)
+            if not ids:
                 return missing
-            keys = [EntityKey(ISSUE, d.entity_id) for d in page.documents]
+            keys = [EntityKey(ISSUE, i) for i in ids]
             held = self.indexer.index.lookup(keys)
             missing += sum(1 for k in keys if k not in held or held[k].deleted)
-            after = page.last_id
+            after = ids[-1]
 
 
 def job_rows(engine: Engine, workspace_id: str | None, limit: int = 20) -> list[dict[str, Any]]:

@@ -53,6 +53,14 @@ _ISSUE_PAGE = text(
     LIMIT :limit
     """
 )
+_ISSUE_IDS = text(
+    """
+    SELECT id FROM issues
+    WHERE workspace_id = :ws AND deleted_at IS NULL AND NOT is_draft AND id > CAST(:after AS uuid)
+    ORDER BY id
+    LIMIT :limit
+    """
+)
 _ISSUE_COUNT = text(
     "SELECT count(*) FROM issues WHERE workspace_id = :ws AND deleted_at IS NULL AND NOT is_draft"
 )
@@ -118,3 +126,11 @@ def issue_page(conn: Connection, workspace_id: str, after: str, limit: int) -> I
 
 def count_issues(conn: Connection, workspace_id: str) -> int:
     return int(conn.execute(_ISSUE_COUNT, {"ws": workspace_id}).scalar_one())
+
+
+def issue_ids(conn: Connection, workspace_id: str, after: str, limit: int) -> list[str]:
+    """The next `limit` live issue ids of a workspace after `after` (no text: for counting)."""
+    return [
+        str(i)
+        for i in conn.execute(_ISSUE_IDS, {"ws": workspace_id, "after": after, "limit": limit}).scalars()
+    ]
