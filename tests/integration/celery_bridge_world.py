@@ -88,14 +88,14 @@ def bridge_thread(s: Settings) -> Iterator[Bridge]:
         assert not thread.is_alive(), "bridge did not stop"
 
 
-def spawn_bridge(s: Settings) -> subprocess.Popen[bytes]:
+def spawn_bridge(s: Settings, metrics_port: int = 0) -> subprocess.Popen[bytes]:
     """The bridge as its own process, as its pod runs it."""
     env = env_for(s) | {
         "LOG_LEVEL": "WARNING",
         "AMQP_URL": s.amqp_url,
         "CELERY_BRIDGE_QUEUE": s.celery_bridge_queue,
         "CELERY_BRIDGE_LEGACY_QUEUE": s.celery_bridge_legacy_queue,
-        "METRICS_PORT": "0",
+        "METRICS_PORT": str(metrics_port),
     }
     return subprocess.Popen(
         [sys.executable, "-m", "shared.cli.main", "celery", "bridge"],
