@@ -9,8 +9,9 @@ stack in ten the last log is a mention of the receiver instead. So: 20,000 (rece
 stacks of 5 logs = 100,000 logs and 20,000 mails; every issue has a stored origin (ours reads
 plane_workers.issue_origins, Plane's task a Redis key that issue_activity set).
 
-Ours: one `plane-workers job email-digest` process (as the CronJob runs it), EMAIL_RATE_LIMIT_PER_S
-0 (a local sink has no provider limit; Plane has none). Celery: `celery_email`, Plane's beat task
+Ours: one `plane-workers job email-digest` process (as the CronJob runs it) and the worker process
+it spawns (EMAIL_DIGEST_PROCESSES 2, its CPU counted with the job's), EMAIL_RATE_LIMIT_PER_S 0 (a
+local sink has no provider limit; Plane has none). Celery: `celery_email`, Plane's beat task
 `.delay()`ed once (a worker process runs it, as beat would have it) and one
 `send_email_notification` per stack on a prefork worker with --concurrency = this machine's cores,
 RabbitMQ on 127.0.0.1:5672, Redis on 127.0.0.1:6379 when one answers. Each side gets a fresh
@@ -346,7 +347,7 @@ def run_ours(url: str, settings: Settings, world: World, sink: Sink, meter: CpuM
         "logs": log_state(get_engine(url)),
         "cpu_s": cpu,
         "email_rate_limit_per_s": settings.email_rate_limit_per_s,
-        "processes": "one `plane-workers job email-digest` process (its SMTP connections: smtp_connections)",
+        "processes": f"job email-digest, EMAIL_DIGEST_PROCESSES={settings.email_digest_processes}",
     }
 
 
