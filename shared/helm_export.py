@@ -31,6 +31,8 @@ def workloads() -> dict[str, Any]:
             "args": spec.args,
             "resources": spec.resources.as_k8s(),
             "gpu": spec.resources.gpu > 0,
+            # consumers.<name>.enabled's default in the chart.
+            "enabled": spec.enabled_by_default,
             "description": spec.description,
         }
         for spec in registry.CONSUMERS

@@ -90,6 +90,9 @@ class ConsumerSpec:
     # "package.module:function" taking Settings, run once before the consumer joins its group
     # (e.g. loading a model): it is not ready meanwhile, so the chart's startup probe waits.
     warm_up: str | None = None
+    # False: an optional add-on (Plane AI's embeddings) the chart renders only where the operator
+    # sets consumers.<name>.enabled; a default install must not run what it cannot start.
+    enabled_by_default: bool = True
 
     def __post_init__(self) -> None:
         if (self.handler is None) == (self.strategy is None):
@@ -272,8 +275,11 @@ CONSUMERS: tuple[ConsumerSpec, ...] = (
         # and per-call overhead. Entities are versioned (R25), so retries need no key order.
         batch=Batching(max_events=256, max_wait_ms=100),
         warm_up="services.embeddings.handler:warm_up",
-        # CPU profile; the chart's GPU profile adds nvidia.com/gpu and the GPU image variant.
-        resources=Resources(cpu_request="1", memory_request="1Gi", memory_limit="3Gi"),
+        # Needs torch, which only the GPU image variant has. The chart's `cpu` profile drops the
+        # nvidia.com/gpu limit (torch then runs on CPU) but keeps that image.
+        resources=Resources(cpu_request="1", memory_request="1Gi", memory_limit="3Gi", gpu=1),
+        # Plane AI is an add-on (the community edition has none): off unless enabled.
+        enabled_by_default=False,
         samples="services.embeddings.samples:cases",
         replaces="Plane AI's live sync and `vectorize_workspace` (not public; specified in DESIGN.md)",
     ),

@@ -50,6 +50,10 @@ EXTRA_GPU_CONSUMER = registry.ConsumerSpec(
     resources=registry.Resources(cpu_request="1", memory_request="2Gi", memory_limit="4Gi", gpu=1),
 )
 
+# The consumers a default install runs: the registry's, less optional add-ons (Plane AI's
+# embeddings), which render only where consumers.<name>.enabled is set.
+DEFAULT_CONSUMERS = tuple(s for s in registry.CONSUMERS if s.enabled_by_default)
+
 # Every optional feature at once (KEDA flavour; HPA is exclusive with it).
 EVERYTHING_ON: dict[str, Any] = {
     "imagePullSecrets": ["registry-credentials"],
@@ -77,7 +81,6 @@ EVERYTHING_ON: dict[str, Any] = {
     "cronjobDefaults": {"nodeSelector": {"kubernetes.io/os": "linux"}},
     "image": {"gpuTag": "0.1.0-gpu"},
     "gpuNodePool": {
-        "enabled": True,
         "nodeSelector": {"nvidia.com/gpu.present": "true"},
         "runtimeClassName": "nvidia",
     },

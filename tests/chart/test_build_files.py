@@ -277,11 +277,25 @@ class TestSkaffold:
             "docker": {"dockerfile": "Dockerfile", "buildArgs": {"VARIANT": "gpu"}},
         }
         values = run.values()
-        assert values["gpuNodePool"]["enabled"] is True
+        # The profile switches Plane AI's embeddings on, on the GPU pool.
+        assert values["consumers"]["embeddings"]["enabled"] is True
+        assert values["consumers"]["embeddings"]["profile"] == "gpu"
         rendered = render_chart(values, chart_dir=extended_chart)
-        images = {name: container(pod)["image"] for name, pod in rendered.all_pod_specs()}
+        pods = dict(rendered.all_pod_specs())
+        images = {name: container(pod)["image"] for name, pod in pods.items()}
         assert images.pop(f"plane-workers-{EXTRA_GPU_CONSUMER.name}") == BUILT_GPU_REFERENCE
+        assert images.pop("plane-workers-embeddings") == BUILT_GPU_REFERENCE
         assert set(images.values()) == {BUILT_REFERENCE}
+        embeddings = pods["plane-workers-embeddings"]
+        assert container(embeddings)["resources"]["limits"]["nvidia.com/gpu"] == 1
+        assert embeddings["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
+
+    @pytest.mark.parametrize("profiles", [(), ("local",)], ids=lambda p: "+".join(p) or "base")
+    def test_without_the_gpu_profile_embeddings_stay_off(self, profiles: tuple[str, ...]):
+        # A digest-pinned image.tag and no image.gpuTag: this renders only because no GPU
+        # workload is enabled.
+        rendered = render_chart(SkaffoldRun.with_profiles(*profiles).values())
+        assert "plane-workers-embeddings" not in dict(rendered.all_pod_specs())
 
     def test_image_comes_from_the_build(self):
         values = deep_merge(*SkaffoldRun.with_profiles().set_values())
@@ -298,7 +312,11 @@ class TestSkaffold:
         rendered = render_chart(values)
         errors = [e for obj in rendered.objects for e in validation_errors(obj, KUBE_VERSIONS[-1])]
         assert errors == []
-        assert {container(pod)["image"] for _, pod in rendered.all_pod_specs()} == {BUILT_REFERENCE}
+        images = {name: container(pod)["image"] for name, pod in rendered.all_pod_specs()}
+        # Only -p gpu enables embeddings, the one pod on the GPU image.
+        if "gpu" in profiles:
+            assert images.pop("plane-workers-embeddings") == BUILT_GPU_REFERENCE
+        assert set(images.values()) == {BUILT_REFERENCE}
 
     def test_every_ci_values_file_is_used_by_a_profile(self):
         # chart-testing's convention: each ci/*-values.yaml is a values set the chart must accept.

@@ -3,7 +3,15 @@ valid Deployment running the registry's command line once enabled."""
 
 from __future__ import annotations
 
-from chart_harness import KUBE_VERSIONS, RELEASE, Rendered, container, render_chart, validation_errors
+from chart_harness import (
+    DEFAULT_CONSUMERS,
+    KUBE_VERSIONS,
+    RELEASE,
+    Rendered,
+    container,
+    render_chart,
+    validation_errors,
+)
 
 from shared import registry
 
@@ -32,7 +40,7 @@ def test_enabled_bridge_is_a_valid_deployment_running_its_command():
     for version in KUBE_VERSIONS:
         assert validation_errors(deployment, version) == []
     # Consumers are unchanged by it.
-    assert {f"{RELEASE}-{c.name}" for c in registry.CONSUMERS} <= rendered.names("Deployment")
+    assert {f"{RELEASE}-{c.name}" for c in DEFAULT_CONSUMERS} <= rendered.names("Deployment")
 
 
 def test_bridge_dlq_topic_is_in_the_topic_set():

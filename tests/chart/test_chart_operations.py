@@ -487,6 +487,7 @@ SSL = {"KAFKA_SECURITY_PROTOCOL": "SSL"}
     [
         {"image": {"gpuTag": 1}},
         {"gpuNodePool": {"imageTag": "x"}},  # moved to image.gpuTag
+        {"gpuNodePool": {"enabled": True}},  # replaced by consumers.<name>.profile
         {"existingSecret": ""},
         {"existingSecret": "", "secretEnv": {"SECRET_KEY": {"name": "s", "key": "k"}}},
         {"secretEnv": {"DATABASE_URL": {"name": "plane-secrets"}}},

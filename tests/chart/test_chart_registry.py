@@ -10,6 +10,7 @@ import pytest
 import yaml
 from chart_harness import (
     CHART_DIR,
+    DEFAULT_CONSUMERS,
     EXTRA_GPU_CONSUMER,
     RELEASE,
     Rendered,
@@ -47,8 +48,13 @@ def test_templates_name_no_workload():
         assert named == [], f"{template.name} hard-codes a workload"
 
 
-def test_one_deployment_per_registry_consumer(default_render: Rendered):
-    assert default_render.names("Deployment") == {object_name(s.name) for s in registry.CONSUMERS}
+def test_one_deployment_per_consumer_enabled_by_default(default_render: Rendered):
+    assert default_render.names("Deployment") == {object_name(s.name) for s in DEFAULT_CONSUMERS}
+    # The optional ones appear when enabled by name.
+    optional = {s.name for s in registry.CONSUMERS} - {s.name for s in DEFAULT_CONSUMERS}
+    assert optional, "no consumer is off by default: drop this half of the test"
+    rendered = render_chart({"consumers": {name: {"enabled": True} for name in optional}})
+    assert rendered.names("Deployment") == {object_name(s.name) for s in registry.CONSUMERS}
 
 
 def test_one_cronjob_per_registry_job(default_render: Rendered):
@@ -67,7 +73,7 @@ def test_cronjob_schedules_and_deadlines_come_from_the_registry(default_render: 
 
 
 def test_container_args_are_the_registry_args(default_render: Rendered):
-    expected = {object_name(s.name): s.args for s in (*registry.CONSUMERS, *registry.JOBS)}
+    expected = {object_name(s.name): s.args for s in (*DEFAULT_CONSUMERS, *registry.JOBS)}
     assert {name: container(pod)["args"] for name, pod in default_render.pod_specs()} == expected
 
 
@@ -88,7 +94,7 @@ def test_extra_args_follow_the_registry_args():
 
 @pytest.mark.parametrize(
     ("section", "name"),
-    [("consumers", s.name) for s in (*registry.CONSUMERS, EXTRA_GPU_CONSUMER)]
+    [("consumers", s.name) for s in (*DEFAULT_CONSUMERS, EXTRA_GPU_CONSUMER)]
     + [("cronjobs", s.name) for s in registry.JOBS],
 )
 def test_disabling_a_workload_removes_exactly_its_objects(extended_chart: Path, section: str, name: str):
@@ -144,7 +150,6 @@ def test_gpu_consumer_on_the_gpu_pool(extended_chart: Path):
     values = {
         "image": {"gpuTag": "0.1.0-gpu"},
         "gpuNodePool": {
-            "enabled": True,
             "nodeSelector": {"nvidia.com/gpu.present": "true"},
             "runtimeClassName": "nvidia",
         },
@@ -164,9 +169,15 @@ def test_gpu_consumer_on_the_gpu_pool(extended_chart: Path):
             assert container(pod)["image"] == "plane-workers:0.1.0"
 
 
-def test_gpu_consumer_without_the_gpu_pool_runs_on_cpu(extended_chart: Path):
-    deployments = render_chart(chart_dir=extended_chart).of_kind("Deployment")
+def test_gpu_consumer_with_profile_cpu_runs_on_cpu(extended_chart: Path):
+    values = {
+        "consumers": {EXTRA_GPU_CONSUMER.name: {"profile": "cpu"}},
+        "gpuNodePool": {"runtimeClassName": "nvidia"},
+    }
+    deployments = render_chart(values, chart_dir=extended_chart).of_kind("Deployment")
     pod = deployments[object_name(EXTRA_GPU_CONSUMER.name)]["spec"]["template"]["spec"]
     assert "nvidia.com/gpu" not in container(pod)["resources"]["limits"]
+    # Still the GPU image: the only one with torch.
+    assert container(pod)["image"] == "plane-workers:0.1.0-gpu"
     assert "nodeSelector" not in pod and "tolerations" not in pod
     assert "runtimeClassName" not in pod

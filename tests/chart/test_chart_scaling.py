@@ -7,6 +7,7 @@ from pathlib import Path
 import helm_python
 import pytest
 from chart_harness import (
+    DEFAULT_CONSUMERS,
     EVERYTHING_ON,
     EXTRA_GPU_CONSUMER,
     RELEASE,
@@ -90,8 +91,9 @@ def test_no_more_members_than_partitions(extended_chart: Path):
 def test_keda_scales_on_the_consumer_group_lag_of_the_physical_topic(extended_chart: Path):
     values = {**EVERYTHING_ON, "config": {**EVERYTHING_ON["config"], "KAFKA_TOPIC_PREFIX": "prod."}}
     scaled = render_chart(values, chart_dir=extended_chart).of_kind("ScaledObject")
-    assert set(scaled) == {f"{RELEASE}-{s.name}" for s in (*registry.CONSUMERS, EXTRA_GPU_CONSUMER)}
-    for spec in (*registry.CONSUMERS, EXTRA_GPU_CONSUMER):
+    # None for a consumer that is off (embeddings by default): it would scale a missing Deployment.
+    assert set(scaled) == {f"{RELEASE}-{s.name}" for s in (*DEFAULT_CONSUMERS, EXTRA_GPU_CONSUMER)}
+    for spec in (*DEFAULT_CONSUMERS, EXTRA_GPU_CONSUMER):
         obj = scaled[f"{RELEASE}-{spec.name}"]
         assert obj["apiVersion"] == "keda.sh/v1alpha1"
         assert obj["spec"]["scaleTargetRef"] == {"name": f"{RELEASE}-{spec.name}"}

@@ -18,7 +18,15 @@ import helm_python
 import jsonschema
 import pytest
 import yaml
-from chart_harness import CHART_DIR, KUBE_VERSIONS, NAMESPACE, REPO_ROOT, render_chart, validation_errors
+from chart_harness import (
+    CHART_DIR,
+    DEFAULT_CONSUMERS,
+    KUBE_VERSIONS,
+    NAMESPACE,
+    REPO_ROOT,
+    render_chart,
+    validation_errors,
+)
 
 from shared import helm_export, registry
 
@@ -169,7 +177,7 @@ def test_every_alert_links_its_runbook_and_the_readme_has_it():
 def test_consumer_alerts_are_scoped_to_the_release_namespace_and_its_main_groups():
     rule = rule_of()
     (lag,) = rules(rule, "PlaneWorkersConsumerLagHigh")
-    groups = [f"plane\\\\.{spec.group}" for spec in sorted(registry.CONSUMERS, key=lambda s: s.name)]
+    groups = [f"plane\\\\.{spec.group}" for spec in sorted(DEFAULT_CONSUMERS, key=lambda s: s.name)]
     assert f'namespace="{NAMESPACE}"' in lag["expr"]
     assert f'group=~"{"|".join(groups)}"' in lag["expr"]
     for alert in ("PlaneWorkersDeadLetters", "PlaneWorkersWebhookEndpointsDisabled"):
@@ -183,7 +191,8 @@ def test_consumer_alerts_are_scoped_to_the_release_namespace_and_its_main_groups
 def test_consumer_down_needs_the_service_monitor_and_skips_consumers_that_may_scale_to_zero():
     rule = rule_of()
     down = {r["labels"]["consumer"]: r for r in rules(rule, "PlaneWorkersConsumerDown")}
-    assert set(down) == {spec.name for spec in registry.CONSUMERS}
+    # Only consumers that run: a disabled one (embeddings by default) is never "down".
+    assert set(down) == {spec.name for spec in DEFAULT_CONSUMERS}
     for name, r in down.items():
         assert r["expr"] == f'absent(up{{namespace="{NAMESPACE}", job="plane-workers-{name}"}} == 1)'
     without_monitor = merged({"metrics": {"serviceMonitor": {"enabled": False}}})

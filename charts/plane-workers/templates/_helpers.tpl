@@ -139,7 +139,7 @@ Call with (dict "root" $ "gpu" BOOL "name" WORKLOAD).
 {{- if $image.gpuTag }}
 {{- $tag = $image.gpuTag | toString | trimSuffix "@" }}
 {{- else if contains "@" $tag }}
-{{- fail (printf "%s needs the GPU image: image.tag pins a digest (%s), so set image.gpuTag too (skaffold: -p gpu), or disable %s" .name $tag .name) }}
+{{- fail (printf "%s needs the GPU image (torch): image.tag pins a digest (%s) that cannot be suffixed with -gpu, so set image.gpuTag (e.g. `TAG@sha256:DIGEST` of the VARIANT=gpu build; skaffold -p gpu does), or set consumers.%s.enabled=false" .name $tag .name) }}
 {{- else }}
 {{- $tag = printf "%s-gpu" $tag }}
 {{- end }}

@@ -34,11 +34,13 @@ Call with (dict "root" $ "name" NAME "kind" KIND "spec" ENTRY "settings" MERGED)
 {{- $root := .root }}
 {{- $s := .settings }}
 {{- $gpu := .spec.gpu | default false }}
-{{- $gpuPool := and $gpu $root.Values.gpuNodePool.enabled }}
+{{- /* Profile "gpu" (the default): GPU limit and gpuNodePool placement; "cpu": neither, but still
+the GPU image, the only one with torch (which then runs on CPU). */}}
+{{- $gpuPool := and $gpu (eq ($s.profile | default "gpu") "gpu") }}
 {{- /* Resources: the registry's, then the defaults', then the per-name values'. */}}
 {{- $resources := mergeOverwrite (deepCopy (.spec.resources | default dict)) (deepCopy ($s.resources | default dict)) }}
 {{- if and $gpu (not $gpuPool) }}
-{{- /* Off the GPU pool a GPU limit would leave the pod pending forever: run on CPU instead. */}}
+{{- /* Profile cpu: a GPU limit would leave the pod pending on a cluster without GPUs. */}}
 {{- $_ := unset ($resources.limits | default dict) "nvidia.com/gpu" }}
 {{- end }}
 {{- $nodeSelector := deepCopy ($s.nodeSelector | default dict) }}
@@ -63,16 +65,23 @@ spec: {{ .spec | toJson }}
 {{- end }}
 
 {{/*
-Enabled consumers, by name. Adds: topic and group (physical: KAFKA_TOPIC_PREFIX + logical),
-partitions (consumers.<name>.partitions, else the registry's), replicas (capped at the partitions),
-autoscaler ("hpa", "keda" or ""), maxReplicas (the autoscaler's, capped too).
+Enabled consumers, by name: consumers.<name>.enabled where set, else consumerDefaults.enabled
+and the registry's `enabled` (false for optional add-ons). Adds: topic and group (physical:
+KAFKA_TOPIC_PREFIX + logical), partitions (consumers.<name>.partitions, else the registry's),
+replicas (capped at the partitions), autoscaler ("hpa", "keda" or ""), maxReplicas (the
+autoscaler's, capped too).
 */}}
 {{- define "plane-workers.consumers" -}}
 {{- $root := . }}
 {{- $workloads := include "plane-workers.workloads" . | fromYaml }}
 {{- range $name, $spec := $workloads.consumers }}
-{{- $s := include "plane-workers.settings" (dict "defaults" $root.Values.consumerDefaults "override" (get $root.Values.consumers $name)) | fromYaml }}
-{{- if $s.enabled }}
+{{- $override := get $root.Values.consumers $name | default dict }}
+{{- $s := include "plane-workers.settings" (dict "defaults" $root.Values.consumerDefaults "override" $override) | fromYaml }}
+{{- $enabled := $s.enabled }}
+{{- if not (hasKey $override "enabled") }}
+{{- $enabled = and $s.enabled (ne $spec.enabled false) }}
+{{- end }}
+{{- if $enabled }}
 {{- $w := include "plane-workers.resolve" (dict "root" $root "name" $name "kind" "consumer" "spec" $spec "settings" $s) | fromYaml }}
 {{- $partitions := $s.partitions | default $spec.partitions | int }}
 {{- $hpa := $s.autoscaling.hpa }}
