@@ -8,6 +8,7 @@ benchmarks; the workers themselves only write the tables their tasks write.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -165,8 +166,11 @@ def webhook(ws: Workspace, url: str, **values: Any) -> Webhook:
     )
 
 
-def project_with_issues(engine: Engine, n_issues: int, n_users: int = 2) -> tuple[list[User], list[Issue]]:
-    """`n_users` users, a workspace owned by the first, one project, `n_issues` issues in it."""
+def project_with_issues(
+    engine: Engine, n_issues: int, n_users: int = 2, texts: Sequence[tuple[str, str]] = ()
+) -> tuple[list[User], list[Issue]]:
+    """`n_users` users, a workspace owned by the first, one project, `n_issues` issues in it, or
+    one issue per (name, description) of `texts` when given."""
     with Session(engine, expire_on_commit=False) as session, session.begin():
         users = [user(i) for i in range(n_users)]
         session.add_all(users)
@@ -177,7 +181,10 @@ def project_with_issues(engine: Engine, n_issues: int, n_users: int = 2) -> tupl
         proj = project(ws)
         session.add(proj)
         session.flush()
-        issues = [issue(proj, i + 1, html=f"<p>issue {i + 1}</p>") for i in range(n_issues)]
+        if texts:
+            issues = [issue(proj, n + 1, html=f"<p>{d}</p>", name=name) for n, (name, d) in enumerate(texts)]
+        else:
+            issues = [issue(proj, i + 1, html=f"<p>issue {i + 1}</p>") for i in range(n_issues)]
         session.add_all(issues)
     return users, issues
 

@@ -34,7 +34,6 @@ from dataclasses import replace
 from pathlib import Path
 
 from sqlalchemy import Engine
-from sqlalchemy.orm import Session
 
 from shared.embedded.bootstrap import prepare
 from shared.embedded.stack import EmbeddedStack, env_for
@@ -115,21 +114,10 @@ def texts_for(n: int, rng: random.Random) -> list[tuple[str, str]]:
 
 
 def seed(engine: Engine, rows: list[tuple[str, str]]) -> tuple[str, list[uuid.UUID]]:
-    from shared.testing import plane_factory as make
+    from shared.testing.plane_factory import project_with_issues
 
-    with Session(engine, expire_on_commit=False) as session, session.begin():
-        owner = make.user(0, email=f"owner-{uuid.uuid4().hex[:8]}@example.com")
-        session.add(owner)
-        session.flush()
-        ws = make.workspace(owner, slug=f"ws-{uuid.uuid4().hex[:8]}")
-        session.add(ws)
-        session.flush()
-        proj = make.project(ws)
-        session.add(proj)
-        session.flush()
-        issues = [make.issue(proj, n + 1, html=f"<p>{d}</p>", name=name) for n, (name, d) in enumerate(rows)]
-        session.add_all(issues)
-    return str(ws.id), [i.id for i in issues]
+    _users, issues = project_with_issues(engine, 0, n_users=1, texts=rows)
+    return str(issues[0].workspace_id), [i.id for i in issues]
 
 
 def raw_encode(texts: list[str]) -> tuple[float, int]:

@@ -36,19 +36,8 @@ def ai(settings: Settings, *args: str, **env: str) -> subprocess.CompletedProces
 
 def seed_workspace(engine: Engine, texts: list[tuple[str, str]]) -> tuple[str, list[str]]:
     """A workspace with one project and an issue per (name, description); (workspace, ids)."""
-    with Session(engine, expire_on_commit=False) as session, session.begin():
-        owner = make.user(0)
-        session.add(owner)
-        session.flush()
-        ws = make.workspace(owner, slug=f"ws-{uuid.uuid4().hex[:8]}")
-        session.add(ws)
-        session.flush()
-        proj = make.project(ws)
-        session.add(proj)
-        session.flush()
-        issues = [make.issue(proj, n + 1, html=f"<p>{d}</p>", name=name) for n, (name, d) in enumerate(texts)]
-        session.add_all(issues)
-    return str(ws.id), [str(i.id) for i in issues]
+    _users, issues = make.project_with_issues(engine, 0, n_users=1, texts=texts)
+    return str(issues[0].workspace_id), [str(i.id) for i in issues]
 
 
 def job(engine: Engine, workspace: str) -> VectorizationJob | None:
