@@ -18,16 +18,17 @@ VARIABLES: tuple[Variable, ...] = tuple(v for v in ALL_VARIABLES if v.env.starts
 
 @dataclass(frozen=True)
 class EmbeddingSettings:
-    embedding_model: str = ""
-    embedding_model_name: str = ""
-    embedding_device: str = "auto"
-    embedding_dtype: str = "auto"
-    embedding_batch_tokens: int = 16384
-    embedding_max_batch: int = 256
-    embedding_chunk_tokens: int = 0
-    embedding_chunk_overlap: int = 32
-    embedding_max_chunks: int = 1000
-    embedding_cpu_threads: int = 0
+    # No defaults here: they are Settings' (`EmbeddingSettings.from_env({})` has them all).
+    embedding_model: str
+    embedding_model_name: str
+    embedding_device: str
+    embedding_dtype: str
+    embedding_batch_tokens: int
+    embedding_max_batch: int
+    embedding_chunk_tokens: int
+    embedding_chunk_overlap: int
+    embedding_max_chunks: int
+    embedding_cpu_threads: int
 
     @classmethod
     def of(cls, settings: Settings) -> EmbeddingSettings:

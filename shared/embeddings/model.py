@@ -195,7 +195,7 @@ class Embedder:
 
     def chunker(self, settings: EmbeddingSettings | None = None) -> Chunker:
         """A chunker whose windows the model reads whole (its length less the special tokens)."""
-        settings = settings or EmbeddingSettings()
+        settings = settings or EmbeddingSettings.from_env({})
         window = settings.embedding_chunk_tokens or self.max_tokens - self.special_tokens
         window = min(window, self.max_tokens - self.special_tokens)
         overlap = min(settings.embedding_chunk_overlap, window - 1)
