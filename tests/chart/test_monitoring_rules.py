@@ -39,7 +39,11 @@ ALERTS = {
     "PlaneWorkersWebhookEndpointsDisabled",
     "PlaneWorkersJobFailed",
     "PlaneWorkersJobNoRecentSuccess",
+    "PlaneWorkersCeleryBridgeDown",
+    "PlaneWorkersCeleryBridgeBacklog",
+    "PlaneWorkersCeleryBridgeDeadLetters",
 }
+BRIDGE_ALERTS = {a for a in ALERTS if a.startswith("PlaneWorkersCeleryBridge")}
 DURATION = r"^([0-9]+(ms|s|m|h|d|w|y))+$"
 LABEL_NAME = r"^[a-zA-Z_][a-zA-Z0-9_]*$"
 STRING_MAP = {
@@ -112,6 +116,7 @@ ENABLED: dict[str, Any] = {
     "monitoring": {"prometheusRule": {"enabled": True, "runbookBaseUrl": RUNBOOKS}},
     "metrics": {"serviceMonitor": {"enabled": True}},
 }
+WITH_BRIDGE: dict[str, Any] = {**ENABLED, "deployments": {"celery-bridge": {"enabled": True}}}
 
 
 def rule_of(values: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -137,13 +142,31 @@ def merged(*overrides: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
+def test_the_celery_bridge_alerts_come_with_the_bridge_and_go_with_its_switches():
+    assert not {r["alert"] for r in rules(rule_of())} & BRIDGE_ALERTS  # the bridge is off by default
+    with_bridge = rule_of(WITH_BRIDGE)
+    assert {r["alert"] for r in rules(with_bridge)} >= BRIDGE_ALERTS
+    (backlog,) = rules(with_bridge, "PlaneWorkersCeleryBridgeBacklog")
+    assert 'queue="celery"' in backlog["expr"] and 'namespace="plane"' in backlog["expr"]
+    renamed = rule_of({**WITH_BRIDGE, "config": {"CELERY_BRIDGE_QUEUE": "plane-tasks"}})
+    assert 'queue="plane-tasks"' in rules(renamed, "PlaneWorkersCeleryBridgeBacklog")[0]["expr"]
+    # Down needs the ServiceMonitor (it names the scrape job); disabledAlerts drops any of them.
+    unscraped = rule_of({**WITH_BRIDGE, "metrics": {"serviceMonitor": {"enabled": False}}})
+    assert not rules(unscraped, "PlaneWorkersCeleryBridgeDown")
+    quiet = merged(
+        {"prometheusRule": {"disabledAlerts": ["PlaneWorkersCeleryBridgeDeadLetters"]}},
+        {"deployments": WITH_BRIDGE["deployments"]},
+    )
+    assert not rules(rule_of(quiet), "PlaneWorkersCeleryBridgeDeadLetters")
+
+
 def test_off_by_default(default_render):
     assert default_render.of_kind("PrometheusRule") == {}
 
 
 @pytest.mark.parametrize("kube_version", KUBE_VERSIONS)
 def test_renders_valid_objects_and_a_well_formed_prometheus_rule(kube_version):
-    rendered = render_chart(ENABLED)
+    rendered = render_chart(WITH_BRIDGE)
     errors = [
         e
         for o in rendered.objects
@@ -151,7 +174,7 @@ def test_renders_valid_objects_and_a_well_formed_prometheus_rule(kube_version):
         for e in validation_errors(o, kube_version)
     ]
     assert errors == []
-    rule = rule_of()
+    rule = rule_of(WITH_BRIDGE)
     jsonschema.Draft202012Validator(RULE_SCHEMA).validate(rule)
     names = [group["name"] for group in rule["spec"]["groups"]]
     assert len(names) == len(set(names))
@@ -165,7 +188,7 @@ def test_every_alert_links_its_runbook_and_the_readme_has_it():
         for line in readme.splitlines()
         if line.startswith("#")
     }
-    for r in rules(rule_of()):
+    for r in rules(rule_of(WITH_BRIDGE)):
         anchor = r["alert"].lower()
         assert r["annotations"]["runbook_url"] == f"{RUNBOOKS}#{anchor}"
         assert anchor in headings, f"README has no runbook section for {r['alert']}"
@@ -275,7 +298,8 @@ def test_suspended_disabled_and_switched_off_alerts_are_left_out():
     off = rule_of(
         merged({"prometheusRule": {"disabledAlerts": ["PlaneWorkersDeadLetters", "PlaneWorkersJobFailed"]}})
     )
-    assert {r["alert"] for r in rules(off)} == ALERTS - {"PlaneWorkersDeadLetters", "PlaneWorkersJobFailed"}
+    expected = ALERTS - BRIDGE_ALERTS - {"PlaneWorkersDeadLetters", "PlaneWorkersJobFailed"}
+    assert {r["alert"] for r in rules(off)} == expected
 
 
 def test_alert_labels_severities_and_the_pushgateway_job_label():
@@ -350,10 +374,12 @@ def test_promtool_checks_and_unit_tests_the_rules(tmp_path):
     write_rules(rule_of(), tmp_path / "rules-labels.yaml", annotations=False)
     kafka_exporter = rule_of(merged({"prometheusRule": {"consumerLag": {"source": "kafka-exporter"}}}))
     write_rules(kafka_exporter, tmp_path / "rules-kafka-exporter.yaml", annotations=False)
+    write_rules(rule_of(WITH_BRIDGE), tmp_path / "rules-bridge.yaml", annotations=False)
     tests = sorted(PROMTOOL_TESTS.glob("*.test.yaml"))
     assert {t.name for t in tests} == {
         "alerts.test.yaml",
         "annotations.test.yaml",
+        "celery-bridge.test.yaml",
         "kafka-exporter.test.yaml",
     }
     for test in tests:
