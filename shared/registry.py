@@ -410,7 +410,7 @@ DEPLOYMENTS: tuple[DeploymentSpec, ...] = (
         args=("celery", "bridge"),
         description="Plane's Celery queue (AMQP) to the consumers' topics; unmapped tasks to a legacy queue.",
         produces=("celery-bridge.dlq",),
-        replaces="Plane API's `.delay()` messages (incremental migration: README \"Celery bridge\")",
+        replaces='Plane API\'s `.delay()` messages (incremental migration: README "Celery bridge")',
     ),
 )
 

@@ -122,9 +122,7 @@ def lookup(conn: Connection, deliveries: Sequence[Delivery], now: float, grace_s
     return Lookup(endpoints, terminal, _log_interrupted(conn, deliveries, delivery_ids))
 
 
-def _log_interrupted(
-    conn: Connection, deliveries: Sequence[Delivery], ids: list[str]
-) -> dict[str, int]:
+def _log_interrupted(conn: Connection, deliveries: Sequence[Delivery], ids: list[str]) -> dict[str, int]:
     """Per delivery, its last attempt a worker began without recording; logs those not yet logged."""
     found = conn.execute(_OPEN, {"ids": ids}).all()
     by_id = {d.id: d for d in deliveries}
