@@ -178,7 +178,7 @@ def test_no_keys_is_rejected() -> None:
         standard_signature([], "msg_1", 1_700_000_000, b"{}")
 
 
-@pytest.mark.parametrize("secret", [_plane_secret(), new_secret()])
+@pytest.mark.parametrize("secret", [_plane_secret(), new_secret()], ids=["plane", "whsec"])
 def test_stale_or_future_timestamps_fail(secret: str) -> None:
     body = plane_body({"event": "issue"})
     receiver = Webhook(whsec(secret))
