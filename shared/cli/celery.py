@@ -63,18 +63,13 @@ def tasks(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable
 def dead_letters(limit: Annotated[int | None, typer.Option(help="At most this many.")] = None) -> None:
     """Print the bridge's dead letters (celery-bridge.dlq: the AMQP message's body and headers,
     with why it could not be bridged) as JSON lines; consumes nothing."""
-    from shared.cli.dlq import show
+    from shared.cli.dlq import print_dead_letters
     from shared.cli.errors import require_broker
     from shared.cli.main import _settings
 
     settings = _settings()
     require_broker(settings)
-    shown = 0
-    for entry in show(settings, "celery-bridge", limit):
-        typer.echo(json.dumps(entry))
-        shown += 1
-    if not shown:
-        typer.echo(f"no dead letters in {settings.topic('celery-bridge.dlq')}")
+    print_dead_letters(settings, "celery-bridge", limit)
 
 
 @celery_app.command("check-beat")

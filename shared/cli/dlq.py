@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import typer
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
 
 from shared.cli.errors import CliError, ConfigError
@@ -76,6 +77,16 @@ def show(settings: Settings, topic: str, limit: int | None) -> Iterator[dict[str
             yield describe(message)
     finally:
         consumer.close()
+
+
+def print_dead_letters(settings: Settings, topic: str, limit: int | None) -> None:
+    """`show` as JSON lines on stdout, or one line saying the DLQ is empty."""
+    shown = 0
+    for entry in show(settings, topic, limit):
+        typer.echo(json.dumps(entry))
+        shown += 1
+    if not shown:
+        typer.echo(f"no dead letters in {settings.topic(f'{topic}.dlq')}")
 
 
 def replay(settings: Settings, topic: str, limit: int | None) -> int:

@@ -247,15 +247,9 @@ def dlq_show(
     limit: Annotated[int | None, typer.Option(help="At most this many.")] = None,
 ) -> None:
     """Print dead letters (JSON lines with their failure headers); consumes nothing."""
-    from shared.cli.dlq import show
+    from shared.cli.dlq import print_dead_letters
 
-    settings = _dlq_settings(topic)
-    shown = 0
-    for entry in show(settings, topic, limit):
-        typer.echo(json.dumps(entry))
-        shown += 1
-    if not shown:
-        typer.echo(f"no dead letters in {settings.topic(f'{topic}.dlq')}")
+    print_dead_letters(_dlq_settings(topic), topic, limit)
 
 
 @dlq_app.command("replay")
