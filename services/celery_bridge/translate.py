@@ -114,6 +114,7 @@ def translate(task: TaskMessage, route: Route, lookups: Lookups | None) -> Outgo
 
 def _delivery(args: Mapping[str, Any], lookups: Lookups) -> dict[str, Any]:
     """webhook_send_task's arguments as the delivery the webhook-events fan-out would have made."""
+    from services.webhooks.fanout import delivery_data
     from services.webhooks.payload import build_payload
 
     webhook_id, slug = str(args["webhook_id"]), str(args["slug"])
@@ -128,12 +129,4 @@ def _delivery(args: Mapping[str, Any], lookups: Lookups) -> dict[str, Any]:
     payload = build_payload(
         webhook_id, workspace_id, args["event"], args["action"], args["event_data"], args["activity"]
     )
-    return {
-        "webhook_id": webhook_id,
-        "workspace_id": workspace_id,
-        "slug": slug,
-        "current_site": args["current_site"],
-        "event": args["event"],
-        "action": payload["action"],
-        "payload": payload,
-    }
+    return delivery_data(payload, slug=slug, current_site=args["current_site"])

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import Connection, text
 
@@ -82,20 +83,25 @@ def handle(event: Event, ctx: HandlerContext) -> None:
             type=DELIVERY_TYPE,
             source=DEFAULT_SOURCE,
             time=now,
-            data={
-                "webhook_id": str(webhook_id),
-                "workspace_id": str(workspace_id),
-                "slug": data["slug"],
-                "current_site": data.get("current_site"),
-                "event": kind,
-                "action": payload["action"],
-                "payload": payload,
-            },
+            data=delivery_data(payload, slug=data["slug"], current_site=data.get("current_site")),
             subject=str(webhook_id),
         )
         deliveries.append((str(webhook_id), delivery))
     # Confirmed by the broker before the runtime commits this event's claim.
     ctx.producer.send_many(DELIVERY_TOPIC, deliveries)
+
+
+def delivery_data(payload: dict[str, Any], *, slug: str, current_site: str | None) -> dict[str, Any]:
+    """A `plane.webhook_delivery.v1`'s data for one webhook's body (build_payload's)."""
+    return {
+        "webhook_id": payload["webhook_id"],
+        "workspace_id": payload["workspace_id"],
+        "slug": slug,
+        "current_site": current_site,
+        "event": payload["event"],
+        "action": payload["action"],
+        "payload": payload,
+    }
 
 
 def _workspace_by_slug(conn: Connection, slug: str) -> uuid.UUID | None:
