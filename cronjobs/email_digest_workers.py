@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import multiprocessing
 import signal
-from collections import Counter
 from datetime import datetime
 from multiprocessing.connection import Connection as Pipe
 from typing import TYPE_CHECKING
@@ -94,7 +93,7 @@ def _main(
         failure = exc
     finally:
         engine.dispose()
-    counts = dict(Counter(ctx.counts))
+    counts = dict(ctx.counts)
     try:
         pipe.send((counts, failure))
     except Exception:  # an exception that does not pickle

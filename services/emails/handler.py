@@ -29,6 +29,7 @@ What a failure does, by shared.mail.smtp's classes:
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import functools
 import logging
@@ -112,10 +113,8 @@ def handle_batch(events: Sequence[Event], ctx: HandlerContext) -> None:
     for event in events:
         try:
             kind = catalogue.mail_type(event.type)
-            if kind.reads_database:
-                with session.begin_nested():  # a failed read or write undone alone
-                    mail = _build(kind, event, session.connection(), ctx)
-            else:
+            # A savepoint where the mail reads or writes: a failed one is undone alone.
+            with session.begin_nested() if kind.reads_database else contextlib.nullcontext():
                 mail = _build(kind, event, session.connection(), ctx)
         except Exception as exc:
             if db_errors.unavailable(exc):
