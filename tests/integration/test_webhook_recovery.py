@@ -35,8 +35,11 @@ DELIVERIES = registry.consumer("webhook-deliveries")
 
 def test_a_tier_sends_each_retry_when_due_whatever_the_other_partitions_hold(hook_settings, world) -> None:
     """Tier 3 holds a retry due in 60 s at the head of partition 0, and behind it, and on
-    partition 1, retries due in 3 to 4 s. Those two go out on time: the tier used to refuse its
-    head until due, and arroyo then paused every partition, so they waited for the 60 s one."""
+    partition 1, retries due in 6 to 7 s. Those two go out on time: the tier used to refuse its
+    head until due, and arroyo then paused every partition, so they waited for the 60 s one.
+
+    "On time" allows 10 s: a loaded 2-core CI machine once took 3.2 s to start the consumer and
+    send, and the defect this guards against is a wait of 53 s or more."""
     arrived: dict[str, float] = {}
 
     def record(request) -> None:  # type: ignore[no-untyped-def]
@@ -49,7 +52,7 @@ def test_a_tier_sends_each_retry_when_due_whatever_the_other_partitions_hold(hoo
     tier = 3
     topic = hook_settings.topic(DELIVERIES.retry_topic(tier))
     now = time.time()
-    plan = [(0, late, now + 60), (0, behind, now + 4), (1, beside, now + 3)]
+    plan = [(0, late, now + 60), (0, behind, now + 7), (1, beside, now + 6)]
     producer = Producer(producer_config(hook_settings))
     for partition, event, due in plan:
         failure = h.Failure(
@@ -63,8 +66,8 @@ def test_a_tier_sends_each_retry_when_due_whatever_the_other_partitions_hold(hoo
         wait_until(lambda: {behind.id, beside.id} <= arrived.keys(), 30)
         assert late.id not in arrived, "a retry went out before it was due"
     receiver.close()
-    for event, due in ((behind, now + 4), (beside, now + 3)):
-        assert due <= arrived[event.id] < due + 3, f"sent {arrived[event.id] - due:+.1f} s from its due time"
+    for event, due in ((behind, now + 7), (beside, now + 6)):
+        assert due <= arrived[event.id] < due + 10, f"sent {arrived[event.id] - due:+.1f} s from its due time"
 
 
 def test_every_attempt_has_its_log_row_through_repeated_kill_9(hook_settings, world, tmp_path) -> None:
