@@ -184,6 +184,7 @@ EMAIL_TYPES = (
     "project_invitation",
     "project_addition",
     "webhook_deactivation",
+    "analytics_export",
 )
 
 CONSUMERS: tuple[ConsumerSpec, ...] = (
@@ -282,6 +283,20 @@ CONSUMERS: tuple[ConsumerSpec, ...] = (
         enabled_by_default=False,
         samples="services.embeddings.samples:cases",
         replaces="Plane AI's live sync and `vectorize_workspace` (not public; specified in DESIGN.md)",
+    ),
+    ConsumerSpec(
+        name="exports",
+        topic="exports",
+        strategy="services.exports.strategy:strategy_factory",
+        event_types=("plane.issue_export.v1", "plane.analytics_export.v1"),
+        description="Issue exports streamed to one private S3 zip per token; analytics CSVs mailed.",
+        # One export at a time per process, on a worker thread while the poll loop keeps polling
+        # (R15); idempotent by token (issue exports) and by derived mail id (analytics).
+        idempotency="handler",
+        # Memory is one page of rows and one 8 MiB upload part; xlsx rows go to a temporary file.
+        resources=Resources(cpu_request="250m", memory_request="256Mi", memory_limit="512Mi"),
+        samples="services.exports.samples:cases",
+        replaces="`issue_export_task`, `analytic_export_task`",
     ),
 )
 

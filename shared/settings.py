@@ -69,6 +69,15 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("HARD_DELETE_WORKERS", "2", "Connections hard-delete purges a table with, in parallel."),
     Variable("VERSION_HISTORY_KEEP", "20", "Page and description versions kept per page/issue."),
     Variable("EXPORT_RETENTION_DAYS", "8", "Age after which export files are deleted from S3."),
+    Variable(
+        "EXPORT_PRESIGN_ENDPOINT_URL",
+        "",
+        "Endpoint written into presigned export links (MinIO's public address; the object stays "
+        "private). Empty: AWS_S3_ENDPOINT_URL, else AWS.",
+    ),
+    Variable("EXPORT_LINK_EXPIRY_S", "604800", "How long a presigned export link works (Plane: 7 days)."),
+    Variable("EXPORT_PAGE_SIZE", "500", "Issues an export reads per keyset page (memory is bounded by it)."),
+    Variable("EXPORT_PAGE_PAUSE_MS", "0", "Pause between an export's pages, to spare a busy primary."),
     Variable("UNUPLOADED_ASSET_DELETE_DAYS", "7", "Age after which never-uploaded assets are deleted."),
     Variable("PROCESSED_EVENTS_RETENTION_DAYS", "14", "How long event ids are kept for dedupe."),
     Variable("JOB_RUNS_RETENTION_DAYS", "90", "How long job-run records are kept."),
@@ -219,6 +228,10 @@ class Settings:
     hard_delete_workers: int = 2
     version_history_keep: int = 20
     export_retention_days: int = 8
+    export_presign_endpoint_url: str = ""
+    export_link_expiry_s: int = 604800
+    export_page_size: int = 500
+    export_page_pause_ms: int = 0
     unuploaded_asset_delete_days: int = 7
     processed_events_retention_days: int = 14
     job_runs_retention_days: int = 90

@@ -45,6 +45,8 @@ SAMPLES: dict[str, dict[str, Any]] = {
                          "invitor_id": U3},
     "webhook_deactivation": {"webhook_id": U1, "receiver_id": None,
                              "current_site": "https://plane.example", "reason": "timed out"},
+    "analytics_export": {"data": [{"0": "Todo", "1": 3}], "headers": ["X-Axis", "Issue Count"],
+                         "keys": ["0", "1"], "email": "ada@example.com", "slug": "acme"},
 }  # fmt: skip
 
 CELERY_TASKS = {
@@ -58,6 +60,7 @@ CELERY_TASKS = {
     "project_invitation": "project_invitation_task.project_invitation",
     "project_addition": "project_add_user_email_task.project_add_user_email",
     "webhook_deactivation": "webhook_task.send_webhook_deactivation_email",
+    "analytics_export": "analytic_plot_export.export_analytics_to_csv_email",
 }
 
 
