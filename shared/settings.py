@@ -158,6 +158,16 @@ VARIABLES: tuple[Variable, ...] = (
         "Most chunks embedded per document; text beyond them is not indexed (a bound on one event's cost).",
     ),
     Variable("EMBEDDING_CPU_THREADS", "0", "torch threads on CPU. 0: torch's default (every core)."),
+    Variable(
+        "EMBEDDING_INDEX",
+        "",
+        "The vector index: pgvector (tables in DATABASE_URL's database) or opensearch (OPENSEARCH_URL). "
+        "Empty: opensearch when OPENSEARCH_URL is set, else pgvector.",
+    ),
+    Variable("OPENSEARCH_URL", "", "The vector index's OpenSearch (https://host:9200); see EMBEDDING_INDEX."),
+    Variable("OPENSEARCH_USERNAME", "", "OpenSearch user (HTTP basic auth). Empty: none, or the URL's own."),
+    Variable("OPENSEARCH_PASSWORD", "", "OpenSearch password.", secret=True),
+    Variable("OPENSEARCH_TIMEOUT_S", "10", "Longest wait for one OpenSearch request (then: down)."),
     Variable("PLANE_WORKERS_STATE_DIR", ".plane-workers", "Where the embedded stack keeps its data."),
     Variable(
         "AMQP_URL",
@@ -277,6 +287,11 @@ class Settings:
     embedding_chunk_overlap: int = 32
     embedding_max_chunks: int = 1000
     embedding_cpu_threads: int = 0
+    embedding_index: str = ""
+    opensearch_url: str = ""
+    opensearch_username: str = ""
+    opensearch_password: str = field(default="", repr=False)
+    opensearch_timeout_s: float = 10.0
     plane_workers_state_dir: str = ".plane-workers"
     amqp_url: str = "amqp://guest:guest@localhost:5672//"
     celery_bridge_queue: str = "celery"

@@ -48,14 +48,15 @@ def _embedder(view: EmbeddingSettings):  # type: ignore[no-untyped-def]
 
 @functools.cache
 def indexer(settings: Settings, engine: Engine) -> Indexer:
-    """The process's Indexer: the model (loaded once), its chunker and its pgvector index."""
+    """The process's Indexer: the model (loaded once), its chunker and its vector index (pgvector
+    on this engine, or OpenSearch: shared/embeddings/backends.py)."""
+    from shared.embeddings.backends import open_index
     from shared.embeddings.index import index_name
-    from shared.embeddings.pgvector import PgVectorIndex
 
     view = EmbeddingSettings.of(settings)
     embedder = _embedder(view)
-    index = PgVectorIndex(
-        engine, name=index_name(embedder.name, embedder.dimension), dimension=embedder.dimension
+    index = open_index(
+        settings, engine, name=index_name(embedder.name, embedder.dimension), dimension=embedder.dimension
     )
     try:
         index.ensure()
@@ -65,7 +66,11 @@ def indexer(settings: Settings, engine: Engine) -> Indexer:
 
 
 def warm_up(settings: Settings) -> None:
-    """Load and warm the model before the consumer is ready (the startup probe waits for it)."""
+    """Load and warm the model before the consumer is ready (the startup probe waits for it).
+    A misconfigured index choice stops the process here, before any event is taken."""
+    from shared.embeddings.backends import index_backend
+
+    index_backend(settings)
     _embedder(EmbeddingSettings.of(settings))
 
 

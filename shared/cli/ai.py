@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from shared.cli.errors import CliError, ConfigError, ErrorMappingGroup, Unreachable, database_setting
+from shared.cli.errors import CliError, ConfigError, ErrorMappingGroup, Unreachable
 
 if TYPE_CHECKING:
     from shared.embeddings.pipeline import Indexer
@@ -45,12 +45,14 @@ def _indexer(settings: Settings) -> Indexer:
         from shared.kafka.handler import DependencyUnavailable
     except ImportError as exc:  # pragma: no cover - the extra is installed in the image and venv
         raise ConfigError(f"the `embeddings` extra is not installed: {exc}") from None
+    from shared.embeddings.backends import IndexConfigError, index_setting
+
     try:
         return indexer(settings, get_engine(settings.database_url))
     except DependencyUnavailable as exc:
-        raise Unreachable(
-            f"{database_setting(settings.database_url)}: vector index unreachable: {exc}"
-        ) from None
+        raise Unreachable(f"{index_setting(settings)}: vector index unreachable: {exc}") from None
+    except IndexConfigError as exc:
+        raise ConfigError(str(exc)) from None
     except ModuleNotFoundError as exc:
         raise ConfigError(f"the `embeddings` extra is not installed ({exc.name} missing)") from None
     except (OSError, ValueError, RuntimeError) as exc:
@@ -59,7 +61,9 @@ def _indexer(settings: Settings) -> Indexer:
 
 
 def _unreachable(exc: Exception, settings: Settings) -> CliError:
-    return Unreachable(f"{database_setting(settings.database_url)}: vector index unreachable: {exc}")
+    from shared.embeddings.backends import index_setting
+
+    return Unreachable(f"{index_setting(settings)}: vector index unreachable: {exc}")
 
 
 @ai_app.command("vectorize")
@@ -210,3 +214,4 @@ def status(
 
 def _job_json(job: dict[str, Any]) -> dict[str, Any]:
     return {k: (str(v) if isinstance(v, uuid.UUID) else v) for k, v in job.items()}
+

@@ -29,6 +29,7 @@ class EmbeddingSettings:
     embedding_chunk_overlap: int
     embedding_max_chunks: int
     embedding_cpu_threads: int
+    embedding_index: str  # which adapter: shared/embeddings/backends.py (with OPENSEARCH_URL)
 
     @classmethod
     def of(cls, settings: Settings) -> EmbeddingSettings:
@@ -67,3 +68,5 @@ class EmbeddingSettings:
             raise ValueError("EMBEDDING_CHUNK_OVERLAP must be smaller than EMBEDDING_CHUNK_TOKENS")
         if self.embedding_cpu_threads < 0:
             raise ValueError("EMBEDDING_CPU_THREADS cannot be negative")
+        if self.embedding_index.lower() not in {"", "pgvector", "opensearch"}:
+            raise ValueError(f"EMBEDDING_INDEX={self.embedding_index!r}: pgvector or opensearch")

@@ -212,6 +212,21 @@ def newest_per_key(items: Sequence[EntityVectors] | Sequence[Deletion]) -> dict[
     return best
 
 
+def check_entity(item: EntityVectors, dimension: int) -> None:
+    """What every adapter refuses before writing: a negative version, vectors of the wrong shape,
+    chunks that are not this entity's 0..n-1 in order."""
+    if item.version < 0:
+        raise ValueError(f"{item.key}: a version cannot be negative")
+    vectors = np.asarray(item.vectors)
+    if len(item.chunks) and vectors.shape != (len(item.chunks), dimension):
+        raise ValueError(f"{item.key}: vectors {vectors.shape}, expected ({len(item.chunks)}, {dimension})")
+    for n, chunk in enumerate(item.chunks):
+        if (chunk.entity_type, chunk.entity_id, chunk.chunk_index) != (item.entity_type, item.entity_id, n):
+            raise ValueError(
+                f"{item.key}: chunk {n} is {chunk.entity_type}/{chunk.entity_id}#{chunk.chunk_index}"
+            )
+
+
 def _rank(version: int | None) -> float:
     return float("inf") if version is None else float(version)
 

@@ -59,6 +59,7 @@ from shared.embeddings.index import (
     IndexUnavailable,
     Outcome,
     StoredChunk,
+    check_entity,
     fuse,
     keyword_terms,
     newest_per_key,
@@ -201,7 +202,7 @@ class PgVectorIndex:
 
     def upsert(self, entities: Sequence[EntityVectors]) -> list[Outcome]:
         for item in entities:
-            self._check(item)
+            check_entity(item, self.dimension)
         outcomes = [Outcome.STALE] * len(entities)
         # Newest per entity, in key order: concurrent batches then lock rows in one order and
         # cannot deadlock.
@@ -307,24 +308,6 @@ class PgVectorIndex:
         c = self.chunks_table
         pairs = sorted((k.entity_type, k.entity_id) for k in keys)
         conn.execute(c.delete().where(tuple_(c.c.entity_type, c.c.entity_id).in_(pairs)))
-
-    def _check(self, item: EntityVectors) -> None:
-        if item.version < 0:
-            raise ValueError(f"{item.key}: a version cannot be negative")
-        vectors = np.asarray(item.vectors)
-        if len(item.chunks) and vectors.shape != (len(item.chunks), self.dimension):
-            raise ValueError(
-                f"{item.key}: vectors {vectors.shape}, expected ({len(item.chunks)}, {self.dimension})"
-            )
-        for n, chunk in enumerate(item.chunks):
-            if (chunk.entity_type, chunk.entity_id, chunk.chunk_index) != (
-                item.entity_type,
-                item.entity_id,
-                n,
-            ):
-                raise ValueError(
-                    f"{item.key}: chunk {n} is {chunk.entity_type}/{chunk.entity_id}#{chunk.chunk_index}"
-                )
 
     # -- reads -------------------------------------------------------------------------------
 

@@ -95,6 +95,9 @@ def test_unknown_keys_are_rejected(values: dict):
     [
         pytest.param({"config": {"KAFKA_SASL_PASSWORD": "hunter2"}}, id="secret-in-config"),
         pytest.param({"config": {"DATABASE_URL": "postgresql://u:p@db/plane"}}, id="dsn-in-config"),
+        pytest.param({"config": {"OPENSEARCH_PASSWORD": "hunter2"}}, id="opensearch-password"),
+        pytest.param({"config": {"OPENSEARCH_URL": "https://u:pw@os:9200"}}, id="opensearch-url-userinfo"),
+        pytest.param({"config": {"EMBEDDING_INDEX": "elastic"}}, id="unknown-vector-index"),
         pytest.param({"config": {"KAFKA_BOOTSTRAP_SERVERS": ""}}, id="embedded-broker-in-cluster"),
         pytest.param({"existingSecret": ""}, id="no-secret"),
         pytest.param({"cronjobDefaults": {"schedule": "0 * * * *"}}, id="schedule-for-every-job"),

@@ -90,6 +90,7 @@ class HttpServer:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 outer.requests.append(Recorded(self.command, self.path, dict(self.headers.items()), body))
+                self.body = body  # for routes: the request's own body, whatever else arrives meanwhile
                 route = outer.routes.get(self.path.split("?")[0])
                 if route is not None:
                     route(self)

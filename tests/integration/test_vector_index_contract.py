@@ -1,7 +1,9 @@
 """The VectorIndex contract, one suite for every adapter.
 
 pgvector runs on the embedded PostgreSQL (a fresh database per test). OpenSearch runs whenever
-OPENSEARCH_URL names a server; no server can run on the build machines, so it is skipped otherwise.
+OPENSEARCH_URL names a server; no server can run on the build machines, so it is skipped otherwise
+(its versioning, delete and count suites also run against a loopback stand-in with
+OpenSearch's external versioning: test_opensearch_http.py).
 Versioning tests use random unit vectors (what they check does not depend on meaning); the search
 tests embed a small corpus with the real all-MiniLM-L6-v2.
 """
@@ -66,23 +68,47 @@ def _pgvector(engine: Engine) -> tuple[Factory, Factory]:
     return make, unreachable
 
 
-def _opensearch() -> tuple[Factory, Factory]:
+def _opensearch() -> Iterator[tuple[Factory, Factory]]:
+    """A real OpenSearch (with the k-NN plugin) named by OPENSEARCH_URL, and OPENSEARCH_USERNAME /
+    OPENSEARCH_PASSWORD. Each test gets indices of its own, dropped afterwards."""
     url = os.environ.get("OPENSEARCH_URL", "")
     if not url:
         pytest.skip(
             "OPENSEARCH_URL is not set: no OpenSearch server can run here; set it to run this suite there"
         )
-    adapter = pytest.importorskip(
-        "shared.embeddings.opensearch", reason="the OpenSearch adapter is not built yet (issue 16, next step)"
+    from shared.embeddings.opensearch import OpenSearchIndex, client_for
+
+    client = client_for(
+        url,
+        username=os.environ.get("OPENSEARCH_USERNAME", ""),
+        password=os.environ.get("OPENSEARCH_PASSWORD", ""),
+        timeout_s=30,
     )
-    return adapter.contract_factories(url)  # the adapter provides both, like _pgvector
+    model = f"contract-model-{uuid.uuid4().hex[:8]}"
+    made: list[OpenSearchIndex] = []
+
+    def make(dim: int) -> VectorIndex:
+        index = OpenSearchIndex(client, name=index_name(model, dim), dimension=dim)
+        index.ensure()
+        made.append(index)
+        return index
+
+    def unreachable(dim: int) -> VectorIndex:
+        return OpenSearchIndex(
+            client_for("http://127.0.0.1:9", timeout_s=2), name="ai_unreachable", dimension=dim
+        )
+
+    yield make, unreachable
+    for index in made:
+        index.drop()
 
 
 @pytest.fixture(params=["pgvector", "opensearch"])
-def adapter(request: pytest.FixtureRequest) -> tuple[Factory, Factory]:
+def adapter(request: pytest.FixtureRequest) -> Iterator[tuple[Factory, Factory]]:
     if request.param == "opensearch":
-        return _opensearch()
-    return _pgvector(request.getfixturevalue("engine"))
+        yield from _opensearch()
+    else:
+        yield _pgvector(request.getfixturevalue("engine"))
 
 
 @pytest.fixture
