@@ -21,6 +21,8 @@ class Variable:
     default: str
     help: str
     secret: bool = False
+    # Other names read when `env` is unset (a seed's own name for the same switch).
+    aliases: tuple[str, ...] = ()
 
 
 VARIABLES: tuple[Variable, ...] = (
@@ -195,6 +197,61 @@ VARIABLES: tuple[Variable, ...] = (
         "with this TTL (under RabbitMQ's consumer_timeout).",
     ),
     Variable("CELERY_BRIDGE_MAX_HELD", "10000", "Most eta messages held at once beyond the prefetch."),
+    Variable(
+        "AI_VECTOR_SYNC_ENABLED",
+        "1",
+        "Plane AI's scheduled sync (ai-reconcile, ai-feed-jobs, ai-workspace-plan-sync's re-feeds) on (1/0). "
+        "Plane AI's seed calls it CELERY_VECTOR_SYNC_ENABLED, which is read when this one is unset.",
+        aliases=("CELERY_VECTOR_SYNC_ENABLED",),
+    ),
+    Variable(
+        "AI_LIVE_SYNC_MAX_MISSING",
+        "50",
+        "ai-reconcile: a workspace with at most this many missing or stale documents gets embed events "
+        "for them; one with more is re-fed whole (the seed's rule).",
+    ),
+    Variable(
+        "AI_LIVE_SYNC_MAX_RETRIES",
+        "3",
+        "ai-reconcile: times one document version is produced again before the workspace is re-fed instead.",
+    ),
+    Variable(
+        "AI_LIVE_SYNC_RETRY_DELAY_S",
+        "300",
+        "ai-reconcile: how long an embed event it produced is given to land before it is produced again.",
+    ),
+    Variable(
+        "AI_DEFAULT_PLAN",
+        "",
+        "Plane AI plan (free, pro or business) of every workspace without one set by `ai plan set` or a "
+        "plane.workspace_plan.v1 event (self-hosted: pro). Empty: only the plans set explicitly.",
+    ),
+    Variable(
+        "AI_STUCK_JOB_DAYS", "4", "ai-reap-stuck-jobs: jobs queued or running longer than this (days) fail."
+    ),
+    Variable(
+        "AI_DOCS_REPOSITORIES",
+        "",
+        "ai-docs-sync: documentation repositories, comma separated, each owner/repo[@branch][:path/prefix] "
+        "(no branch: the default one). Empty: off.",
+    ),
+    Variable("AI_DOCS_EXTENSIONS", ".mdx,.txt", "ai-docs-sync: file name endings that are indexed."),
+    Variable(
+        "AI_DOCS_GITHUB_API_URL", "https://api.github.com", "ai-docs-sync: the GitHub REST API (or GHES's)."
+    ),
+    Variable(
+        "AI_DOCS_GITHUB_RAW_URL",
+        "https://raw.githubusercontent.com",
+        "ai-docs-sync: where files are fetched raw (/owner/repo/sha/path).",
+    ),
+    Variable(
+        "AI_DOCS_ALLOWED_IPS",
+        "",
+        "IPs/CIDRs ai-docs-sync may reach despite the SSRF rules (a GitHub Enterprise on a private network).",
+    ),
+    Variable(
+        "GITHUB_TOKEN", "", "ai-docs-sync: GitHub API token (optional; a higher rate limit).", secret=True
+    ),
 )
 
 
@@ -300,6 +357,18 @@ class Settings:
     celery_bridge_prefetch: int = 200
     celery_bridge_hold_max_s: float = 600.0
     celery_bridge_max_held: int = 10000
+    ai_vector_sync_enabled: bool = True
+    ai_live_sync_max_missing: int = 50
+    ai_live_sync_max_retries: int = 3
+    ai_live_sync_retry_delay_s: float = 300.0
+    ai_default_plan: str = ""
+    ai_stuck_job_days: float = 4.0
+    ai_docs_repositories: tuple[str, ...] = ()
+    ai_docs_extensions: tuple[str, ...] = (".mdx", ".txt")
+    ai_docs_github_api_url: str = "https://api.github.com"
+    ai_docs_github_raw_url: str = "https://raw.githubusercontent.com"
+    ai_docs_allowed_ips: tuple[str, ...] = ()
+    github_token: str = field(default="", repr=False)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -308,7 +377,11 @@ class Settings:
         types = {f.name: f.type for f in fields(cls)}
         for var in VARIABLES:
             name = var.env.lower()
-            raw = env.get(var.env, var.default)
+            raw = env.get(var.env)
+            for alias in var.aliases:
+                raw = env.get(alias) if raw is None else raw
+            raw = var.default if raw is None else raw
+
             kind = types[name]
             try:
                 if kind == "int":

@@ -6,6 +6,13 @@ alone, and says how to read the visible effects back. tests/conformance/test_job
 job against them: dry run, real run, a second run, two concurrent runs, a kill -9 half-way.
 """
 
+from cronjobs.samples.ai import (
+    ai_docs_sync,
+    ai_feed_jobs,
+    ai_reap_stuck_jobs,
+    ai_reconcile,
+    ai_workspace_plan_sync,
+)
 from cronjobs.samples.cleanup import (
     cleanup_api_logs,
     cleanup_description_versions,
@@ -19,6 +26,11 @@ from cronjobs.samples.mail import email_digest
 from cronjobs.samples.telemetry import instance_traces
 
 __all__ = [
+    "ai_docs_sync",
+    "ai_feed_jobs",
+    "ai_reap_stuck_jobs",
+    "ai_reconcile",
+    "ai_workspace_plan_sync",
     "archive_close_issues",
     "cleanup_api_logs",
     "cleanup_description_versions",

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 
 from sqlalchemy import Engine
 
-from services.embeddings import metrics
+from services.embeddings import metrics, workspaces
 from services.embeddings.payload import Request, parse
 from shared.embeddings.config import EmbeddingSettings
 from shared.embeddings.index import IndexUnavailable
@@ -83,6 +83,7 @@ def handle(events: Sequence[Event], ctx: HandlerContext) -> None:
         with log_context(event_id=event.id):
             requests.append(parse(event))
     conn = session.connection()
+    purged, requests = workspaces.purges(requests)  # plan downgrades (services/embeddings/workspaces.py)
     started = time.perf_counter()
     current = {}
     for entity_type in sorted({r.key.entity_type for r in requests if r.from_database}):
@@ -103,8 +104,13 @@ def handle(events: Sequence[Event], ctx: HandlerContext) -> None:
                 *request.key.__dict__.values(),
             )
             changes.append(Remove(request.key, None))
+    changes, dropped = workspaces.without_free(conn, changes)
+    if dropped:
+        metrics.DOCUMENTS.labels("skipped_free_plan").inc(dropped)
     try:
-        tally = indexer(ctx.settings, session.get_bind()).apply(conn, changes)  # type: ignore[arg-type]
+        process_indexer = indexer(ctx.settings, session.get_bind())  # type: ignore[arg-type]
+        workspaces.purge(conn, process_indexer, purged)
+        tally = process_indexer.apply(conn, changes)
     except IndexUnavailable as exc:
         raise DependencyUnavailable(str(exc)) from exc
     metrics.STAGE_SECONDS.labels("encode").observe(tally.encode_s)

@@ -131,3 +131,40 @@ class IndexedDocument(StateBase):
         CheckConstraint("source_version >= 0", name="indexed_documents_version_check"),
         Index("indexed_documents_workspace_idx", "model_name", "workspace_id", "entity_type"),
     )
+
+
+class LiveSyncProduced(StateBase):
+    """What ai-reconcile produced for one document (migration 0007): the version it asked the
+    embeddings consumer for, how often, and when last. Until `AI_LIVE_SYNC_RETRY_DELAY_S` has
+    passed the document is awaited, not produced again; after `AI_LIVE_SYNC_MAX_RETRIES` the
+    workspace is re-fed instead. Rows go once the document is indexed at that version or newer."""
+
+    __tablename__ = "live_sync_produced"
+
+    model_name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    entity_type: Mapped[str] = mapped_column(String(40), primary_key=True)
+    entity_id: Mapped[str] = mapped_column(String(1024), primary_key=True)
+    workspace_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    version: Mapped[int] = mapped_column(BigInteger, nullable=False)  # index.external_version
+    attempts: Mapped[int] = mapped_column(nullable=False)
+    produced_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+    __table_args__ = (Index("live_sync_produced_workspace_idx", "model_name", "workspace_id"),)
+
+
+class DocsSyncState(StateBase):
+    """One documentation source of ai-docs-sync (migration 0007): the last commit whose files are
+    in the index (None: the next run feeds everything), and why the last run stopped short."""
+
+    __tablename__ = "docs_sync_state"
+
+    source: Mapped[str] = mapped_column(String(512), primary_key=True)  # owner/repo@branch:prefix
+    last_sha: Mapped[str | None] = mapped_column(String(64))
+    files: Mapped[int] = mapped_column(nullable=False, default=0, server_default=text("0"))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    # A rate limit's reset: no request to the API before it.
+    retry_after: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    synced_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), nullable=False
+    )

@@ -172,6 +172,10 @@ class VectorIndex(Protocol):
     def count(self, workspace_id: str | None) -> IndexCount:
         """Live entities and chunks of one workspace (None: the global documentation)."""
 
+    def purge_workspace(self, workspace_id: str) -> int:
+        """Forget every entity of a workspace, tombstones and versions included (a plan downgrade:
+        an upgrade later must be able to index the same versions again). Returns how many."""
+
 
 def external_version(value: int | str | datetime) -> int:
     """A source version as the integer external versioning compares: an int as it is, a time as

@@ -304,6 +304,12 @@ class PgVectorIndex:
                 outcomes[i] = Outcome.APPLIED
         return outcomes
 
+    def purge_workspace(self, workspace_id: str) -> int:
+        e, c = self.entities, self.chunks_table
+        with self._errors(), self.engine.begin() as conn:
+            conn.execute(c.delete().where(c.c.workspace_id == workspace_id))
+            return conn.execute(e.delete().where(e.c.workspace_id == workspace_id)).rowcount
+
     def _delete_chunks(self, conn: Any, keys: set[EntityKey]) -> None:
         c = self.chunks_table
         pairs = sorted((k.entity_type, k.entity_id) for k in keys)
