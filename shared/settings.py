@@ -381,7 +381,6 @@ class Settings:
             for alias in var.aliases:
                 raw = env.get(alias) if raw is None else raw
             raw = var.default if raw is None else raw
-
             kind = types[name]
             try:
                 if kind == "int":
