@@ -137,16 +137,21 @@ class OpenSearchIndex:
     def ensure(self) -> None:
         indices = self.client.indices
         for index, template in self.templates.items():
-            self._call(indices.put_index_template, name=index, body=template)
             try:  # pods starting together: one creates, the others find it there
-                self._call(indices.create, index=index)
+                self._call(indices.create, index=index, body=template["template"])
             except IndexRejected as exc:
                 if exc.kind != "resource_already_exists_exception":
                     raise
         mapping = self._call(indices.get_mapping, index=self.chunks_index)
-        found = mapping[self.chunks_index]["mappings"]["properties"]["embedding"].get("dimension")
-        if found != self.dimension:
-            raise ValueError(f"{self.chunks_index} holds {found}-dimensional vectors, not {self.dimension}")
+        properties = mapping[self.chunks_index]["mappings"].get("properties", {})
+        embedding = properties.get("embedding", {})
+        if embedding.get("type") != "knn_vector" or embedding.get("dimension") != self.dimension:
+            found = f"{embedding.get('type', 'no')} {embedding.get('dimension', '?')}-dimensional"
+            raise ValueError(f"{self.chunks_index} holds {found} vectors, not knn_vector {self.dimension}")
+        # Only for indices that are what they should be: the templates re-create them as such if
+        # one is deleted by hand while writers run (a write would otherwise map it dynamically).
+        for index, template in self.templates.items():
+            self._call(indices.put_index_template, name=index, body=template)
 
     def drop(self) -> None:
         """Remove this index's indices and templates (a retired model's, or a test's)."""
@@ -303,14 +308,23 @@ class OpenSearchIndex:
         unique = list(dict.fromkeys(keys))
         if not unique:
             return {}
-        ids = [doc_id(k.entity_type, k.entity_id) for k in unique]
-        response = self._call(self.client.mget, index=self.entities_index, body={"ids": ids})
-        found: dict[EntityKey, dict[str, Any]] = {}
-        for key, doc in zip(unique, response["docs"], strict=True):
+        docs = self._mget(self.entities_index, [doc_id(k.entity_type, k.entity_id) for k in unique])
+        return {key: source for key, source in zip(unique, docs, strict=True) if source is not None}
+
+    def _mget(self, index: str, ids: list[str]) -> list[dict[str, Any] | None]:
+        """Real-time gets: each document's _source, None where there is none. An index deleted by
+        hand holds nothing (the next write re-creates it from its template)."""
+        try:
+            response = self._call(self.client.mget, index=index, body={"ids": ids})
+        except IndexRejected as exc:
+            if exc.kind == "index_not_found_exception":
+                return [None] * len(ids)
+            raise
+        found: list[dict[str, Any] | None] = []
+        for doc in response["docs"]:
             if "error" in doc:
                 raise IndexRejected(f"mget {doc['_id']}: {doc['error']}")
-            if doc.get("found"):
-                found[key] = doc["_source"]
+            found.append(doc["_source"] if doc.get("found") else None)
         return found
 
     def chunks(self, key: EntityKey) -> list[StoredChunk]:
@@ -319,10 +333,8 @@ class OpenSearchIndex:
         if state is None or state.deleted or state.chunk_count == 0:
             return []
         ids = [chunk_id(key.entity_type, key.entity_id, n) for n in range(state.chunk_count)]
-        response = self._call(self.client.mget, index=self.chunks_index, body={"ids": ids})
         found = []
-        for doc in response["docs"]:
-            s = doc.get("_source") if doc.get("found") else None
+        for s in self._mget(self.chunks_index, ids):
             if s is not None and s["version"] == state.version:
                 found.append(
                     StoredChunk(s["chunk_index"], s["version"], s["workspace_id"], s["project_id"], s["text"])

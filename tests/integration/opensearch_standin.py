@@ -41,6 +41,7 @@ class Doc:
 @dataclass
 class Store:
     indices: dict[str, dict[str, Doc]] = field(default_factory=dict)
+    mappings: dict[str, dict[str, Any]] = field(default_factory=dict)
     templates: dict[str, dict[str, Any]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
     calls: list[str] = field(default_factory=list)
@@ -69,8 +70,17 @@ class StandIn:
 
     # -- writes ------------------------------------------------------------------------------
 
+    def create(self, index: str, body: dict[str, Any]) -> None:
+        """An index from an explicit body, else from the template whose pattern names it (as a
+        write to a missing index creates one), else with an empty (dynamic) mapping."""
+        template = next((t for t in self.store.templates.values() if index in t["index_patterns"]), None)
+        mappings = body.get("mappings") or (template["template"]["mappings"] if template else {})
+        self.store.indices[index], self.store.mappings[index] = {}, mappings
+
     def write(self, index: str, doc_id: str, source: dict[str, Any] | None, meta: dict[str, Any]) -> int:
-        docs = self.store.indices.setdefault(index, {})
+        if index not in self.store.indices:
+            self.create(index, {})
+        docs = self.store.indices[index]
         held = docs.get(doc_id)
         kind = meta.get("version_type", "internal")
         if kind in ("external", "external_gte"):
@@ -225,13 +235,13 @@ class _Router(dict):  # type: ignore[type-arg]
         if len(parts) == 1 and method == "PUT":
             if index in store.indices:
                 return _error(400, "resource_already_exists_exception")
-            store.indices[index] = {}
+            s.create(index, body)
             return 200, {"acknowledged": True, "index": index}
         if index not in store.indices:
             return _error(404, "index_not_found_exception")
         action = parts[1] if len(parts) > 1 else ""
         if action == "_mapping":
-            return 200, {index: {"mappings": store.templates[index]["template"]["mappings"]}}
+            return 200, {index: {"mappings": store.mappings[index]}}
         if action == "_mget":
             docs = store.indices[index]
             found = []

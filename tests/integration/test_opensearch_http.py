@@ -60,10 +60,16 @@ def ndjson(raw: bytes) -> list[dict]:  # type: ignore[type-arg]
 
 
 @pytest.fixture
-def adapter() -> Iterator[tuple]:  # type: ignore[type-arg]
+def standin() -> Iterator[StandIn]:
+    server = StandIn()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def adapter(standin: StandIn) -> tuple:  # type: ignore[type-arg]
     """The contract suites' adapter fixture, here: the OpenSearch adapter on a StandIn (a stand-in:
     no OpenSearch can run here), and one on a port nothing listens on."""
-    standin = StandIn()
 
     def make(dim: int) -> OpenSearchIndex:
         made = OpenSearchIndex(client_for(standin.url), name=index_name("contract-model", dim), dimension=dim)
@@ -75,8 +81,7 @@ def adapter() -> Iterator[tuple]:  # type: ignore[type-arg]
             client_for("http://127.0.0.1:9", timeout_s=2), name="ai_unreachable", dimension=dim
         )
 
-    yield make, unreachable
-    standin.close()
+    return make, unreachable
 
 
 class TestRecordedAnswers:
@@ -264,3 +269,22 @@ class TestStandInSpecifics:
         assert made.upsert([entity("left", 2, 1)]) == [Outcome.STALE]
         assert made.count(WS_A) == IndexCount(1, 1)
         assert made.lookup([EntityKey(ISSUE, "left")])[EntityKey(ISSUE, "left")] == EntityState(2, False, 1)
+
+    def test_another_dimension_under_the_same_name_is_refused_and_changes_nothing(self, adapter, standin):  # type: ignore[no-untyped-def]
+        made = adapter[0](DIM)
+        with pytest.raises(ValueError, match=f"knn_vector {DIM}-dimensional vectors, not knn_vector 768"):
+            OpenSearchIndex(client_for(standin.url), name=made.name, dimension=768).ensure()
+        template = standin.store.templates[made.chunks_index]["template"]
+        assert template["mappings"]["properties"]["embedding"]["dimension"] == DIM
+
+    def test_an_index_deleted_by_hand_comes_back_with_its_mapping(self, adapter, standin):  # type: ignore[no-untyped-def]
+        made = adapter[0](DIM)
+        made.upsert([entity("lost", 1, 2)])
+        for name in (made.entities_index, made.chunks_index):
+            del standin.store.indices[name], standin.store.mappings[name]
+        assert made.lookup([EntityKey(ISSUE, "lost")]) == {}  # nothing held, not an error
+        assert made.chunks(EntityKey(ISSUE, "lost")) == []
+        assert made.upsert([entity("lost", 1, 2)]) == [Outcome.APPLIED]
+        embedding = standin.store.mappings[made.chunks_index]["properties"]["embedding"]
+        assert (embedding["type"], embedding["dimension"]) == ("knn_vector", DIM)
+        assert made.count(WS_A) == IndexCount(1, 2)
