@@ -31,7 +31,7 @@ from sqlalchemy import Connection, Engine, text
 
 ISSUES = text(
     """
-    SELECT i.id, i.created_at, i.updated_at, i.sequence_id, i.name, i.priority, i.start_date,
+    SELECT i.id::text AS id, i.created_at, i.updated_at, i.sequence_id, i.name, i.priority, i.start_date,
            i.target_date, i.completed_at, i.archived_at, i.is_draft,
            p.name AS project_name, p.identifier AS project_identifier, s.name AS state_name,
            cb.first_name AS cb_first, cb.last_name AS cb_last, ep.value AS estimate,
@@ -57,43 +57,43 @@ ISSUES = text(
 # Each yields (issue id, value) in Plane's order for that relation.
 RELATED: dict[str, str] = {
     "assignees": """
-        SELECT a.issue_id, u.first_name, u.last_name FROM issue_assignees a
+        SELECT a.issue_id::text, u.first_name, u.last_name FROM issue_assignees a
         JOIN users u ON u.id = a.assignee_id
         WHERE a.issue_id = ANY(CAST(:ids AS uuid[])) AND a.deleted_at IS NULL AND u.is_active
         ORDER BY a.issue_id, u.created_at DESC, u.id""",
     "subscribers": """
-        SELECT s.issue_id, u.first_name, u.last_name FROM issue_subscribers s
+        SELECT s.issue_id::text, u.first_name, u.last_name FROM issue_subscribers s
         JOIN users u ON u.id = s.subscriber_id
         WHERE s.issue_id = ANY(CAST(:ids AS uuid[])) AND s.deleted_at IS NULL
         ORDER BY s.issue_id, s.created_at DESC, s.id""",
     "labels": """
-        SELECT il.issue_id, l.name FROM issue_labels il JOIN labels l ON l.id = il.label_id
+        SELECT il.issue_id::text, l.name FROM issue_labels il JOIN labels l ON l.id = il.label_id
         WHERE il.issue_id = ANY(CAST(:ids AS uuid[])) AND il.deleted_at IS NULL
         ORDER BY il.issue_id, il.created_at DESC, il.id""",
     "cycles": """
-        SELECT ci.issue_id, c.name FROM cycle_issues ci JOIN cycles c ON c.id = ci.cycle_id
+        SELECT ci.issue_id::text, c.name FROM cycle_issues ci JOIN cycles c ON c.id = ci.cycle_id
         WHERE ci.issue_id = ANY(CAST(:ids AS uuid[])) AND ci.deleted_at IS NULL
         ORDER BY ci.issue_id, ci.created_at DESC, ci.id""",
     "modules": """
-        SELECT mi.issue_id, m.name FROM module_issues mi JOIN modules m ON m.id = mi.module_id
+        SELECT mi.issue_id::text, m.name FROM module_issues mi JOIN modules m ON m.id = mi.module_id
         WHERE mi.issue_id = ANY(CAST(:ids AS uuid[])) AND mi.deleted_at IS NULL
         ORDER BY mi.issue_id, mi.created_at DESC, mi.id""",
     "links": """
-        SELECT issue_id, url, title FROM issue_links
+        SELECT issue_id::text, url, title FROM issue_links
         WHERE issue_id = ANY(CAST(:ids AS uuid[])) AND deleted_at IS NULL
         ORDER BY issue_id, created_at DESC, id""",
     "outgoing": """
-        SELECT r.issue_id, r.relation_type, p.identifier, o.sequence_id FROM issue_relations r
+        SELECT r.issue_id::text, r.relation_type, p.identifier, o.sequence_id FROM issue_relations r
         JOIN issues o ON o.id = r.related_issue_id JOIN projects p ON p.id = o.project_id
         WHERE r.issue_id = ANY(CAST(:ids AS uuid[])) AND r.deleted_at IS NULL
         ORDER BY r.issue_id, r.created_at DESC, r.id""",
     "incoming": """
-        SELECT r.related_issue_id, r.relation_type, p.identifier, o.sequence_id FROM issue_relations r
+        SELECT r.related_issue_id::text, r.relation_type, p.identifier, o.sequence_id FROM issue_relations r
         JOIN issues o ON o.id = r.issue_id JOIN projects p ON p.id = o.project_id
         WHERE r.related_issue_id = ANY(CAST(:ids AS uuid[])) AND r.deleted_at IS NULL
         ORDER BY r.related_issue_id, r.created_at DESC, r.id""",
     "comments": """
-        SELECT c.issue_id, c.comment_stripped, a.first_name, a.last_name, c.created_at
+        SELECT c.issue_id::text, c.comment_stripped, a.first_name, a.last_name, c.created_at
         FROM issue_comments c LEFT JOIN users a ON a.id = c.actor_id
         WHERE c.issue_id = ANY(CAST(:ids AS uuid[])) AND c.deleted_at IS NULL
         ORDER BY c.issue_id, c.created_at, c.id""",
@@ -132,17 +132,17 @@ def _shape(name: str, row: Any) -> Any:
     return {"comment": row[1], "created_by": full_name(row[2], row[3]), "created_at": when}
 
 
-def _related(conn: Connection, ids: Sequence[uuid.UUID]) -> dict[str, dict[uuid.UUID, list[Any]]]:
-    found: dict[str, dict[uuid.UUID, list[Any]]] = {}
+def _related(conn: Connection, ids: Sequence[str]) -> dict[str, dict[str, list[Any]]]:
+    found: dict[str, dict[str, list[Any]]] = {}
     for name, query in _RELATED.items():
-        per_issue: dict[uuid.UUID, list[Any]] = defaultdict(list)
-        for row in conn.execute(query, {"ids": [str(i) for i in ids]}):
+        per_issue: dict[str, list[Any]] = defaultdict(list)
+        for row in conn.execute(query, {"ids": list(ids)}):
             per_issue[row[0]].append(_shape(name, row))
         found[name] = per_issue
     return found
 
 
-def _row(issue: Any, related: dict[str, dict[uuid.UUID, list[Any]]]) -> dict[str, Any]:
+def _row(issue: Any, related: dict[str, dict[str, list[Any]]]) -> dict[str, Any]:
     """One IssueExportSerializer row, keys in Plane's Meta.fields order."""
     iid = issue.id
     parent = ""
@@ -189,14 +189,14 @@ def issue_rows(
     """Every exported issue's row, newest first, one keyset page (one short transaction) at a
     time. `between_pages` runs before each page (cancellation checks)."""
     projects = [str(uuid.UUID(p)) for p in project_ids]
-    after: tuple[datetime | None, uuid.UUID | None] = (None, None)
+    after: tuple[datetime | None, str | None] = (None, None)
     while True:
         between_pages()
         params = {"workspace": workspace_id, "projects": projects, "member": member_id, "limit": page_size}
         with engine.connect() as conn:
             issues = conn.execute(
                 ISSUES,
-                params | {"after_at": after[0], "after_id": None if after[1] is None else str(after[1])},
+                params | {"after_at": after[0], "after_id": after[1]},
             ).all()
             related = _related(conn, [i.id for i in issues]) if issues else {}
         for issue in issues:

@@ -42,6 +42,8 @@ class Benchmark(NamedTuple):
 BENCHMARKS: dict[str, Benchmark] = {
     # events
     "bench_issue_description_versions": Benchmark(["20000"], ["500"], 3600),
+    # issues exported (CSV and XLSX; ours, Plane's in-memory way, the bare writer), each in its own process
+    "bench_exports": Benchmark(["100000"], ["1000"], 3600),
     # soft-deleted issues (x11 rows each); 20,000 live issues are seeded at any size
     "bench_hard_delete": Benchmark(["91000"], ["500"], 3600),
     # events, webhooks per event, latency samples: the README's figures are 50 x 100, not main's 100 x 100
