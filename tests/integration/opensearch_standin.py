@@ -62,6 +62,7 @@ class StandIn:
 
     def __init__(self) -> None:
         self.store = Store()
+        self.down = False  # True: every request answers 503, as a cluster that lost its quorum
         self.server = HttpServer(routes=_Router(self))
         self.url = self.server.url("")
 
@@ -216,7 +217,10 @@ class _Router(dict):  # type: ignore[type-arg]
         body = lines[0] if len(lines) == 1 else {}
         with self.standin.store.lock:
             self.standin.store.calls.append(f"{request.command} {path}")
-            status, answer = self._answer(request.command, path.strip("/").split("/"), body, lines)
+            if self.standin.down:
+                status, answer = _error(503, "cluster_block_exception")
+            else:
+                status, answer = self._answer(request.command, path.strip("/").split("/"), body, lines)
         send(request, status, json.dumps(answer).encode(), {"Content-Type": "application/json"})
 
     def _answer(

@@ -18,11 +18,13 @@ import logging
 import socket
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from http.server import BaseHTTPRequestHandler
 
 import numpy as np
 import pytest
 
+from shared import registry
 from shared.embeddings.chunking import ISSUE
 from shared.embeddings.index import (
     Deletion,
@@ -33,10 +35,13 @@ from shared.embeddings.index import (
     Outcome,
     index_name,
 )
+from shared.embeddings.model import DEFAULT_MODEL
 from shared.embeddings.opensearch import OpenSearchIndex, client_for
 from shared.embeddings.opensearch_requests import chunk_actions, entity_action
+from tests.helpers import consumer_thread, dead_letters, processed, wait_until
 from tests.integration.http_servers import HttpServer, RawServer, read_request_head, send
 from tests.integration.opensearch_standin import StandIn
+from tests.integration.test_embeddings_consumer import chat, embed, produce
 from tests.integration.test_vector_index_contract import (  # noqa: F401  (fixture and suites)
     DIM,
     WS_A,
@@ -45,6 +50,7 @@ from tests.integration.test_vector_index_contract import (  # noqa: F401  (fixtu
     entity,
     index,
 )
+from tests.reliability.test_database_outage import offsets
 
 NAME = index_name("http-model", DIM)
 ENTITIES, CHUNKS = f"{NAME}_entities", f"{NAME}_chunks"
@@ -288,3 +294,41 @@ class TestStandInSpecifics:
         embedding = standin.store.mappings[made.chunks_index]["properties"]["embedding"]
         assert (embedding["type"], embedding["dimension"]) == ("knn_vector", DIM)
         assert made.count(WS_A) == IndexCount(1, 2)
+
+
+def test_the_consumer_writes_opensearch_when_opensearch_url_is_set_and_holds_through_a_503(
+    settings, engine, standin: StandIn
+):  # type: ignore[no-untyped-def]
+    """The `embeddings` consumer end to end (tansu, PostgreSQL, the real model) with OPENSEARCH_URL
+    naming a StandIn (a stand-in: no OpenSearch can run here): R25's v1, v3, v2, v3, delete land
+    in OpenSearch's documents, and a cluster answering 503 for 8 s holds the batch (no retry
+    tier, no dead letter) until it answers again."""
+    spec = registry.consumer("embeddings")
+    on_opensearch = replace(settings, opensearch_url=standin.url)
+    name = index_name(DEFAULT_MODEL, 384)
+    entities = f"{name}_entities"
+
+    def held(entity_id: str) -> tuple | None:  # type: ignore[type-arg]
+        doc = standin.store.indices.get(entities, {}).get(f"external:{entity_id}")
+        if doc is None or doc.source is None:
+            return None
+        return doc.source["version"], doc.source["deleted"], doc.source["chunk_count"]
+
+    with consumer_thread(spec, on_opensearch):
+        produce(on_opensearch, chat("c", 1, "one"))
+        wait_until(lambda: held("c") == (1, False, 1), 120)
+        standin.down = True
+        produce(on_opensearch, chat("c", 3, "three"), chat("c", 2, "two, late"))
+        time.sleep(8)
+        assert held("c") == (1, False, 1)
+        assert processed(engine, spec.name) == 1
+        standin.down = False
+        produce(
+            on_opensearch, chat("c", 3, "three"), embed("delete", "external", "c", 4), chat("c", 2, "two")
+        )
+        wait_until(lambda: processed(engine, spec.name) == 6, 120)
+    assert held("c") == (4, True, 0)
+    chunks = standin.store.live(f"{name}_chunks")
+    assert not [c for c in chunks.values() if c["entity_id"] == "c"]
+    assert not any(sum(offsets(on_opensearch, t).values()) for t in spec.retry_topics)
+    assert dead_letters(on_opensearch, spec.topic) == []
