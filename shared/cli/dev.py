@@ -1,7 +1,9 @@
-"""`plane-workers dev`: every consumer as a child process plus an in-process cron schedule.
+"""`plane-workers dev`: the consumers a default install runs, each as a child process, plus an
+in-process cron schedule.
 
 Child processes (not threads) so each consumer runs exactly as it does in its pod. The schedule
-fires `plane-workers job NAME --scheduled-for T` at each job's cron time.
+fires `plane-workers job NAME --scheduled-for T` at each job's cron time. Add-ons the chart leaves
+off by default (embeddings: it loads a model first) run only when named with `--with`.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import subprocess
 import sys
 import time
 from datetime import UTC, datetime
+from collections.abc import Collection
 from pathlib import Path
 
 from croniter import croniter
@@ -41,7 +44,17 @@ def exports(base: Settings, stack: Settings) -> list[str]:
     ]
 
 
-def run_dev(settings: Settings, state_dir: Path | None, *, jobs_now: bool = False) -> int:
+def consumers_to_run(extra: Collection[str] = ()) -> list[registry.ConsumerSpec]:
+    """The consumers enabled by default plus those named in `extra` (UnknownWorkload otherwise)."""
+    named = {registry.consumer(name).name for name in extra}
+    return [spec for spec in registry.CONSUMERS if spec.enabled_by_default or spec.name in named]
+
+
+def run_dev(
+    settings: Settings, state_dir: Path | None, *, jobs_now: bool = False, extra: Collection[str] = ()
+) -> int:
+    specs = consumers_to_run(extra)
+    left_out = [spec.name for spec in registry.CONSUMERS if spec not in specs]
     stopping = False
 
     def on_signal(_signum: int, _frame: object) -> None:
@@ -55,13 +68,15 @@ def run_dev(settings: Settings, state_dir: Path | None, *, jobs_now: bool = Fals
         env = env_for(stack.settings)
         children = {
             spec.name: subprocess.Popen(command(*spec.args), env=env | {"METRICS_PORT": "0"})
-            for spec in registry.CONSUMERS
+            for spec in specs
         }
         now = datetime.now(UTC)
         schedule = {spec.name: croniter(spec.schedule, now) for spec in registry.JOBS}
         due = {name: now if jobs_now else it.get_next(datetime) for name, it in schedule.items()}
         broker = stack.settings.kafka_bootstrap_servers
         print(f"dev: {len(children)} consumer(s) and {len(due)} job(s) on {broker}", flush=True)
+        if left_out:
+            print(f"  off by default (add with --with NAME): {', '.join(left_out)}", flush=True)
         print("  in another shell, for produce / dlq / job against this stack:", flush=True)
         for line in exports(settings, stack.settings):
             print(f"    {line}", flush=True)

@@ -492,11 +492,17 @@ def mail_preview(
 def dev(
     state_dir: Annotated[Path | None, typer.Option(help="Embedded stack data.")] = None,
     jobs_now: Annotated[bool, typer.Option(help="Also run every job once at start-up.")] = False,
+    with_: Annotated[
+        list[str] | None,
+        typer.Option("--with", help="Also run this consumer, off by default (e.g. embeddings); repeatable."),
+    ] = None,
 ) -> None:
-    """Run every consumer plus an in-process cron schedule on the embedded stack (Ctrl-C stops)."""
+    """Run the default install's consumers plus an in-process cron schedule on the embedded stack
+    (Ctrl-C stops)."""
     from shared.cli.dev import run_dev
 
-    raise typer.Exit(run_dev(_settings(), state_dir, jobs_now=jobs_now))
+    extra = [_lookup(registry.consumer, name).name for name in with_ or ()]
+    raise typer.Exit(run_dev(_settings(), state_dir, jobs_now=jobs_now, extra=extra))
 
 
 @app.command()

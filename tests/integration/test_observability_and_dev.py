@@ -115,7 +115,9 @@ def test_dev_runs_consumers_and_jobs_then_stops_cleanly(settings, engine):  # ty
         dev.send_signal(signal.SIGTERM)
         out, err = dev.communicate(timeout=60)
     assert dev.returncode == 0, err.decode()[-2000:]
-    assert f"{len(registry.CONSUMERS)} consumer(s) and {len(registry.JOBS)} job(s)" in out.decode()
+    defaults = [spec.name for spec in registry.CONSUMERS if spec.enabled_by_default]
+    assert f"{len(defaults)} consumer(s) and {len(registry.JOBS)} job(s)" in out.decode()
+    assert "off by default (add with --with NAME): embeddings" in out.decode()
     # No child outlived it: nothing is left in its process group.
     leftovers = subprocess.run(["pgrep", "-g", str(dev.pid)], capture_output=True, text=True).stdout
     assert leftovers == ""

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import time
 
+import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -52,8 +53,9 @@ def assert_exactly_once(engine, n: int) -> None:  # type: ignore[no-untyped-def]
     assert processed(engine, SPEC.name) == n
 
 
-def test_kill_minus_9_at_random_points_while_10000_events_flow(settings, engine):  # type: ignore[no-untyped-def]
-    n = 10_000
+# 2,000 events in CI (four kills still land mid-stream); the 10,000-event storm runs under `chaos`.
+@pytest.mark.parametrize("n", [2_000, pytest.param(10_000, marks=pytest.mark.chaos)])
+def test_kill_minus_9_at_random_points_while_events_flow(settings, engine, n):  # type: ignore[no-untyped-def]
     users, issues = seed(engine, n, n_users=5)
     produce_creations(settings, users, issues)
     rng = random.Random(2026)
@@ -76,7 +78,7 @@ def test_kill_minus_9_at_random_points_while_10000_events_flow(settings, engine)
 
 
 def test_sigterm_mid_batch_exits_cleanly_with_offsets_committed(settings, engine):  # type: ignore[no-untyped-def]
-    n = 3000
+    n = 1500
     users, issues = seed(engine, n, n_users=3)
     produce_creations(settings, users, issues)
     consumer = spawn_consumer(SPEC.name, settings)

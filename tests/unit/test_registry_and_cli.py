@@ -111,3 +111,15 @@ def test_chart_workloads_file_is_current() -> None:
 def test_unknown_workloads_are_usage_errors() -> None:
     assert runner.invoke(app, ["job", "no-such-job"]).exit_code == 2
     assert runner.invoke(app, ["consume", "no-such-consumer"]).exit_code == 2
+    result = runner.invoke(app, ["dev", "--with", "no-such-consumer"])
+    assert result.exit_code == 2  # refused before any embedded server starts
+    assert "no consumer named 'no-such-consumer'" in result.output
+
+
+def test_dev_runs_what_a_default_install_runs_and_adds_what_is_named() -> None:
+    from shared.cli.dev import consumers_to_run
+
+    default = {spec.name for spec in consumers_to_run()}
+    assert default == {spec.name for spec in registry.CONSUMERS if spec.enabled_by_default}
+    assert "embeddings" not in default
+    assert {spec.name for spec in consumers_to_run(["embeddings"])} == default | {"embeddings"}
