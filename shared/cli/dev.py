@@ -14,8 +14,8 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
 from collections.abc import Collection
+from datetime import UTC, datetime
 from pathlib import Path
 
 from croniter import croniter
