@@ -80,6 +80,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("EXPORT_LINK_EXPIRY_S", "604800", "How long a presigned export link works (Plane: 7 days)."),
     Variable("EXPORT_PAGE_SIZE", "500", "Issues an export reads per keyset page (memory is bounded by it)."),
     Variable("EXPORT_PAGE_PAUSE_MS", "0", "Pause between an export's pages, to spare a busy primary."),
+    Variable("EXPORT_CONCURRENCY", "4", "Exports one `exports` process runs at once, a thread each."),
     Variable("UNUPLOADED_ASSET_DELETE_DAYS", "7", "Age after which never-uploaded assets are deleted."),
     Variable("PROCESSED_EVENTS_RETENTION_DAYS", "14", "How long event ids are kept for dedupe."),
     Variable("JOB_RUNS_RETENTION_DAYS", "90", "How long job-run records are kept."),
@@ -299,6 +300,7 @@ class Settings:
     export_link_expiry_s: int = 604800
     export_page_size: int = 500
     export_page_pause_ms: int = 0
+    export_concurrency: int = 4
     unuploaded_asset_delete_days: int = 7
     processed_events_retention_days: int = 14
     job_runs_retention_days: int = 90

@@ -1,11 +1,14 @@
-"""Exports run off the poll thread, one at a time, so a long one never trips max.poll.interval.ms.
+"""Exports run off the poll thread, EXPORT_CONCURRENCY at a time, so a long one never trips
+max.poll.interval.ms and never holds up the others behind it for long.
 
 The shared EventProcessor (validation, DLQ, retry tiers, the dependency hold) handles each event,
-but on a worker thread: while it works, `submit` rejects the next message, which makes arroyo pause
-the partitions and keep calling poll(), so the member stays in its group however long the export
-takes (R15), and the liveness file stays fresh. The offset is committed once the processor
-returned, i.e. once the export's row says `completed` (or `failed`, or the event went to a retry
-tier or the DLQ).
+but on a worker thread: while every worker is busy, `submit` rejects the next message, which makes
+arroyo pause the partitions and keep calling poll(), so the member stays in its group however long
+an export takes (R15), and the liveness file stays fresh. Offsets are committed in order, each once
+the processor returned for it and for every earlier one, i.e. once the export's row says
+`completed` (or `failed`, or the event went to a retry tier or the DLQ). One finished behind a
+long one waits for it; a crash meanwhile redelivers it, and a completed token is not exported
+again.
 
 A stop (SIGTERM, or the partitions revoked by a rebalance) lets the export in progress finish
 within arroyo's join timeout (then it is committed); past that it sets `stopping`: the export
@@ -22,8 +25,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 
 from arroyo.backends.kafka import KafkaPayload
 from arroyo.processing.strategies import CommitOffsets, MessageRejected, ProcessingStrategy
@@ -55,26 +60,36 @@ def check_stop() -> None:
         raise Interrupted()
 
 
+@dataclass
+class _Slot:
+    message: Message[KafkaPayload]
+    future: Future[None] | None = None
+    again_at: float = 0.0  # rejected (dependency down, not due): started again from then on
+    done: bool = False  # processed: its offset may be committed once every earlier one is
+    abandoned: bool = False  # interrupted by a stop: neither it nor anything after it is committed
+
+
 class OffPollThread(ProcessingStrategy[KafkaPayload]):
-    def __init__(self, processor: EventProcessor, commit: Commit) -> None:
+    """Up to `workers` events at once on worker threads; offsets committed in order."""
+
+    def __init__(self, processor: EventProcessor, commit: Commit, workers: int) -> None:
         self._processor = processor
         self._next = CommitOffsets(commit)
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="export")
+        self._workers = max(1, workers)
+        self._pool = ThreadPoolExecutor(max_workers=self._workers, thread_name_prefix="export")
         self._stopping = threading.Event()
-        self._message: Message[KafkaPayload] | None = None
-        self._future: Future[None] | None = None
-        self._again_at = 0.0
+        self._slots: deque[_Slot] = deque()
         self._closed = False
 
     def submit(self, message: Message[KafkaPayload]) -> None:
-        if self._message is not None or self._closed:
-            raise MessageRejected()
-        self._message = message
-        self._start()
+        if self._closed or len(self._slots) >= self._workers:
+            raise MessageRejected()  # arroyo pauses the partitions and keeps polling
+        slot = _Slot(message)
+        self._slots.append(slot)
+        self._start(slot)
 
-    def _start(self) -> None:
-        assert self._message is not None
-        self._future = self._pool.submit(self._work, self._message)
+    def _start(self, slot: _Slot) -> None:
+        slot.future = self._pool.submit(self._work, slot.message)
 
     def _work(self, message: Message[KafkaPayload]) -> None:
         _local.stopping = self._stopping
@@ -84,33 +99,36 @@ class OffPollThread(ProcessingStrategy[KafkaPayload]):
             _local.stopping = None
 
     def poll(self) -> None:
-        self._settle()
+        self._settle(restart=not self._closed)
         self._next.poll()
 
-    def _settle(self) -> None:
-        if self._message is None:
-            return
-        if self._future is None:  # rejected earlier: try again once due
-            if time.monotonic() >= self._again_at and not self._closed:
-                self._start()
-            return
-        if not self._future.done():
-            return
-        error = self._future.exception()
-        self._future = None
-        if isinstance(error, MessageRejected):
-            self._again_at = time.monotonic() + AGAIN_S
-            return
-        message, self._message = self._message, None
-        if isinstance(error, Interrupted):
-            log.warning("stopping: the export in progress is left to the partition's next owner")
-            return
-        if error is not None:
-            raise error  # e.g. a dead letter the broker refused: the processor dies, commits nothing
-        self._next.submit(message)
+    def _settle(self, restart: bool) -> None:
+        now = time.monotonic()
+        for slot in self._slots:
+            if slot.done or slot.abandoned:
+                continue
+            if slot.future is None:
+                if restart and now >= slot.again_at:
+                    self._start(slot)
+                continue
+            if not slot.future.done():
+                continue
+            error = slot.future.exception()
+            slot.future = None
+            if isinstance(error, MessageRejected):
+                slot.again_at = now + AGAIN_S
+            elif isinstance(error, Interrupted):
+                slot.abandoned = True
+                log.warning("stopping: the export in progress is left to the partition's next owner")
+            elif error is not None:
+                raise error  # e.g. a dead letter the broker refused: the processor dies, commits nothing
+            else:
+                slot.done = True
+        while self._slots and self._slots[0].done:
+            self._next.submit(self._slots.popleft().message)
 
     def close(self) -> None:
-        self._closed = True  # no new message; the one in progress may still finish in join()
+        self._closed = True  # no new message; those in progress may still finish in join()
 
     def terminate(self) -> None:
         self._stopping.set()
@@ -118,21 +136,20 @@ class OffPollThread(ProcessingStrategy[KafkaPayload]):
         self._next.terminate()
 
     def join(self, timeout: float | None = None) -> None:
-        """Let the export in progress finish within `timeout` (arroyo's join timeout, inside the
-        pod's grace period) and commit it; past that, stop it at its next page, uncommitted."""
+        """Let the exports in progress finish within `timeout` (arroyo's join timeout, inside the
+        pod's grace period) and commit them; past that, stop them at their next page, uncommitted."""
         deadline = None if timeout is None else time.monotonic() + timeout
         if not self._wait(deadline):
             self._stopping.set()
             if not self._wait(time.monotonic() + STOP_WAIT_S):
-                log.warning("the export in progress did not stop in time; it is left uncommitted")
-        if self._future is not None and self._future.done():
-            self._settle()
+                log.warning("an export in progress did not stop in time; it is left uncommitted")
+        self._settle(restart=False)
         self._stopping.set()
         self._pool.shutdown(wait=False)
         self._next.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
 
     def _wait(self, deadline: float | None) -> bool:
-        while self._future is not None and not self._future.done():
+        while any(s.future is not None and not s.future.done() for s in self._slots):
             if deadline is not None and time.monotonic() >= deadline:
                 return False
             time.sleep(0.05)
@@ -158,7 +175,7 @@ class OffPollThreadFactory(ProcessingStrategyFactory[KafkaPayload]):
             deps.clock,
             deps.hold,
         )
-        return OffPollThread(processor, commit)
+        return OffPollThread(processor, commit, deps.settings.export_concurrency)
 
 
 def _handler() -> Handler:
