@@ -4,7 +4,9 @@ Effects: each workspace's recorded plan and live-sync flag, its vectorisation jo
 the purge requests on the embeddings topic, read deduplicated by event id (sent before the commit:
 a crash in between sends one again under the same id). A second processing of an event cannot
 hide: an upgrade queues a job only once (the partial unique index), and a replayed pro event
-after the free one is older and changes nothing.
+after the free one is older and changes nothing. A free workspace shows no active job whichever
+of its two events came first (the poison case reorders them): queued then cancelled, or never
+queued.
 """
 
 from __future__ import annotations
@@ -37,14 +39,14 @@ def cases(world: SampleWorld) -> ConsumerSamples:
             )
             final = "free"
             purged.append(ws)
-        plans.append((ws, final, "event", final != "free", "failed" if final == "free" else "queued"))
+        plans.append((ws, final, "event", final != "free", None if final == "free" else "queued"))
 
     def effects() -> dict[str, list[object]]:
         query = text(
             """
             SELECT s.workspace_id::text, s.plan, s.plan_source, s.live_sync_enabled,
                    (SELECT string_agg(status, ',' ORDER BY status) FROM plane_workers.vectorization_jobs j
-                    WHERE j.workspace_id = s.workspace_id)
+                    WHERE j.workspace_id = s.workspace_id AND j.status <> 'failed')
             FROM plane_workers.workspace_ai_settings s
             """
         )
