@@ -309,6 +309,30 @@ CONSUMERS: tuple[ConsumerSpec, ...] = (
         samples="services.exports.samples:cases",
         replaces="`issue_export_task`, `analytic_export_task`",
     ),
+    ConsumerSpec(
+        name="assets",
+        topic="assets",
+        handler="services.assets.handler:handle",
+        event_types=("plane.asset_metadata.v1", "plane.asset_copy.v1"),
+        description="S3 metadata of uploaded assets; assets and descriptions of duplicated pages copied.",
+        # No transaction is held over S3 or the live server: the handler claims the event with its
+        # writes, and its copies land on keys derived from the event's entity (a replay adds none).
+        idempotency="handler",
+        samples="services.assets.samples:cases",
+        replaces="`get_asset_object_metadata`, `copy_s3_objects_of_description_and_assets`",
+    ),
+    ConsumerSpec(
+        name="link-crawler",
+        topic="links",
+        handler="services.link_crawler.handler:handle",
+        event_types=("plane.link_crawl.v1",),
+        description="Title and favicon of issue links, fetched SSRF-safe within a deadline and size caps.",
+        # The crawl (up to LINK_CRAWLER_DEADLINE_S) runs outside any transaction; the result and
+        # the event's claim commit together.
+        idempotency="handler",
+        samples="services.link_crawler.samples:cases",
+        replaces="`crawl_work_item_link_title`",
+    ),
 )
 
 JOBS: tuple[JobSpec, ...] = (

@@ -253,6 +253,18 @@ VARIABLES: tuple[Variable, ...] = (
     Variable(
         "GITHUB_TOKEN", "", "ai-docs-sync: GitHub API token (optional; a higher rate limit).", secret=True
     ),
+    Variable(
+        "LIVE_BASE_URL",
+        "",
+        "Plane's live server (its LIVE_BASE_URL): asset copies POST the new description to "
+        "LIVE_BASE_URL + LIVE_BASE_PATH + convert-document/. Empty: descriptions are not converted.",
+    ),
+    Variable("LIVE_BASE_PATH", "/live/", "Path of the live server under LIVE_BASE_URL (Plane's default)."),
+    Variable("LIVE_TIMEOUT_S", "10", "Total deadline of one convert-document request (Plane: none)."),
+    Variable("LINK_CRAWLER_ALLOWED_IPS", "", "IPs/CIDRs the link crawler may reach despite the SSRF rules."),
+    Variable("LINK_CRAWLER_DEADLINE_S", "5", "Total deadline of one link crawl: page, redirects, favicon."),
+    Variable("LINK_CRAWLER_MAX_HTML_BYTES", "1048576", "Most bytes of a crawled page read."),
+    Variable("LINK_CRAWLER_MAX_FAVICON_BYTES", "102400", "Largest favicon kept (else: default)."),
 )
 
 
@@ -371,6 +383,13 @@ class Settings:
     ai_docs_github_raw_url: str = "https://raw.githubusercontent.com"
     ai_docs_allowed_ips: tuple[str, ...] = ()
     github_token: str = field(default="", repr=False)
+    live_base_url: str = ""
+    live_base_path: str = "/live/"
+    live_timeout_s: float = 10.0
+    link_crawler_allowed_ips: tuple[str, ...] = ()
+    link_crawler_deadline_s: float = 5.0
+    link_crawler_max_html_bytes: int = 1048576
+    link_crawler_max_favicon_bytes: int = 102400
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -158,6 +158,27 @@ ROUTES: tuple[Route, ...] = (
         ("updated_issue", "issue_id", "user_id", ("is_creating", False)),
         key=_field("issue_id"),
     ),
+    Route(
+        f"{_PLANE}.work_item_link_task.crawl_work_item_link_title",
+        "links",
+        "plane.link_crawl.v1",
+        ("id", "url"),
+        key=_field("id"),
+    ),
+    Route(
+        f"{_PLANE}.storage_metadata_task.get_asset_object_metadata",
+        "assets",
+        "plane.asset_metadata.v1",
+        ("asset_id",),
+        key=_field("asset_id"),
+    ),
+    Route(
+        f"{_PLANE}.copy_s3_object.copy_s3_objects_of_description_and_assets",
+        "assets",
+        "plane.asset_copy.v1",
+        ("entity_name", "entity_identifier", "project_id", "slug", "user_id"),
+        key=_field("entity_identifier"),
+    ),
     *(
         Route(kind.plane_task, "emails", kind.event_type, kind.plane_args, key=_field(kind.key_field))
         for kind in MAIL_TYPES

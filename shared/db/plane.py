@@ -594,6 +594,27 @@ class IssueComment(PlaneModel):
     parent_id: Mapped[uuid.UUID | None] = mapped_column(_fk("issue_comments.id"))
 
 
+class IssueLink(PlaneModel):
+    """db.IssueLink: a URL attached to an issue; `metadata` holds what the link crawler found."""
+
+    __tablename__ = "issue_links"
+    __table_args__ = (PrimaryKeyConstraint("id", name="issue_links_pkey"),)
+
+    created_at: Mapped[datetime] = mapped_column(TIMESTAMPTZ)
+    updated_at: Mapped[datetime] = mapped_column(TIMESTAMPTZ)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    title: Mapped[str | None] = mapped_column(String(255))
+    url: Mapped[str] = mapped_column(Text)
+    created_by_id: Mapped[uuid.UUID | None] = mapped_column(_fk("users.id"))
+    issue_id: Mapped[uuid.UUID] = mapped_column(_fk("issues.id"))
+    project_id: Mapped[uuid.UUID] = mapped_column(_fk("projects.id"))
+    updated_by_id: Mapped[uuid.UUID | None] = mapped_column(_fk("users.id"))
+    workspace_id: Mapped[uuid.UUID] = mapped_column(_fk("workspaces.id"))
+    # `metadata` is reserved on declarative classes: the attribute is `link_metadata`.
+    link_metadata: Mapped[Any] = mapped_column("metadata", JSONB)
+    deleted_at: Mapped[datetime | None] = mapped_column(TIMESTAMPTZ)
+
+
 class IssueLabel(PlaneModel):
     """db.IssueLabel: the issue-label link."""
 
