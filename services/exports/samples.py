@@ -173,18 +173,13 @@ def _project_rows(
         mine,
         p,
     )
-    insert_select(
-        conn,
-        "issue_relations",
-        link
-        | {
-            "relation_type": "'blocked_by'",
-            "related_issue_id": "(SELECT o.id FROM issues o WHERE o.project_id = i.project_id "
-            "AND o.sequence_id = i.sequence_id + 1)",
-        },
-        mine + " AND i.sequence_id < (SELECT max(sequence_id) FROM issues WHERE project_id = i.project_id)",
-        p,
+    # Issue n is blocked by issue n + 1 (a join, not a subquery per row: the seed stays linear).
+    following = (
+        "issues i JOIN issues o ON o.project_id = i.project_id AND o.sequence_id = i.sequence_id + 1"
+        " WHERE i.project_id = CAST(:project AS uuid)"
     )
+    relation = {"relation_type": "'blocked_by'", "related_issue_id": "o.id"}
+    insert_select(conn, "issue_relations", link | relation, following, p)
     for c in range(comments):
         text_sql = (
             f"CASE WHEN i.sequence_id % 11 = 0 THEN '{DANGEROUS_COMMENT.replace(chr(39), chr(39) * 2)}' "
