@@ -316,7 +316,8 @@ def test_the_consumer_writes_opensearch_when_opensearch_url_is_set_and_holds_thr
 
     with consumer_thread(spec, on_opensearch):
         produce(on_opensearch, chat("c", 1, "one"))
-        wait_until(lambda: held("c") == (1, False, 1), 120)
+        wait_until(lambda: processed(engine, spec.name) == 1, 120)  # committed, not only written
+        assert held("c") == (1, False, 1)
         standin.down = True
         produce(on_opensearch, chat("c", 3, "three"), chat("c", 2, "two, late"))
         time.sleep(8)
