@@ -47,6 +47,8 @@ def workloads() -> dict[str, Any]:
             # The longest gap between two scheduled runs: the PrometheusRule's "no success" alert.
             "expectedIntervalSeconds": expected_interval_seconds(spec.schedule),
             "resources": spec.resources.as_k8s(),
+            # cronjobs.<name>.enabled's default in the chart.
+            "enabled": spec.enabled_by_default,
             "description": spec.description,
         }
         for spec in registry.JOBS

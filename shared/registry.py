@@ -147,6 +147,9 @@ class JobSpec:
     samples: str | None = None
     # The Plane (Celery beat) task this replaces, as the README's "What runs" table shows it.
     replaces: str = ""
+    # False: an optional add-on (Plane AI's schedule) the chart renders only where the operator
+    # sets cronjobs.<name>.enabled; a default install must not run what it does not use.
+    enabled_by_default: bool = True
 
     @property
     def args(self) -> list[str]:
@@ -293,6 +296,8 @@ CONSUMERS: tuple[ConsumerSpec, ...] = (
         # Purge requests go to the embeddings consumer, which owns the index.
         produces=("embeddings",),
         samples="services.ai_plans.samples:cases",
+        # Plane AI is an add-on: off unless enabled, like the embeddings consumer it feeds.
+        enabled_by_default=False,
         replaces="(new: the billing input of Plane AI's plan sync)",
     ),
     ConsumerSpec(
@@ -461,6 +466,8 @@ JOBS: tuple[JobSpec, ...] = (
         starting_deadline_seconds=30,
         produces=("embeddings",),
         samples="cronjobs.samples:ai_reconcile",
+        # Plane AI is an add-on (the community edition has none): off unless enabled.
+        enabled_by_default=False,
         replaces="Plane AI's 30 s vector sync poll (event-driven here; this reconciles)",
     ),
     JobSpec(
@@ -472,6 +479,7 @@ JOBS: tuple[JobSpec, ...] = (
         starting_deadline_seconds=240,
         produces=("embeddings",),
         samples="cronjobs.samples:ai_feed_jobs",
+        enabled_by_default=False,  # Plane AI, like ai-reconcile
         replaces="Plane AI's `vectorize_workspace` dispatch",
     ),
     JobSpec(
@@ -482,6 +490,7 @@ JOBS: tuple[JobSpec, ...] = (
         active_deadline_seconds=3600,
         produces=("embeddings",),
         samples="cronjobs.samples:ai_workspace_plan_sync",
+        enabled_by_default=False,  # Plane AI, like ai-reconcile
         replaces="Plane AI's workspace plan sync",
     ),
     JobSpec(
@@ -491,6 +500,7 @@ JOBS: tuple[JobSpec, ...] = (
         description="Plane AI: vectorisation jobs queued or running for more than AI_STUCK_JOB_DAYS fail.",
         active_deadline_seconds=900,
         samples="cronjobs.samples:ai_reap_stuck_jobs",
+        enabled_by_default=False,  # Plane AI, like ai-reconcile
         replaces="Plane AI's stuck vectorisation job cleanup",
     ),
     JobSpec(
@@ -501,6 +511,7 @@ JOBS: tuple[JobSpec, ...] = (
         active_deadline_seconds=3600,
         produces=("embeddings",),
         samples="cronjobs.samples:ai_docs_sync",
+        enabled_by_default=False,  # Plane AI, like ai-reconcile
         replaces="Plane AI's documentation sync",
     ),
 )

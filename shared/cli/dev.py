@@ -3,7 +3,8 @@ in-process cron schedule.
 
 Child processes (not threads) so each consumer runs exactly as it does in its pod. The schedule
 fires `plane-workers job NAME --scheduled-for T` at each job's cron time. Add-ons the chart leaves
-off by default (embeddings: it loads a model first) run only when named with `--with`.
+off by default (Plane AI: the embeddings consumer loads a model first, its jobs feed it) run only
+when named with `--with`, consumer or job.
 """
 
 from __future__ import annotations
@@ -44,17 +45,33 @@ def exports(base: Settings, stack: Settings) -> list[str]:
     ]
 
 
+def check_named(extra: Collection[str]) -> list[str]:
+    """`extra` as given, each the name of a consumer or a job (UnknownWorkload otherwise)."""
+    known = [spec.name for spec in (*registry.CONSUMERS, *registry.JOBS)]
+    for name in extra:
+        if name not in known:
+            raise registry.UnknownWorkload(f"no consumer or job named {name!r} (known: {', '.join(known)})")
+    return list(extra)
+
+
 def consumers_to_run(extra: Collection[str] = ()) -> list[registry.ConsumerSpec]:
     """The consumers enabled by default plus those named in `extra` (UnknownWorkload otherwise)."""
-    named = {registry.consumer(name).name for name in extra}
+    named = set(check_named(extra))
     return [spec for spec in registry.CONSUMERS if spec.enabled_by_default or spec.name in named]
+
+
+def jobs_to_run(extra: Collection[str] = ()) -> list[registry.JobSpec]:
+    """The jobs a default install schedules plus those named in `extra` (UnknownWorkload otherwise)."""
+    named = set(check_named(extra))
+    return [spec for spec in registry.JOBS if spec.enabled_by_default or spec.name in named]
 
 
 def run_dev(
     settings: Settings, state_dir: Path | None, *, jobs_now: bool = False, extra: Collection[str] = ()
 ) -> int:
-    specs = consumers_to_run(extra)
-    left_out = [spec.name for spec in registry.CONSUMERS if spec not in specs]
+    specs, job_specs = consumers_to_run(extra), jobs_to_run(extra)
+    running = {spec.name for spec in (*specs, *job_specs)}
+    left_out = [spec.name for spec in (*registry.CONSUMERS, *registry.JOBS) if spec.name not in running]
     stopping = False
 
     def on_signal(_signum: int, _frame: object) -> None:
@@ -71,7 +88,7 @@ def run_dev(
             for spec in specs
         }
         now = datetime.now(UTC)
-        schedule = {spec.name: croniter(spec.schedule, now) for spec in registry.JOBS}
+        schedule = {spec.name: croniter(spec.schedule, now) for spec in job_specs}
         due = {name: now if jobs_now else it.get_next(datetime) for name, it in schedule.items()}
         broker = stack.settings.kafka_bootstrap_servers
         print(f"dev: {len(children)} consumer(s) and {len(due)} job(s) on {broker}", flush=True)

@@ -494,14 +494,17 @@ def dev(
     jobs_now: Annotated[bool, typer.Option(help="Also run every job once at start-up.")] = False,
     with_: Annotated[
         list[str] | None,
-        typer.Option("--with", help="Also run this consumer, off by default (e.g. embeddings); repeatable."),
+        typer.Option(
+            "--with",
+            help="Also run this consumer or job, off by default (e.g. embeddings, ai-reconcile); repeatable.",
+        ),
     ] = None,
 ) -> None:
-    """Run the default install's consumers plus an in-process cron schedule on the embedded stack
-    (Ctrl-C stops)."""
-    from shared.cli.dev import run_dev
+    """Run the default install's consumers plus an in-process cron schedule of its jobs on the
+    embedded stack (Ctrl-C stops)."""
+    from shared.cli.dev import check_named, run_dev
 
-    extra = [_lookup(registry.consumer, name).name for name in with_ or ()]
+    extra = _lookup(check_named, with_ or [])
     raise typer.Exit(run_dev(_settings(), state_dir, jobs_now=jobs_now, extra=extra))
 
 

@@ -53,6 +53,8 @@ EXTRA_GPU_CONSUMER = registry.ConsumerSpec(
 # The consumers a default install runs: the registry's, less optional add-ons (Plane AI's
 # embeddings), which render only where consumers.<name>.enabled is set.
 DEFAULT_CONSUMERS = tuple(s for s in registry.CONSUMERS if s.enabled_by_default)
+# The CronJobs a default install runs: the registry's, less Plane AI's (cronjobs.<name>.enabled).
+DEFAULT_JOBS = tuple(s for s in registry.JOBS if s.enabled_by_default)
 
 # Every optional feature at once (KEDA flavour; HPA is exclusive with it).
 EVERYTHING_ON: dict[str, Any] = {

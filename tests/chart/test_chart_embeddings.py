@@ -38,8 +38,19 @@ def test_the_registry_marks_it_optional_and_gpu():
     assert spec.resources.gpu == 1
     exported = yaml.safe_load((CHART_DIR / "workloads.yaml").read_text())["consumers"]
     assert exported[NAME]["enabled"] is False and exported[NAME]["gpu"] is True
-    # Every other consumer is on by default.
-    assert {n for n, c in exported.items() if not c["enabled"]} == {NAME}
+    # Every other consumer is on by default but ai-plans, Plane AI's too.
+    assert {n for n, c in exported.items() if not c["enabled"]} == {NAME, "ai-plans"}
+
+
+def test_the_gpu_profile_values_enable_all_of_plane_ai():
+    # ci/gpu-values.yaml is the one switch README "Plane AI embeddings" points operators at.
+    values = yaml.safe_load((CHART_DIR / "ci" / "gpu-values.yaml").read_text())
+    rendered = render_chart(values | {"image": {"gpuTag": "0.1.0-gpu"}})
+    off = [s for s in (*registry.CONSUMERS, *registry.JOBS) if not s.enabled_by_default]
+    names = rendered.names("Deployment") | rendered.names("CronJob")
+    assert {f"{RELEASE}-{s.name}" for s in off} <= names
+    (reconcile,) = [c for n, c in rendered.of_kind("CronJob").items() if n.endswith("-ai-reconcile")]
+    assert reconcile["spec"]["schedule"] == registry.job("ai-reconcile").schedule
 
 
 @pytest.mark.parametrize(

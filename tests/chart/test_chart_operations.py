@@ -13,6 +13,7 @@ import helm_python
 import pytest
 from chart_harness import (
     CHART_DIR,
+    DEFAULT_JOBS,
     EVERYTHING_ON,
     EXTRA_GPU_CONSUMER,
     KUBE_VERSIONS,
@@ -33,7 +34,7 @@ from shared.settings import Settings
 
 CONSUMER = registry.CONSUMERS[0]
 JOB = registry.JOBS[0]
-LONGEST_JOB = max(registry.JOBS, key=lambda j: len(j.name))
+LONGEST_JOB = max(DEFAULT_JOBS, key=lambda j: len(j.name))
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 STRIMZI = {"topics": {"provisioner": "strimzi", "strimzi": {"clusterName": "plane-kafka"}}}
 
@@ -87,7 +88,7 @@ def test_long_names_keep_the_workload_name_and_are_deterministic():
     again = render_chart(release=LONG_RELEASE)
     assert first.names("CronJob") == again.names("CronJob")
     fullname = f"{LONG_RELEASE}-plane-workers"
-    for job in registry.JOBS:
+    for job in DEFAULT_JOBS:
         (name,) = [n for n in first.names("CronJob") if n.endswith(f"-{job.name}")]
         assert len(name) <= 52
         if len(f"{fullname}-{job.name}") > 52:
@@ -292,7 +293,7 @@ def test_check_is_a_command():
 def test_secrets_by_key_extra_env_and_sources_reach_every_pod():
     rendered = render_chart(EVERYTHING_ON)
     pods = list(rendered.all_pod_specs())
-    assert len(pods) > len(registry.CONSUMERS) + len(registry.JOBS)
+    assert len(pods) > len(registry.CONSUMERS) + len(DEFAULT_JOBS)
     for name, pod in pods:
         variables = env(pod)
         assert variables["DATABASE_URL"] == {
@@ -419,7 +420,7 @@ def test_per_job_backoff_deadline_and_time_zone():
     spec = cronjobs[f"{RELEASE}-{JOB.name}"]["spec"]
     assert spec["startingDeadlineSeconds"] == 120 and spec["timeZone"] == "America/New_York"
     assert spec["jobTemplate"]["spec"]["backoffLimit"] == 0  # 0 wins over the registry's 1
-    for other in registry.JOBS[1:]:
+    for other in DEFAULT_JOBS[1:]:
         spec = cronjobs[f"{RELEASE}-{other.name}"]["spec"]
         assert spec["startingDeadlineSeconds"] == other.starting_deadline_seconds
         assert spec["jobTemplate"]["spec"]["backoffLimit"] == other.backoff_limit

@@ -11,6 +11,7 @@ import yaml
 from chart_harness import (
     CHART_DIR,
     DEFAULT_CONSUMERS,
+    DEFAULT_JOBS,
     EXTRA_GPU_CONSUMER,
     RELEASE,
     Rendered,
@@ -57,12 +58,29 @@ def test_one_deployment_per_consumer_enabled_by_default(default_render: Rendered
     assert rendered.names("Deployment") == {object_name(s.name) for s in registry.CONSUMERS}
 
 
-def test_one_cronjob_per_registry_job(default_render: Rendered):
-    assert default_render.names("CronJob") == {object_name(s.name) for s in registry.JOBS}
+# Every job on: the optional ones (Plane AI's) by name, as an operator enabling Plane AI sets them.
+OPTIONAL_JOBS = [s for s in registry.JOBS if not s.enabled_by_default]
+ALL_JOBS_ON = {"cronjobs": {s.name: {"enabled": True} for s in OPTIONAL_JOBS}}
 
 
-def test_cronjob_schedules_and_deadlines_come_from_the_registry(default_render: Rendered):
-    cronjobs = default_render.of_kind("CronJob")
+def test_one_cronjob_per_job_enabled_by_default(default_render: Rendered):
+    assert default_render.names("CronJob") == {object_name(s.name) for s in DEFAULT_JOBS}
+    # Plane AI is an add-on: a default install runs none of its CronJobs.
+    assert OPTIONAL_JOBS, "no job is off by default: drop this half of the test"
+    assert not [n for n in default_render.names("CronJob") if n.startswith(f"{RELEASE}-ai-")]
+    rendered = render_chart(ALL_JOBS_ON)
+    assert rendered.names("CronJob") == {object_name(s.name) for s in registry.JOBS}
+    # One enabled by name brings exactly that one; cronjobDefaults.enabled does not switch them on.
+    one = render_chart({"cronjobs": {"ai-reconcile": {"enabled": True}}})
+    assert one.names("CronJob") == {object_name(s.name) for s in DEFAULT_JOBS} | {object_name("ai-reconcile")}
+    assert render_chart({"cronjobDefaults": {"enabled": True}}).names("CronJob") == default_render.names(
+        "CronJob"
+    )
+
+
+def test_cronjob_schedules_and_deadlines_come_from_the_registry():
+    cronjobs = render_chart(ALL_JOBS_ON).of_kind("CronJob")
+    assert cronjobs[object_name("ai-reconcile")]["spec"]["schedule"] == "* * * * *"
     for spec in registry.JOBS:
         cronjob = cronjobs[object_name(spec.name)]["spec"]
         assert cronjob["schedule"] == spec.schedule
@@ -73,7 +91,7 @@ def test_cronjob_schedules_and_deadlines_come_from_the_registry(default_render: 
 
 
 def test_container_args_are_the_registry_args(default_render: Rendered):
-    expected = {object_name(s.name): s.args for s in (*DEFAULT_CONSUMERS, *registry.JOBS)}
+    expected = {object_name(s.name): s.args for s in (*DEFAULT_CONSUMERS, *DEFAULT_JOBS)}
     assert {name: container(pod)["args"] for name, pod in default_render.pod_specs()} == expected
 
 
@@ -95,7 +113,7 @@ def test_extra_args_follow_the_registry_args():
 @pytest.mark.parametrize(
     ("section", "name"),
     [("consumers", s.name) for s in (*DEFAULT_CONSUMERS, EXTRA_GPU_CONSUMER)]
-    + [("cronjobs", s.name) for s in registry.JOBS],
+    + [("cronjobs", s.name) for s in DEFAULT_JOBS],
 )
 def test_disabling_a_workload_removes_exactly_its_objects(extended_chart: Path, section: str, name: str):
     # Every optional per-consumer object on, so "exactly" covers Services, PDBs and autoscalers.

@@ -113,13 +113,22 @@ def test_unknown_workloads_are_usage_errors() -> None:
     assert runner.invoke(app, ["consume", "no-such-consumer"]).exit_code == 2
     result = runner.invoke(app, ["dev", "--with", "no-such-consumer"])
     assert result.exit_code == 2  # refused before any embedded server starts
-    assert "no consumer named 'no-such-consumer'" in result.output
+    assert "no consumer or job named 'no-such-consumer' (known: " in result.output
 
 
 def test_dev_runs_what_a_default_install_runs_and_adds_what_is_named() -> None:
-    from shared.cli.dev import consumers_to_run
+    from shared.cli.dev import consumers_to_run, jobs_to_run
 
     default = {spec.name for spec in consumers_to_run()}
     assert default == {spec.name for spec in registry.CONSUMERS if spec.enabled_by_default}
     assert "embeddings" not in default
     assert {spec.name for spec in consumers_to_run(["embeddings"])} == default | {"embeddings"}
+    # Jobs alike: Plane AI's schedule only when named; a job name adds no consumer and vice versa.
+    default_jobs = {spec.name for spec in jobs_to_run()}
+    assert default_jobs == {spec.name for spec in registry.JOBS if spec.enabled_by_default}
+    assert "ai-reconcile" not in default_jobs and "archive-close-issues" in default_jobs
+    named = ["ai-reconcile", "embeddings"]
+    assert {spec.name for spec in jobs_to_run(named)} == default_jobs | {"ai-reconcile"}
+    assert {spec.name for spec in consumers_to_run(named)} == default | {"embeddings"}
+    with pytest.raises(registry.UnknownWorkload, match="no consumer or job named 'ai-reconciler'"):
+        jobs_to_run(["ai-reconciler"])

@@ -109,16 +109,23 @@ autoscaler's, capped too).
 {{- end }}
 
 {{/*
-Enabled CronJobs, by name. Adds, each the registry's unless cronjobs.<name> sets it: schedule,
-activeDeadlineSeconds, startingDeadlineSeconds, backoffLimit; and timeZone (cronjobDefaults'
-unless cronjobs.<name> sets it). 0 is a valid backoffLimit, hence the explicit nil checks.
+Enabled CronJobs, by name: cronjobs.<name>.enabled where set, else cronjobDefaults.enabled and the
+registry's `enabled` (false for optional add-ons), as for consumers. Adds, each the registry's
+unless cronjobs.<name> sets it: schedule, activeDeadlineSeconds, startingDeadlineSeconds,
+backoffLimit; and timeZone (cronjobDefaults' unless cronjobs.<name> sets it). 0 is a valid
+backoffLimit, hence the explicit nil checks.
 */}}
 {{- define "plane-workers.cronjobs" -}}
 {{- $root := . }}
 {{- $workloads := include "plane-workers.workloads" . | fromYaml }}
 {{- range $name, $spec := $workloads.cronjobs }}
-{{- $s := include "plane-workers.settings" (dict "defaults" $root.Values.cronjobDefaults "override" (get $root.Values.cronjobs $name)) | fromYaml }}
-{{- if $s.enabled }}
+{{- $override := get $root.Values.cronjobs $name | default dict }}
+{{- $s := include "plane-workers.settings" (dict "defaults" $root.Values.cronjobDefaults "override" $override) | fromYaml }}
+{{- $enabled := $s.enabled }}
+{{- if not (hasKey $override "enabled") }}
+{{- $enabled = and $s.enabled (ne $spec.enabled false) }}
+{{- end }}
+{{- if $enabled }}
 {{- $w := include "plane-workers.resolve" (dict "root" $root "name" $name "kind" "cronjob" "spec" $spec "settings" $s) | fromYaml }}
 {{- $_ := set $w "schedule" ($s.schedule | default $spec.schedule) }}
 {{- $_ = set $w "activeDeadlineSeconds" ($s.activeDeadlineSeconds | default $spec.activeDeadlineSeconds | int) }}
