@@ -6,14 +6,20 @@ PUSHGATEWAY_URL is set. Names follow Prometheus conventions (`_total`, `_seconds
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
+from socketserver import ThreadingMixIn
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import (
     CollectorRegistry,
     Counter,
     Gauge,
     Histogram,
+    make_wsgi_app,
     pushadd_to_gateway,
     start_http_server,
 )
@@ -69,8 +75,13 @@ JOB_LAST_SUCCESS = Gauge(
 log = logging.getLogger(__name__)
 
 
-def serve(port: int) -> None:
-    """A consumer's metrics: its own, the process's (CPU, memory, open files, GC) and arroyo's.
+# `/health` on the metrics port: (healthy, what to show as JSON). 200 when healthy, else 503.
+HealthCheck = Callable[[], tuple[bool, dict[str, Any]]]
+
+
+def serve(port: int, health: HealthCheck | None = None) -> None:
+    """A consumer's metrics: its own, the process's (CPU, memory, open files, GC) and arroyo's;
+    with `health`, also `/health` on the same port (shared/consumer_health.py).
 
     Called by `consume` before any StreamProcessor is built: arroyo reads its metrics backend
     when a processor is created. Jobs never call it, so nothing of this is pushed.
@@ -79,8 +90,43 @@ def serve(port: int) -> None:
 
     _register_process_collectors()
     arroyo_metrics.install()
-    if port:
+    if not port:
+        return
+    if health is None:
         start_http_server(port, registry=REGISTRY)
+        return
+    _serve_with_health(port, health)
+
+
+class _ThreadingServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        """Not one line per scrape or probe."""
+
+
+def _serve_with_health(port: int, health: HealthCheck) -> None:
+    """prometheus_client's own WSGI app for everything but /health (start_http_server takes no
+    other route), on a threaded wsgiref server as start_http_server's is."""
+    metrics_app = make_wsgi_app(REGISTRY)
+
+    def app(environ: dict[str, Any], start_response: Any) -> Any:
+        if environ.get("PATH_INFO") != "/health":
+            return metrics_app(environ, start_response)
+        try:
+            healthy, report = health()
+        except Exception as exc:  # a check that fails is an unhealthy answer, not a dead server
+            log.warning("health check failed: %s", exc)
+            healthy, report = False, {"healthy": False, "error": f"{type(exc).__name__}: {exc}"}
+        body = json.dumps(report, default=str).encode()
+        status = "200 OK" if healthy else "503 Service Unavailable"
+        start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+        return [body]
+
+    httpd = make_server("0.0.0.0", port, app, _ThreadingServer, handler_class=_QuietHandler)
+    threading.Thread(target=httpd.serve_forever, name="metrics-http", daemon=True).start()
 
 
 def push(gateway: str, job: str) -> None:

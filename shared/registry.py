@@ -90,6 +90,9 @@ class ConsumerSpec:
     # "package.module:function" taking Settings, run once before the consumer joins its group
     # (e.g. loading a model): it is not ready meanwhile, so the chart's startup probe waits.
     warm_up: str | None = None
+    # "package.module:function" taking Settings and returning its own checks for /health on the
+    # metrics port, next to the database's every consumer reports (shared/consumer_health.py).
+    health: str | None = None
     # False: an optional add-on (Plane AI's embeddings) the chart renders only where the operator
     # sets consumers.<name>.enabled; a default install must not run what it cannot start.
     enabled_by_default: bool = True
@@ -279,6 +282,7 @@ CONSUMERS: tuple[ConsumerSpec, ...] = (
         # and per-call overhead. Entities are versioned (R25), so retries need no key order.
         batch=Batching(max_events=256, max_wait_ms=100),
         warm_up="services.embeddings.handler:warm_up",
+        health="services.embeddings.health:checks",
         # Needs torch, which only the GPU image variant has. The chart's `cpu` profile drops the
         # nvidia.com/gpu limit (torch then runs on CPU) but keeps that image.
         resources=Resources(cpu_request="1", memory_request="1Gi", memory_limit="3Gi", gpu=1),

@@ -216,6 +216,8 @@ def _job_json(job: dict[str, Any]) -> dict[str, Any]:
     return {k: (str(v) if isinstance(v, uuid.UUID) else v) for k, v in job.items()}
 
 
+from shared.cli.ai_health import health as _health  # noqa: E402  (after ai_app)
 from shared.cli.ai_schedule import register as _register_schedule  # noqa: E402  (after ai_app)
 
 _register_schedule(ai_app)
+ai_app.command("health")(_health)

@@ -50,18 +50,6 @@ class Unreachable(CliError):
     code = EXIT_UNREACHABLE
 
 
-# A connection that reached PostgreSQL (or libpq's own checks) but was refused for a reason that a
-# retry does not fix: the configuration is wrong.
-_DB_CONFIG_MARKERS = (
-    "password authentication failed",
-    "does not exist",
-    "no pg_hba.conf entry",
-    "invalid dsn",
-    "invalid connection option",
-    "invalid sslmode",
-    "invalid integer value",
-    "invalid port",
-)
 # librdkafka property -> our variable, for a client configuration librdkafka refuses.
 _KAFKA_PROPERTIES = {
     "bootstrap.servers": "KAFKA_BOOTSTRAP_SERVERS",
@@ -156,9 +144,11 @@ def require_broker(settings: Settings, timeout_s: float = BROKER_PROBE_S) -> Non
 
 
 def _database_error(exc: Exception) -> tuple[int, str]:
+    from shared.db.errors import refused_by_configuration
+
     orig = getattr(exc, "orig", None)
     reason = _one_line(orig if orig is not None else exc)
-    if any(marker in reason for marker in _DB_CONFIG_MARKERS):
+    if refused_by_configuration(exc):
         return EXIT_USAGE, f"{database_setting()}: refused: {reason}"
     return EXIT_UNREACHABLE, f"{database_setting()}: database unreachable: {reason}"
 

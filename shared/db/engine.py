@@ -9,6 +9,8 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event, exc
 from sqlalchemy.orm import Session, sessionmaker
 
+from shared.db import breaker
+
 # A connection back in the pool for less than this is handed out again without a ping: a busy
 # consumer checks connections out thousands of times a second, and a `SELECT 1` round trip before
 # each (pool_pre_ping) was 6% of webhook-deliveries' CPU. A server that died within this window
@@ -36,6 +38,8 @@ def get_engine(url: str) -> Engine:
     )
     event.listen(engine, "checkin", _checked_in)
     event.listen(engine, "checkout", _ping_if_idle)
+    # Every new connection of the process's engine goes through its circuit breaker.
+    event.listen(engine, "do_connect", breaker.guarded_connect(breaker.breaker_for(str(engine.url))))
     return engine
 
 

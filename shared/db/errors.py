@@ -54,6 +54,28 @@ def unavailable(exc: BaseException) -> bool:
     return False
 
 
+# A connection that reached PostgreSQL (or libpq's own checks) but was refused for a reason that a
+# retry does not fix: the configuration is wrong. libpq gives these no SQLSTATE either, so only
+# their text tells them from an outage.
+CONFIG_MARKERS = (
+    "password authentication failed",
+    "does not exist",
+    "no pg_hba.conf entry",
+    "invalid dsn",
+    "invalid connection option",
+    "invalid sslmode",
+    "invalid integer value",
+    "invalid port",
+)
+
+
+def refused_by_configuration(exc: BaseException) -> bool:
+    """True if connecting failed on the configuration (credentials, database name, options)."""
+    orig = getattr(exc, "orig", None)
+    reason = str(orig if orig is not None else exc)
+    return any(marker in reason for marker in CONFIG_MARKERS)
+
+
 def bad_data(exc: BaseException) -> bool:
     """True if PostgreSQL refused the data itself (SQLSTATE class 22 or 23)."""
     code = sqlstate(exc)

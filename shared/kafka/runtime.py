@@ -40,7 +40,7 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 from sqlalchemy.orm import Session, sessionmaker
 
-from shared import metrics, registry
+from shared import consumer_health, metrics, registry
 from shared.db.engine import session_factory
 from shared.events.producer import EventProducer
 from shared.health import ProbeFiles
@@ -362,7 +362,7 @@ def consume(name: str, settings: Settings) -> int:
     spec = registry.consumer(name)
     probes = ProbeFiles(settings.health_file)
     probes.clear()
-    metrics.serve(settings.metrics_port)
+    metrics.serve(settings.metrics_port, consumer_health.for_consumer(name, settings))
     stopping = threading.Event()
     current: list[ConsumerRun] = []
 
