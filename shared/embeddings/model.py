@@ -9,6 +9,10 @@ EMBEDDING_BATCH_TOKENS, then put back in input order. Padding is what a forward 
 similar lengths waste the least; a token budget rather than a count keeps long texts from
 exhausting GPU memory and short ones from starving it.
 
+Backends (EMBEDDING_BACKEND): torch on CUDA always; on CPU torch, or ONNX Runtime in float32 or
+int8 (shared/embeddings/onnx_backend.py), which reads the same token batches. auto keeps torch on
+CPU: int8 misses the recall bar the README records, and float32 ONNX is an opt-in for now.
+
 Not yet here (the GPU work of issue 16): tokenising the next batch on a host thread while the GPU
 runs this one. `encode` tokenises inside sentence-transformers, on the caller's thread, which is
 negligible next to a CPU forward pass but is the bottleneck at GPU rates.
@@ -33,6 +37,8 @@ if TYPE_CHECKING:
     import torch
     from sentence_transformers import SentenceTransformer
     from tokenizers import Tokenizer
+
+    from shared.embeddings.onnx_backend import OnnxEncoder
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +103,18 @@ def select_dtype(device: str, requested: str) -> torch.dtype:
     return {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[requested]
 
 
+def select_backend(device: str, requested: str) -> str:
+    """torch, onnx or onnx-int8. ONNX Runtime runs here on CPU only; CUDA keeps torch in half
+    precision. auto is torch on CPU too: int8 held recall@10 at ~0.88 against float32 on real
+    sentences (bench_embeddings_int8; the bar is 0.95), and float32 ONNX, though faster, builds
+    a second copy of the model at first start, which an operator chooses."""
+    if requested == "auto" or requested == "torch":
+        return "torch"
+    if device.startswith("cuda"):
+        raise ValueError(f"EMBEDDING_BACKEND={requested} runs on CPU; with CUDA use auto or torch")
+    return requested
+
+
 def plan_batches(lengths: Sequence[int], budget_tokens: int, max_batch: int) -> list[list[int]]:
     """Input indices grouped into forward passes: longest first, each batch's padded size
     (count x its longest) within the budget. One text longer than the budget goes alone."""
@@ -114,6 +132,13 @@ def plan_batches(lengths: Sequence[int], budget_tokens: int, max_batch: int) -> 
     return batches
 
 
+def _normalised(out: np.ndarray) -> np.ndarray:
+    """Unit rows, in float32: a half-precision model's own Normalize leaves |v| ~1e-3 off."""
+    norms = np.linalg.norm(out, axis=1, keepdims=True)
+    np.divide(out, norms, out=out, where=norms > 0)
+    return out
+
+
 class Embedder:
     """Texts to L2-normalised float32 vectors, in input order."""
 
@@ -126,8 +151,12 @@ class Embedder:
         dtype: torch.dtype,
         batch_tokens: int = 16384,
         max_batch: int = 256,
+        onnx: OnnxEncoder | None = None,
     ) -> None:
         self.model, self.name, self.device, self.dtype = model, name, device, dtype
+        # Vectors from ONNX Runtime instead of torch when set; torch's model still tokenises.
+        self.onnx = onnx
+        self.backend = onnx.variant if onnx is not None else "torch"
         self.batch_tokens, self.max_batch = batch_tokens, max_batch
         self.max_tokens: int = int(model.max_seq_length)
         # Lengths for batching, special tokens included and truncated as the model truncates;
@@ -155,17 +184,31 @@ class Embedder:
             torch.set_num_threads(settings.embedding_cpu_threads)
         device = select_device(settings.embedding_device)
         dtype = select_dtype(device, settings.embedding_dtype)
+        backend = select_backend(device, settings.embedding_backend)
         started = time.monotonic()
         model = SentenceTransformer(source.location, device=device, local_files_only=True)
         if dtype != torch.float32:
             model = model.to(dtype)
         model.eval()
+        onnx = None
+        if backend != "torch":
+            from shared.embeddings import onnx_backend
+
+            # The same name as torch's vectors, deliberately: the name picks the index, so a
+            # different one would leave a CPU search blind to what GPU pods indexed, and a switch
+            # re-embeds everything. int8's vectors are 0.98-0.999 (cosine) from float32 ones and
+            # recall through a mixed index is no worse than through an all-int8 one (the
+            # benchmark measures both). EMBEDDING_MODEL_NAME gives int8 an index of its own.
+            onnx = onnx_backend.load(
+                model, source.name, backend, settings.embedding_cache_dir, settings.embedding_cpu_threads
+            )
         log.info(
             "embedding model loaded",
             extra={
                 "model": source.name,
                 "device": device,
                 "dtype": str(dtype),
+                "backend": backend,
                 "seconds": round(time.monotonic() - started, 2),
             },
         )
@@ -176,6 +219,7 @@ class Embedder:
             dtype=dtype,
             batch_tokens=settings.embedding_batch_tokens,
             max_batch=settings.embedding_max_batch,
+            onnx=onnx,
         )
 
     @property
@@ -218,6 +262,12 @@ class Embedder:
             lengths = self.token_lengths(texts)
         else:
             lengths = [min(c + self.special_tokens, self.max_tokens) for c in token_counts]
+        if self.onnx is not None:
+            from shared.embeddings.onnx_backend import features
+
+            for batch in plan_batches(lengths, self.batch_tokens, self.max_batch):
+                out[batch] = self.onnx.run(features(self.model, [texts[i] for i in batch]))
+            return _normalised(out)
         with torch.inference_mode():
             for batch in plan_batches(lengths, self.batch_tokens, self.max_batch):
                 vectors = self.model.encode(
@@ -227,10 +277,7 @@ class Embedder:
                     show_progress_bar=False,
                 )
                 out[batch] = vectors.float().cpu().numpy()
-        # Normalised here, in float32: a half-precision model's own Normalize leaves |v| ~1e-3 off.
-        norms = np.linalg.norm(out, axis=1, keepdims=True)
-        np.divide(out, norms, out=out, where=norms > 0)
-        return out
+        return _normalised(out)
 
     def warm_up(self) -> float:
         """One pass at the shortest and one at the longest length: weights paged in, kernels

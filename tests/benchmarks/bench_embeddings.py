@@ -220,7 +220,7 @@ def main(n: int = 5_000, n_backfill: int = 20_000) -> dict[str, object]:
             "note": "wall time includes process start and model load",
         },
         "device": "cpu",
-        "int8": "not measured: onnxruntime and optimum are not installed in this environment",
+        "int8": "bench_embeddings_int8 (the CPU backends side by side, recall against fp32)",
         "cpu_count": os.cpu_count(),
         "stack": "embedded (pgserver PostgreSQL + pgvector, tansu), all-MiniLM-L6-v2 fp32",
     }

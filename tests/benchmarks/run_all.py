@@ -62,6 +62,9 @@ BENCHMARKS: dict[str, Benchmark] = {
     # sentences through the embeddings consumer (and raw encode of the same), issues backfilled;
     # CPU fp32 on the build machine's 2 cores: 100,000 issues would take ~30-60 min there
     "bench_embeddings": Benchmark(["3000", "10000"], ["300", "300"], 3600),
+    # CPU backends torch / ONNX fp32 / ONNX int8: corpus and query sentences, threads (0: every
+    # core, the same count for torch and ONNX Runtime), interleaved timing rounds
+    "bench_embeddings_int8": Benchmark(["4000", "400", "0", "5"], ["500", "50", "0", "2"], 3600),
 }
 QUICK_TIMEOUT_S = 600
 
