@@ -52,9 +52,10 @@ LABEL org.opencontainers.image.title="plane-workers" \
       org.opencontainers.image.licenses="AGPL-3.0-only" \
       io.plane-workers.variant="${VARIANT}"
 # tini as PID 1 (Debian's package): it forwards SIGTERM to plane-workers, so a consumer or a job
-# stops within the grace period, and it reaps any child that exits.
+# stops within the grace period, and it reaps any child that exits. git: ai-docs-sync reads a
+# local documentation repository with it (air-gapped installs: shared/embeddings/docs_local.py).
 RUN apt-get update \
- && apt-get install -y --no-install-recommends tini \
+ && apt-get install -y --no-install-recommends tini git \
  && rm -rf /var/lib/apt/lists/*
 # A fixed numeric user, so Kubernetes can verify runAsNonRoot without a passwd lookup.
 RUN groupadd --system --gid 10001 plane-workers \

@@ -1,6 +1,7 @@
 """ai-docs-sync: Plane's documentation (AI_DOCS_REPOSITORIES) into the index, as global docs.
 
-Per repository (shared/embeddings/docs_github.py): the head commit; unchanged since the last
+Per repository (shared/embeddings/docs_github.py; one on local disk, for air-gapped installs,
+through `git` by shared/embeddings/docs_local.py, the same way): the head commit; unchanged since the last
 processed one (docs_sync_state.last_sha): nothing more. Else the files changed since then, or
 every file on a first run (or `plane-workers ai feed-docs`, or when GitHub cannot list the change
 completely), filtered by path prefix and extension; each is fetched raw at the head commit and
@@ -32,6 +33,7 @@ from sqlalchemy import text
 from shared.cron.runtime import JobContext
 from shared.embeddings import live_sync
 from shared.embeddings.docs_github import DocsSource, GitHub, GitHubError, RateLimited, parse_sources
+from shared.embeddings.docs_local import LocalGit
 from shared.events import Event, new_event
 from shared.events.producer import EventProducer
 from shared.http.addresses import Allowlist
@@ -90,12 +92,13 @@ def sync(ctx: JobContext, *, full: bool) -> None:
     max_text = max(settings.event_max_bytes - ENVELOPE_ROOM, 1024)
     client = SafeHttpClient(Allowlist.parse(settings.ai_docs_allowed_ips), default_deadline_s=60.0)
     github = GitHub(settings, client, max_file_bytes=max_text)
+    local = LocalGit(max_file_bytes=max_text)
     producer = None if ctx.dry_run else EventProducer(settings)
     failed = []
     try:
         for source in sources:
             try:
-                _source(ctx, github, producer, source, full)
+                _source(ctx, local if source.path is not None else github, producer, source, full)
             except RateLimited as exc:
                 log.warning("%s: %s; left until then", source.key, exc)
                 ctx.count("rate_limited")
@@ -127,7 +130,7 @@ def _save(
 
 
 def _source(
-    ctx: JobContext, github: GitHub, producer: EventProducer | None, source: DocsSource, full: bool
+    ctx: JobContext, github: GitHub | LocalGit, producer: EventProducer | None, source: DocsSource, full: bool
 ) -> None:
     with ctx.engine.connect() as conn:
         state = conn.execute(_STATE, {"source": source.key}).first()
@@ -164,7 +167,9 @@ def _source(
     log.info("%s: %s at %s", source.key, "fed in full" if plan.full else "changes fed", head[:12])
 
 
-def _plan(ctx: JobContext, github: GitHub, source: DocsSource, last: str | None, head: str) -> Plan:
+def _plan(
+    ctx: JobContext, github: GitHub | LocalGit, source: DocsSource, last: str | None, head: str
+) -> Plan:
     extensions = ctx.settings.ai_docs_extensions
     changes = None if last is None else github.compare(source, last, head)
     if changes is not None:

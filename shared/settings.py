@@ -249,7 +249,8 @@ VARIABLES: tuple[Variable, ...] = (
         "AI_DOCS_REPOSITORIES",
         "",
         "ai-docs-sync: documentation repositories, comma separated, each owner/repo[@branch][:path/prefix] "
-        "(no branch: the default one). Empty: off.",
+        "(no branch: the default one), or a local git repository as file:///path[@branch][:path/prefix] "
+        "(air-gapped installs). Empty: off.",
     ),
     Variable("AI_DOCS_EXTENSIONS", ".mdx,.txt", "ai-docs-sync: file name endings that are indexed."),
     Variable(

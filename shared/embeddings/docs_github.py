@@ -1,4 +1,5 @@
-"""Documentation repositories on GitHub, read through the safe HTTP client (ai-docs-sync).
+"""Documentation repositories on GitHub, read through the safe HTTP client (ai-docs-sync); those
+on local disk are read by shared/embeddings/docs_local.py, the same way.
 
 Per repository and run: one call for the branch's head commit; when it moved, one more: the
 compare between the last processed commit and the head (which files were added, modified,
@@ -33,6 +34,11 @@ _SOURCE = re.compile(
     r"^(?P<owner>[A-Za-z0-9][A-Za-z0-9-]{0,38})/(?P<repo>[A-Za-z0-9._-]{1,100})"
     r"(?:@(?P<branch>[^:@\s]{1,255}))?(?::(?P<prefix>[^\s]{0,500}))?$"
 )
+# A repository on local disk (shared/embeddings/docs_local.py): file:///abs/path or /abs/path.
+_LOCAL = re.compile(
+    r"^(?:file://)?(?P<path>/[^@:\s]{1,4000})"
+    r"(?:@(?P<branch>[^:@\s]{1,255}))?(?::(?P<prefix>[^\s]{0,500}))?$"
+)
 
 
 class GitHubError(Exception):
@@ -51,14 +57,19 @@ class DocsSource:
     repo: str
     branch: str | None  # None: the repository's default branch
     prefix: str  # only paths under it ("" : all)
+    path: str | None = None  # set: a git repository on local disk (owner and repo are empty)
+
+    @property
+    def where(self) -> str:
+        return f"file://{self.path}" if self.path is not None else f"{self.owner}/{self.repo}"
 
     @property
     def key(self) -> str:
-        return f"{self.owner}/{self.repo}@{self.branch or 'HEAD'}:{self.prefix}"
+        return f"{self.where}@{self.branch or 'HEAD'}:{self.prefix}"
 
     def entity_id(self, path: str) -> str:
         """The document's id in the index: the repository and the path (global docs)."""
-        return f"{self.owner}/{self.repo}:{path}"
+        return f"{self.where}:{path}"
 
     def wants(self, path: str, extensions: Iterable[str]) -> bool:
         return path.startswith(self.prefix) and path.lower().endswith(tuple(e.lower() for e in extensions))
@@ -67,7 +78,19 @@ class DocsSource:
 def parse_sources(values: Iterable[str]) -> list[DocsSource]:
     sources = []
     for value in values:
-        match = _SOURCE.match(value.strip())
+        text = value.strip()
+        if text.startswith(("/", "file://")):
+            local = _LOCAL.match(text)
+            if local is None:
+                raise ValueError(
+                    f"AI_DOCS_REPOSITORIES entry {value!r}: file:///path/to/repo[@branch][:path/prefix] "
+                    "(an absolute path without '@' or ':')"
+                )
+            prefix = (local["prefix"] or "").lstrip("/")
+            path = local["path"].rstrip("/") or "/"
+            sources.append(DocsSource("", "", local["branch"], prefix, path=path))
+            continue
+        match = _SOURCE.match(text)
         if match is None:
             raise ValueError(f"AI_DOCS_REPOSITORIES entry {value!r}: owner/repo[@branch][:path/prefix]")
         prefix = (match["prefix"] or "").lstrip("/")
