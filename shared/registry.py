@@ -333,12 +333,12 @@ CONSUMERS: tuple[ConsumerSpec, ...] = (
     ConsumerSpec(
         name="link-crawler",
         topic="links",
-        handler="services.link_crawler.handler:handle",
+        handler="services.link_crawler.handler:handle_batch",
         event_types=("plane.link_crawl.v1",),
         description="Title and favicon of issue links, fetched SSRF-safe within a deadline and size caps.",
-        # The crawl (up to LINK_CRAWLER_DEADLINE_S) runs outside any transaction; the result and
-        # the event's claim commit together.
-        idempotency="handler",
+        # A batch's links crawled at once (LINK_CRAWLER_CONCURRENCY), each within
+        # LINK_CRAWLER_DEADLINE_S, inside the batch's transaction (one deadline with the defaults).
+        batch=Batching(max_events=50, max_wait_ms=50),
         samples="services.link_crawler.samples:cases",
         replaces="`crawl_work_item_link_title`",
     ),

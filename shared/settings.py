@@ -283,6 +283,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("LINK_CRAWLER_MAX_FAVICON_BYTES", "102400", "Largest favicon kept (else: default)."),
 )
 
+    Variable("LINK_CRAWLER_CONCURRENCY", "50", "Links of a batch crawled at once (threads per consumer)."),
 
 def _bool(value: str) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
@@ -410,6 +411,7 @@ class Settings:
     link_crawler_max_favicon_bytes: int = 102400
 
     @classmethod
+    link_crawler_concurrency: int = 50
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
         values: dict[str, object] = {}

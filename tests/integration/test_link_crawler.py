@@ -2,8 +2,9 @@
 
 The crawler's allow-list opens 127.0.0.1 only (LINK_CRAWLER_ALLOWED_IPS, as an operator would
 open an intranet); 127.0.0.2 stands for "private" and is a CountingListener, which proves a
-refused hop was never dialled. The handler is called directly (the broker path is the
-conformance suite's); PostgreSQL and every HTTP exchange are real.
+refused hop was never dialled. The batch handler is called directly in a transaction, as the
+batch runtime calls it (the broker path, replays included, is the conformance suite's and the
+parallel test's); PostgreSQL and every HTTP exchange are real.
 """
 
 from __future__ import annotations
@@ -15,16 +16,20 @@ import time
 import uuid
 from dataclasses import replace
 
+import psutil
 import pytest
 from sqlalchemy import Engine, text
 
 from services.link_crawler import handler
 from services.link_crawler.crawl import DEFAULT_FAVICON
 from services.link_crawler.samples import link, metadata_of
-from shared.events import new_event
-from shared.kafka.handler import HandlerContext
+from shared.db.engine import session_factory
+from shared.events import Event, new_event
+from shared.events.producer import EventProducer
+from shared.kafka.handler import EventFailures, HandlerContext
 from shared.settings import Settings
 from shared.testing import plane_factory as make
+from tests.helpers import processed, spawn_consumer, stop_processes, wait_until
 from tests.integration.http_servers import (
     CountingListener,
     HttpServer,
@@ -55,8 +60,13 @@ def crawl(engine: Engine, settings: Settings, issue, url: str) -> tuple[dict, fl
         link_id = link(conn, issue, url, created_by_id=issue.created_by_id, updated_by_id=issue.created_by_id)
     event = new_event("plane.link_crawl.v1", {"id": str(link_id), "url": url})
     started = time.monotonic()
-    handler.handle(event, HandlerContext("link-crawler", settings, None, None))  # type: ignore[arg-type]
+    run_batch(settings, [event])
     return metadata_of(engine, link_id), time.monotonic() - started
+
+
+def run_batch(settings: Settings, events: list[Event]) -> None:
+    with session_factory(settings.database_url).begin() as session:
+        handler.handle_batch(events, HandlerContext("link-crawler", settings, None, session))  # type: ignore[arg-type]
 
 
 def fallback(url: str) -> dict:
@@ -83,7 +93,7 @@ def test_title_and_favicon_in_plane_shape_audit_columns_kept(engine, crawl_setti
     assert audit == (issue.created_by_id, issue.created_by_id), "Plane's save() nulls these; we must not"
 
 
-def test_favicon_ico_fallback_and_replay_crawls_nothing(engine, crawl_settings, issue) -> None:
+def test_favicon_ico_fallback_and_one_crawl_per_url_in_a_batch(engine, crawl_settings, issue) -> None:
     site = HttpServer(
         routes={
             "/": lambda h: send(h, 200, b"<title>x</title>", {"Content-Type": "text/html"}),
@@ -93,12 +103,11 @@ def test_favicon_ico_fallback_and_replay_crawls_nothing(engine, crawl_settings, 
     with running(site):
         with engine.begin() as conn:
             link_id = link(conn, issue, site.url("/"))
-        event = new_event("plane.link_crawl.v1", {"id": str(link_id), "url": site.url("/")})
-        ctx = HandlerContext("link-crawler", crawl_settings, None, None)  # type: ignore[arg-type]
-        handler.handle(event, ctx)
-        seen = len(site.requests)
-        handler.handle(event, ctx)
-        assert len(site.requests) == seen == 2, "a redelivered event must not crawl again"
+        twice = [
+            new_event("plane.link_crawl.v1", {"id": str(link_id), "url": site.url("/")}) for _ in range(2)
+        ]
+        run_batch(crawl_settings, twice)
+        assert len(site.requests) == 2, "page and favicon, once for both events of the batch"
     meta = metadata_of(engine, link_id)
     assert meta["favicon"] == "data:image/x-icon;base64,SUNP" and meta["favicon_url"] == site.url(
         "/favicon.ico"
@@ -239,14 +248,73 @@ def test_fifty_megabyte_favicon_refused_after_the_cap(engine, crawl_settings, is
 
 
 def test_missing_link_is_retried_and_changed_link_left_alone(engine, crawl_settings, issue) -> None:
-    ctx = HandlerContext("link-crawler", crawl_settings, None, None)  # type: ignore[arg-type]
     missing = new_event("plane.link_crawl.v1", {"id": str(uuid.uuid4()), "url": "http://127.0.0.1:9/"})
-    with pytest.raises(handler.LinkNotFound):
-        handler.handle(missing, ctx)
     site = HttpServer()
     with running(site):
         with engine.begin() as conn:
             link_id = link(conn, issue, site.url("/new"))
-        handler.handle(new_event("plane.link_crawl.v1", {"id": str(link_id), "url": site.url("/old")}), ctx)
+        changed = new_event("plane.link_crawl.v1", {"id": str(link_id), "url": site.url("/old")})
+        with pytest.raises(EventFailures) as failed:
+            run_batch(crawl_settings, [missing, changed])
         assert site.requests == [], "an event for the link's old URL crawls nothing"
+    assert list(failed.value.failures) == [missing.id], "only the missing link fails; the other stands"
+    assert isinstance(failed.value.failures[missing.id], handler.LinkNotFound)
     assert metadata_of(engine, link_id) == {}
+
+
+RSS_BOUND_MB = 200  # the consumer process: interpreter, libraries, 50 crawl threads and their pages
+
+
+def test_fifty_slow_links_crawled_in_parallel_by_one_consumer_under_an_rss_bound(
+    engine, settings, issue, tmp_path
+) -> None:
+    """R10: 50 links to a site whose pages each take 1 s, through Kafka to one consumer process
+    (as a pod runs it), under the production deadline (5 s; the test server's listen backlog of 5
+    can cost a connect a SYN retry of 1 s under 50 at once). One at a time, as Plane's worker
+    crawls, would take 50 s."""
+
+    def slow(h) -> None:  # type: ignore[no-untyped-def]
+        time.sleep(1.0)
+        send(h, 200, b"<title>slow</title>" + b"x" * 100_000, {"Content-Type": "text/html"})
+
+    site = HttpServer(routes={"/slow": slow, **NO_ICON})
+    with running(site):
+        with engine.begin() as conn:
+            urls = [site.url(f"/slow?n={n}") for n in range(50)]
+            ids = [link(conn, issue, url) for url in urls]
+        producer = EventProducer(settings)
+        producer.send_many(
+            "links",
+            [
+                (str(i), new_event("plane.link_crawl.v1", {"id": str(i), "url": u}))
+                for i, u in zip(ids, urls, strict=True)
+            ],
+        )
+        producer.close()
+        with open(tmp_path / "consumer.log", "wb") as log:
+            consumer = spawn_consumer(
+                "link-crawler", settings, stderr=log, LINK_CRAWLER_ALLOWED_IPS="127.0.0.1/32"
+            )
+            try:
+                proc, peak_mb = psutil.Process(consumer.pid), 0.0
+
+                def all_crawled() -> bool:
+                    nonlocal peak_mb
+                    peak_mb = max(peak_mb, proc.memory_info().rss / 2**20)
+                    return processed(engine, "link-crawler") == 50
+
+                wait_until(lambda: any(r.path.startswith("/slow") for r in site.requests), timeout_s=60)
+                started = time.monotonic()
+                wait_until(all_crawled, timeout_s=60, interval_s=0.05)
+                took = time.monotonic() - started
+            finally:
+                stop_processes([consumer])
+    with engine.connect() as conn:
+        titles = conn.scalars(
+            text("SELECT metadata->>'title' FROM issue_links WHERE issue_id = :i"), {"i": issue.id}
+        )
+        titles = list(titles)
+        assert titles == ["slow"] * 50, (titles.count("slow"), took, peak_mb)
+    assert took < 10, f"50 one-second pages took {took:.1f} s"
+    assert peak_mb < RSS_BOUND_MB, f"consumer RSS peaked at {peak_mb:.0f} MB"
+    print(f"50 x 1 s pages in {took:.2f} s, consumer RSS peak {peak_mb:.0f} MB")
