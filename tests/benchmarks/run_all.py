@@ -57,6 +57,8 @@ BENCHMARKS: dict[str, Benchmark] = {
     "bench_email_digest": Benchmark(["2000"], ["40"], 3600),
     # transactional mails (4 sign-in codes to 1 workspace invitation), ours then Celery
     "bench_mail_tasks": Benchmark(["5000"], ["200"], 1800),
+    # links crawled (a third of the pages 50-300 ms late), ours then Plane's way one at a time
+    "bench_link_crawler": Benchmark(["2000"], ["300"], 1800),
     # Celery .delay() calls through the bridge to Kafka, latency samples (needs the machine's RabbitMQ)
     "bench_celery_bridge": Benchmark(["10000", "200"], ["500", "50"], 1800),
     # sentences through the embeddings consumer (and raw encode of the same), issues backfilled;
