@@ -67,6 +67,9 @@ BENCHMARKS: dict[str, Benchmark] = {
     # CPU backends torch / ONNX fp32 / ONNX int8: corpus and query sentences, threads (0: every
     # core, the same count for torch and ONNX Runtime), interleaved timing rounds
     "bench_embeddings_int8": Benchmark(["4000", "400", "0", "5"], ["500", "50", "0", "2"], 3600),
+    # issue updates timed produce -> searchable through the embeddings consumer (vs the seed's
+    # documented 30 s poll), then ai-reconcile over workspaces / issues, in sync and 1% stale
+    "bench_ai_schedule": Benchmark(["200", "1000", "100000"], ["20", "100", "10000"], 3600),
 }
 QUICK_TIMEOUT_S = 600
 
