@@ -167,8 +167,8 @@ VARIABLES: tuple[Variable, ...] = (
         "EMBEDDING_BACKEND",
         "auto",
         "CPU inference: torch (float32), onnx (ONNX Runtime, float32, the same vectors) or onnx-int8 "
-        "(ONNX Runtime, int8 weights and activations; see the README's figures). auto: torch; CUDA "
-        "always runs torch.",
+        "(ONNX Runtime, int8 weights and activations; the README has its speed and recall). auto: "
+        "torch. With CUDA only auto and torch start (torch in half precision).",
     ),
     Variable(
         "EMBEDDING_CACHE_DIR",
