@@ -78,7 +78,9 @@ VARIABLES: tuple[Variable, ...] = (
         "private). Empty: AWS_S3_ENDPOINT_URL, else AWS.",
     ),
     Variable("EXPORT_LINK_EXPIRY_S", "604800", "How long a presigned export link works (Plane: 7 days)."),
-    Variable("EXPORT_PAGE_SIZE", "500", "Issues an export reads per keyset page (memory is bounded by it)."),
+    Variable(
+        "EXPORT_PAGE_SIZE", "500", "Issues fetched from the export's cursor at once (bounds its memory)."
+    ),
     Variable("EXPORT_PAGE_PAUSE_MS", "0", "Pause between an export's pages, to spare a busy primary."),
     Variable("EXPORT_CONCURRENCY", "4", "Exports one `exports` process runs at once, a thread each."),
     Variable("UNUPLOADED_ASSET_DELETE_DAYS", "7", "Age after which never-uploaded assets are deleted."),
@@ -281,9 +283,9 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("LINK_CRAWLER_DEADLINE_S", "5", "Total deadline of one link crawl: page, redirects, favicon."),
     Variable("LINK_CRAWLER_MAX_HTML_BYTES", "1048576", "Most bytes of a crawled page read."),
     Variable("LINK_CRAWLER_MAX_FAVICON_BYTES", "102400", "Largest favicon kept (else: default)."),
+    Variable("LINK_CRAWLER_CONCURRENCY", "50", "Links of a batch crawled at once (threads per consumer)."),
 )
 
-    Variable("LINK_CRAWLER_CONCURRENCY", "50", "Links of a batch crawled at once (threads per consumer)."),
 
 def _bool(value: str) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
@@ -409,9 +411,9 @@ class Settings:
     link_crawler_deadline_s: float = 5.0
     link_crawler_max_html_bytes: int = 1048576
     link_crawler_max_favicon_bytes: int = 102400
+    link_crawler_concurrency: int = 50
 
     @classmethod
-    link_crawler_concurrency: int = 50
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
         values: dict[str, object] = {}
