@@ -20,7 +20,6 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from dataclasses import replace
 from html.parser import HTMLParser
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -183,10 +182,9 @@ def main(n: int = 2000) -> dict[str, object]:
         "mean_page_kb": round(sum(len(p) for p in site.pages) / n / 1024, 1),
         "link_crawler_concurrency": s.link_crawler_concurrency,
         "consumer_processes": 1,
-        "baseline": "Plane's way: requests + html.parser + favicon, one at a time, one process",
+        "baseline_method": "Plane's way: requests + html.parser + favicon, one at a time, one process",
         "cpu_count": os.cpu_count(),
         "stack": "embedded (pgserver PostgreSQL, tansu), loopback site",
-        "run_id": uuid.uuid4().hex[:8],
     }
 
 
