@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -45,12 +47,20 @@ def _indexer(settings: Settings) -> Indexer:
         from shared.kafka.handler import DependencyUnavailable
     except ImportError as exc:  # pragma: no cover - the extra is installed in the image and venv
         raise ConfigError(f"the `embeddings` extra is not installed: {exc}") from None
-    from shared.embeddings.backends import IndexConfigError, index_setting
+    try:
+        with model_errors(settings):
+            return indexer(settings, get_engine(settings.database_url))
+    except DependencyUnavailable as exc:
+        raise _unreachable(exc, settings) from None
+
+
+@contextmanager
+def model_errors(settings: Settings) -> Iterator[None]:
+    """Loading the model and choosing its index fail as one configuration line each."""
+    from shared.embeddings.backends import IndexConfigError
 
     try:
-        return indexer(settings, get_engine(settings.database_url))
-    except DependencyUnavailable as exc:
-        raise Unreachable(f"{index_setting(settings)}: vector index unreachable: {exc}") from None
+        yield
     except IndexConfigError as exc:
         raise ConfigError(str(exc)) from None
     except ModuleNotFoundError as exc:

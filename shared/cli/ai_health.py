@@ -47,17 +47,10 @@ def _from_here() -> dict[str, Any]:
         from services.embeddings.health import checks
     except ImportError as exc:  # pragma: no cover - the extra is installed in the image and venv
         raise ConfigError(f"the `embeddings` extra is not installed: {exc}") from None
-    from shared.embeddings.backends import IndexConfigError
+    from shared.cli.ai import model_errors
 
-    try:
+    with model_errors(settings):
         warm_up(settings)
-    except IndexConfigError as exc:
-        raise ConfigError(str(exc)) from None
-    except ModuleNotFoundError as exc:
-        raise ConfigError(f"the `embeddings` extra is not installed ({exc.name} missing)") from None
-    except (OSError, ValueError, RuntimeError) as exc:
-        where = f"EMBEDDING_MODEL={settings.embedding_model or '(default)'}"
-        raise ConfigError(f"{where}: the model cannot be loaded: {exc}") from None
     return report(settings, "embeddings", checks)[1]
 
 
