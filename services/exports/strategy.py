@@ -163,19 +163,8 @@ class OffPollThreadFactory(ProcessingStrategyFactory[KafkaPayload]):
     def create_with_partitions(
         self, commit: Commit, partitions: Mapping[Partition, int]
     ) -> ProcessingStrategy[KafkaPayload]:
-        deps = self._deps
-        processor = EventProcessor(
-            deps.spec,
-            _handler(),
-            deps.settings,
-            deps.producer,
-            deps.sessions,
-            deps.dead_letters,
-            deps.tier,
-            deps.clock,
-            deps.hold,
-        )
-        return OffPollThread(processor, commit, deps.settings.export_concurrency)
+        processor = self._deps.event_processor(_handler())
+        return OffPollThread(processor, commit, self._deps.settings.export_concurrency)
 
 
 def _handler() -> Handler:

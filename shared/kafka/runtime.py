@@ -87,6 +87,20 @@ class ConsumerDeps:
         down, none works, and the process is not ready."""
         return process_hold(self.shared)
 
+    def event_processor(self, handler: Handler) -> EventProcessor:
+        """The runtime's per-event processing (claim, handler, retry tiers, DLQ) around `handler`."""
+        return EventProcessor(
+            self.spec,
+            handler,
+            self.settings,
+            self.producer,
+            self.sessions,
+            self.dead_letters,
+            self.tier,
+            self.clock,
+            self.hold,
+        )
+
 
 def process_hold(shared: dict[str, Any]) -> Hold:
     return cast(Hold, shared.setdefault("dependency-hold", Hold()))
@@ -193,18 +207,7 @@ def _strategy_factory(deps: ConsumerDeps) -> ProcessingStrategyFactory[KafkaPayl
     if spec.batch is not None:
         return BatchStrategyFactory(deps)
     handler = cast(Handler, registry.load(spec.handler or ""))
-    processor = EventProcessor(
-        spec,
-        handler,
-        deps.settings,
-        deps.producer,
-        deps.sessions,
-        deps.dead_letters,
-        deps.tier,
-        deps.clock,
-        deps.hold,
-    )
-    return EventStrategyFactory(processor)
+    return EventStrategyFactory(deps.event_processor(handler))
 
 
 def run(run: ConsumerRun, install_signals: bool = True) -> int:
