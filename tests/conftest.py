@@ -15,7 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
 
 from shared.db.engine import get_engine, normalise_url
 from shared.db.migrate import upgrade
@@ -89,6 +89,14 @@ def s3_settings(settings: Settings, s3_server: EmbeddedS3) -> Settings:
     client.create_bucket(Bucket=s.aws_s3_bucket_name)
     client.create_bucket(Bucket=s.archive_s3_bucket)
     return s
+
+
+@pytest.fixture
+def admin(embedded_postgres: EmbeddedPostgres) -> Iterator[Engine]:
+    """An AUTOCOMMIT engine on the embedded server's maintenance database (outages, drops)."""
+    engine = create_engine(normalise_url(embedded_postgres.url), isolation_level="AUTOCOMMIT")
+    yield engine
+    engine.dispose()
 
 
 @pytest.fixture

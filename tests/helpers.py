@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import IO, Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, make_url, select, text
 
 from shared.cli.dlq import show
 from shared.db.plane import Issue, User
@@ -105,3 +105,16 @@ def stop_processes(procs: list[subprocess.Popen[bytes]]) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def set_database_up(admin: Engine, database_url: str, up: bool) -> None:
+    """Down: the database refuses new connections ("database ... is not currently accepting
+    connections", a FATAL at connect) and every session on it, pooled ones too, is terminated."""
+    name = make_url(database_url).database
+    with admin.connect() as conn:
+        conn.execute(text(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS {str(up).lower()}'))
+        if not up:
+            conn.execute(
+                text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :name"),
+                {"name": name},
+            )

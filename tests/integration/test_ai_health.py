@@ -10,37 +10,16 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 
-import pytest
-from sqlalchemy import Engine, create_engine, make_url, text
+from sqlalchemy import Engine
 
 from shared import consumer_health, metrics
-from shared.db.engine import normalise_url
 from shared.embedded.ports import free_port
-from shared.embedded.postgres import EmbeddedPostgres
 from shared.embedded.stack import env_for
 from shared.settings import Settings
+from tests.helpers import set_database_up
 
 CLI = [sys.executable, "-m", "shared.cli.main", "ai", "health"]
-
-
-@pytest.fixture
-def admin(embedded_postgres: EmbeddedPostgres) -> Iterator[Engine]:
-    engine = create_engine(normalise_url(embedded_postgres.url), isolation_level="AUTOCOMMIT")
-    yield engine
-    engine.dispose()
-
-
-def allow_connections(admin: Engine, settings: Settings, up: bool) -> None:
-    name = make_url(settings.database_url).database
-    with admin.connect() as conn:
-        conn.execute(text(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS {str(up).lower()}'))
-        if not up:
-            conn.execute(
-                text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :name"),
-                {"name": name},
-            )
 
 
 def get(url: str) -> tuple[int, bytes]:
@@ -72,11 +51,11 @@ def test_health_on_the_metrics_port_follows_the_database(
     assert status == 200 and b"plane_workers_database_circuit_state" in body
 
     engine.dispose()
-    allow_connections(admin, settings, up=False)
+    set_database_up(admin, settings.database_url, up=False)
     try:
         status, body = get(f"http://127.0.0.1:{port}/health")
     finally:
-        allow_connections(admin, settings, up=True)
+        set_database_up(admin, settings.database_url, up=True)
     document = json.loads(body)
     assert status == 503 and document["healthy"] is False
     assert document["database"]["ok"] is False
@@ -99,11 +78,11 @@ def test_ai_health_loads_the_model_and_reports_every_check(
     assert document["device"] == "cpu"
 
     engine.dispose()
-    allow_connections(admin, settings, up=False)
+    set_database_up(admin, settings.database_url, up=False)
     try:
         result = ai_health(settings)
     finally:
-        allow_connections(admin, settings, up=True)
+        set_database_up(admin, settings.database_url, up=True)
     assert result.returncode == 3, result.stderr  # the database (and the pgvector index) unreachable
     document = json.loads(result.stdout)
     assert document["healthy"] is False

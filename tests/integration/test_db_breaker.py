@@ -5,7 +5,6 @@ callers already handle), half-open after RESET_S with one probe, closed again on
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import Engine, create_engine, event, exc, make_url, text
@@ -15,24 +14,7 @@ from shared.db.engine import normalise_url
 from shared.embedded.postgres import EmbeddedPostgres
 from shared.metrics import REGISTRY
 from shared.settings import Settings
-
-
-@pytest.fixture
-def admin(embedded_postgres: EmbeddedPostgres) -> Iterator[Engine]:
-    engine = create_engine(normalise_url(embedded_postgres.url), isolation_level="AUTOCOMMIT")
-    yield engine
-    engine.dispose()
-
-
-def allow_connections(admin: Engine, settings: Settings, up: bool) -> None:
-    name = make_url(settings.database_url).database
-    with admin.connect() as conn:
-        conn.execute(text(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS {str(up).lower()}'))
-        if not up:
-            conn.execute(
-                text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :name"),
-                {"name": name},
-            )
+from tests.helpers import set_database_up
 
 
 def connect_error(engine: Engine) -> exc.DBAPIError:
@@ -57,7 +39,7 @@ def test_opens_after_repeated_refusals_fails_fast_and_closes_after_a_probe(
     assert breaker.state(engine)["state"] == "closed"
     assert metric(engine, "closed") == 1.0
     engine.dispose()  # no pooled connection left: every checkout below connects
-    allow_connections(admin, settings, up=False)
+    set_database_up(admin, settings.database_url, up=False)
     try:
         for _ in range(breaker.FAIL_MAX):
             error = connect_error(engine)
@@ -77,7 +59,7 @@ def test_opens_after_repeated_refusals_fails_fast_and_closes_after_a_probe(
         assert not isinstance(error.orig, breaker.DatabaseCircuitOpen)
         assert breaker.state(engine)["state"] == "open"
     finally:
-        allow_connections(admin, settings, up=True)
+        set_database_up(admin, settings.database_url, up=True)
     time.sleep(1.1)
     with engine.connect() as conn:  # the probe connects: closed, counters reset
         assert conn.scalar(text("SELECT 1")) == 1

@@ -8,12 +8,11 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, create_engine, make_url, text
+from sqlalchemy import Engine, create_engine, text
 from sqlalchemy import exc as sa_exc
 
 from shared.db.engine import get_engine, normalise_url
@@ -25,6 +24,7 @@ from shared.mail.message import compose
 from shared.mail.smtp import SmtpSession
 from shared.settings import Settings
 from shared.testing.plane_rows import insert_one
+from tests.helpers import set_database_up
 
 pytestmark = pytest.mark.timeout(120)
 SECRET_KEY = "plane-secret-key-for-tests-0123456789abcdefghijklmnop"
@@ -32,13 +32,6 @@ PASSWORD = "pässword-from-plane-admin"
 # smtplib sends AUTH credentials as ASCII only (Plane's Django backend uses the same smtplib).
 ASCII_PASSWORD = "password-from-plane-admin"
 LOGGER = "shared.mail.config"
-
-
-@pytest.fixture
-def admin(embedded_postgres: EmbeddedPostgres) -> Iterator[Engine]:
-    engine = create_engine(normalise_url(embedded_postgres.url), isolation_level="AUTOCOMMIT")
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture
@@ -267,17 +260,6 @@ def test_source_reads_in_a_read_only_transaction(env_settings: Settings, engine:
     assert seen == ["on"]
     with engine.connect() as conn:
         assert conn.scalar(text("SHOW transaction_read_only")) == "off"  # not left on the session
-
-
-def set_database_up(admin: Engine, database_url: str, up: bool) -> None:
-    """Down: new connections refused at connect, sessions on it terminated (pool's too)."""
-    name = make_url(database_url).database
-    with admin.connect() as conn:
-        conn.execute(text(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS {str(up).lower()}'))
-        if not up:
-            conn.execute(
-                text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"), {"n": name}
-            )
 
 
 def test_database_down_keeps_the_cached_value(

@@ -25,10 +25,9 @@ from shared.kafka import headers as h
 from shared.kafka.config import producer_config
 from shared.settings import Settings
 from shared.testing.topics import read_topic
-from tests.helpers import consumer_thread, dead_letters, spawn_consumer, wait_until
+from tests.helpers import consumer_thread, dead_letters, set_database_up, spawn_consumer, wait_until
 from tests.integration.http_servers import HttpServer, send
 from tests.integration.webhook_world import count, deliveries_for, produce
-from tests.reliability.test_database_outage import set_database_up
 
 DELIVERIES = registry.consumer("webhook-deliveries")
 
@@ -215,7 +214,7 @@ def test_an_outage_while_recording_sends_each_retry_once(
     def fail_then_go_down(request) -> None:  # type: ignore[no-untyped-def]
         if not answered.is_set():
             answered.set()
-            set_database_up(admin, settings, False)
+            set_database_up(admin, settings.database_url, False)
         send(request, 500, b"down")
 
     receiver = HttpServer(routes={"/down": fail_then_go_down})
@@ -226,7 +225,7 @@ def test_an_outage_while_recording_sends_each_retry_once(
     with consumer_thread(DELIVERIES, settings):
         answered.wait(60)
         time.sleep(4)  # the writer holds its batch, trying again each second
-        set_database_up(admin, settings, True)
+        set_database_up(admin, settings.database_url, True)
         wait_until(lambda: len(read_topic(settings, tier0)) >= 50, 60)
         time.sleep(1)
     receiver.close()

@@ -8,43 +8,27 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from confluent_kafka import Consumer, TopicPartition
-from sqlalchemy import Engine, create_engine, make_url, text
+from sqlalchemy import Engine
 
 from shared import registry
-from shared.db.engine import normalise_url
-from shared.embedded.postgres import EmbeddedPostgres
 from shared.embedded.stack import env_for
 from shared.events.producer import EventProducer
 from shared.kafka.config import consumer_config
 from shared.settings import Settings
-from tests.helpers import dead_letters, idv_event, processed, seed, spawn_consumer, wait_until
+from tests.helpers import (
+    dead_letters,
+    idv_event,
+    processed,
+    seed,
+    set_database_up,
+    spawn_consumer,
+    wait_until,
+)
 
 SPEC = registry.consumer("issue-description-versions")
-
-
-@pytest.fixture
-def admin(embedded_postgres: EmbeddedPostgres) -> Iterator[Engine]:
-    engine = create_engine(normalise_url(embedded_postgres.url), isolation_level="AUTOCOMMIT")
-    yield engine
-    engine.dispose()
-
-
-def set_database_up(admin: Engine, settings: Settings, up: bool) -> None:
-    """Down: the database refuses new connections ("database ... is not currently accepting
-    connections", a FATAL at connect) and every session on it is terminated."""
-    name = make_url(settings.database_url).database
-    with admin.connect() as conn:
-        conn.execute(text(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS {str(up).lower()}'))
-        if not up:
-            conn.execute(
-                text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :name"),
-                {"name": name},
-            )
 
 
 def offsets(settings: Settings, topic: str, group: str | None = None) -> dict[int, int]:
@@ -89,7 +73,7 @@ def test_an_outage_holds_without_retries_or_commits_and_the_consumer_is_not_read
             wait_until(lambda: processed(engine, SPEC.name) == 20, 60)
             wait_until(lambda: committed() == 20, 30)
             assert healthy(settings, 5) and healthy(settings, 5, "--ready")
-            set_database_up(admin, settings, up=False)
+            set_database_up(admin, settings.database_url, up=False)
             try:
                 producer.send_many(SPEC.topic, during)
                 wait_until(lambda: not healthy(settings, 5, "--ready"), 30, interval_s=0.5)
@@ -100,7 +84,7 @@ def test_an_outage_holds_without_retries_or_commits_and_the_consumer_is_not_read
                 assert committed() == 20  # nothing committed past the held event
                 assert not any(sum(offsets(settings, t).values()) for t in SPEC.retry_topics)
             finally:
-                set_database_up(admin, settings, up=True)
+                set_database_up(admin, settings.database_url, up=True)
             wait_until(lambda: processed(engine, SPEC.name) == 40, 60)
             wait_until(lambda: healthy(settings, 2, "--ready"), 10, interval_s=0.5)
             assert not any(sum(offsets(settings, t).values()) for t in SPEC.retry_topics)
