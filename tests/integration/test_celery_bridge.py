@@ -150,6 +150,29 @@ def _plane_calls(ws: Any, hook: Any) -> dict[str, tuple[list[Any], dict[str, Any
         "workspace_invitation": (["bob@example.com", ws.id, "tok-2", site, "ada@example.com"], {}),
         "project_invitation": (["bob@example.com", project, "tok-3", site, "ada@example.com"], {}),
         "project_add_user_email": ([site, uuid.uuid4(), actor], {}),
+        # Positional where Plane's views pass them so (the link's id and url), keywords elsewhere.
+        "crawl_work_item_link_title": ([uuid.uuid4(), "https://example.com/spec"], {}),
+        "get_asset_object_metadata": ([], {"asset_id": str(uuid.uuid4())}),
+        "copy_s3_objects_of_description_and_assets": (
+            [],
+            {
+                "entity_name": "PAGE",
+                "entity_identifier": uuid.uuid4(),
+                "project_id": project,
+                "slug": ws.slug,
+                "user_id": actor,
+            },
+        ),
+        "export_analytics_to_csv_email": (
+            [
+                [{"state": "Todo", "count": 3}],
+                ["State", "Count"],
+                ["state", "count"],
+                "ada@example.com",
+                ws.slug,
+            ],
+            {},
+        ),
         "send_webhook_deactivation_email": (
             [],
             {"webhook_id": hook.id, "receiver_id": actor, "reason": "HTTP 500", "current_site": site},
