@@ -102,6 +102,9 @@ class HttpServer:
         class Server(ThreadingHTTPServer):
             address_family = _family(self.host)
             daemon_threads = True
+            # socketserver's default listen backlog of 5 makes a burst of connects (50 crawls at
+            # once) wait for SYN retries of 1 s and more, which a real web server does not.
+            request_queue_size = 128
 
             def get_request(self) -> tuple[socket.socket, object]:
                 conn, addr = super().get_request()

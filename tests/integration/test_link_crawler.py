@@ -269,8 +269,7 @@ def test_fifty_slow_links_crawled_in_parallel_by_one_consumer_under_an_rss_bound
     engine, settings, issue, tmp_path
 ) -> None:
     """R10: 50 links to a site whose pages each take 1 s, through Kafka to one consumer process
-    (as a pod runs it), under the production deadline (5 s; the test server's listen backlog of 5
-    can cost a connect a SYN retry of 1 s under 50 at once). One at a time, as Plane's worker
+    (as a pod runs it), under the production deadline (5 s). One at a time, as Plane's worker
     crawls, would take 50 s."""
 
     def slow(h) -> None:  # type: ignore[no-untyped-def]
