@@ -21,12 +21,15 @@ demo: $(BIN)/plane-workers
 	@echo "== starting the embedded stack and the demo"
 	$(BIN)/plane-workers demo
 
-# tests/conformance runs apart: its cases mostly wait (restarts, group joins, outages), so four
-# go side by side, each xdist worker with its own PostgreSQL and broker (an outage stays in it).
+# tests/unit and tests/chart are CPU-bound and share no state (helm renders, promtool, parsing):
+# one xdist worker per core. tests/conformance runs apart: its cases mostly wait (restarts, group
+# joins, outages), so four go side by side, each xdist worker with its own PostgreSQL and broker
+# (an outage stays in it). The rest (integration, reliability, compat) runs in one process.
 test: $(BIN)/plane-workers
 	$(BIN)/ruff check .
 	$(BIN)/plane-workers export-helm --check
-	$(BIN)/pytest -p no:cacheprovider --ignore=tests/conformance
+	$(BIN)/pytest -p no:cacheprovider -n 2 tests/unit tests/chart
+	$(BIN)/pytest -p no:cacheprovider --ignore=tests/conformance --ignore=tests/unit --ignore=tests/chart
 	$(BIN)/pytest -p no:cacheprovider -n 4 tests/conformance
 
 # Every benchmark under tests/benchmarks, one JSON report (README "Benchmarks"); quick: small sizes.
