@@ -102,7 +102,9 @@ def test_dev_runs_consumers_and_jobs_then_stops_cleanly(settings, engine):  # ty
     try:
         events = [(str(i.id), idv_event(i, alice, creating=True)) for i in issues]
         EventProducer(settings).send_many(IDV.topic, events)
-        wait_until(lambda: processed(engine, IDV.name) == 2, timeout_s=90)
+        # dev starts every default consumer at once (a dozen processes on CI's 2 cores): 33 s on an
+        # idle machine, past 90 s once on a loaded one.
+        wait_until(lambda: processed(engine, IDV.name) == 2, timeout_s=180)
         with engine.connect() as conn:
             assert conn.scalar(select(func.count()).select_from(IssueDescriptionVersion)) == 2
 
