@@ -49,15 +49,21 @@ def chunk_id(entity_type: str, entity_id: str, chunk_index: int) -> str:
 # -- request bodies ---------------------------------------------------------------------------
 
 
+# What entity documents and chunks both carry: the entity's key, its scope and its external version.
+_ENTITY_FIELDS: dict[str, Any] = {
+    "entity_type": _KEYWORD,
+    "entity_id": _KEYWORD,
+    "workspace_id": _KEYWORD,
+    "project_id": _KEYWORD,
+    "version": {"type": "long"},
+}
+
+
 def entities_template(name: str) -> dict[str, Any]:
     mappings = {
         "dynamic": "strict",
         "properties": {
-            "entity_type": _KEYWORD,
-            "entity_id": _KEYWORD,
-            "workspace_id": _KEYWORD,
-            "project_id": _KEYWORD,
-            "version": {"type": "long"},
+            **_ENTITY_FIELDS,
             "deleted": {"type": "boolean"},
             "chunk_count": {"type": "integer"},
         },
@@ -84,11 +90,7 @@ def chunks_template(
         # index for nothing (a re-index re-embeds).
         "_source": {"excludes": ["embedding"]},
         "properties": {
-            "entity_type": _KEYWORD,
-            "entity_id": _KEYWORD,
-            "workspace_id": _KEYWORD,
-            "project_id": _KEYWORD,
-            "version": {"type": "long"},
+            **_ENTITY_FIELDS,
             "chunk_index": {"type": "integer"},
             # 'english' as pgvector's default: stemming, and stop words out of the query.
             "text": {"type": "text", "analyzer": analyzer},
