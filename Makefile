@@ -29,7 +29,7 @@ test: $(BIN)/plane-workers
 	$(BIN)/ruff check .
 	$(BIN)/plane-workers export-helm --check
 	$(BIN)/pytest -p no:cacheprovider -n 2 tests/unit tests/chart
-	$(BIN)/pytest -p no:cacheprovider --ignore=tests/conformance --ignore=tests/unit --ignore=tests/chart
+	$(BIN)/pytest -p no:cacheprovider --durations=30 --ignore=tests/conformance --ignore=tests/unit --ignore=tests/chart
 	$(BIN)/pytest -p no:cacheprovider -n 4 tests/conformance
 
 # Every benchmark under tests/benchmarks, one JSON report (README "Benchmarks"); quick: small sizes.

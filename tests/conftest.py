@@ -15,6 +15,8 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient
 from sqlalchemy import Engine, create_engine, text
 
 from shared.db.engine import get_engine, normalise_url
@@ -117,8 +119,9 @@ def database_url(embedded_postgres: EmbeddedPostgres) -> Iterator[str]:
 
 
 @pytest.fixture
-def settings(database_url: str, kafka: EmbeddedKafka, tmp_path: Path) -> Settings:
-    """Settings for one test: its own database, its own topics (created), no metrics port."""
+def settings(database_url: str, kafka: EmbeddedKafka, tmp_path: Path) -> Iterator[Settings]:
+    """Settings for one test: its own database, its own topics (created, and deleted after it), no
+    metrics port."""
     base = Settings.from_env({})
     s = replace(
         base,
@@ -132,7 +135,22 @@ def settings(database_url: str, kafka: EmbeddedKafka, tmp_path: Path) -> Setting
         hard_delete_after_days=60,
     )
     create_topics(s)
-    return s
+    yield s
+    delete_topics_with_prefix(kafka.bootstrap, s.kafka_topic_prefix)
+
+
+def delete_topics_with_prefix(bootstrap: str, prefix: str) -> None:
+    """Best effort. tansu's metadata answers grow with the topics it holds: left in place, the
+    suite's (about 70 per test) made creating one test's topics take 0.01 s on an empty broker and
+    2.4 s at 8,000 topics, and a producer's first send 0.17 s instead of under 0.01 s."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    try:
+        names = [name for name in admin.list_topics(timeout=10).topics if name.startswith(prefix)]
+        if names:
+            for future in admin.delete_topics(names, operation_timeout=10).values():
+                future.result(timeout=10)
+    except KafkaException:
+        pass  # a broker a test stopped keeps its topics; the next test's are its own
 
 
 @pytest.fixture

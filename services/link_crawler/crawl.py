@@ -69,16 +69,21 @@ def crawl(client: SafeHttpClient, url: str, limits: Limits) -> dict[str, str | N
     """Plane's metadata for `url`; never raises an HTTP failure (they give Plane's fallbacks)."""
     ends_at = time.monotonic() + limits.deadline_s
     title: str | None = None
-    page: LexborHTMLParser | None = None
+    href: str | None = None
     final_url = url
     try:
         response = _get(client, url, ends_at, limits.max_html_bytes)
         final_url = response.url
+        # Only the two strings outlive this block: the body and its parse tree (several times the
+        # page's size) are freed before the favicon request, so each crawl thread holds one page.
         page = _html(response)
-        title = _title(page) if page is not None else None
+        del response
+        if page is not None:
+            title, href = _title(page), _icon_href(page)
+        del page
     except HttpError as exc:
         log.warning("link page not fetched: %s: %s", type(exc).__name__, exc)
-    favicon_url, favicon = _favicon(client, page, final_url, ends_at, limits.max_favicon_bytes)
+    favicon_url, favicon = _favicon(client, href, final_url, ends_at, limits.max_favicon_bytes)
     return {"title": title, "favicon": favicon, "url": url, "favicon_url": favicon_url}
 
 
@@ -144,9 +149,7 @@ def _title(page: LexborHTMLParser) -> str | None:
     return (node.text() or "").strip()[:MAX_TITLE_CHARS]
 
 
-def _icon_href(page: LexborHTMLParser | None) -> str | None:
-    if page is None:
-        return None
+def _icon_href(page: LexborHTMLParser) -> str | None:
     found: dict[str, str] = {}
     for node in page.css("link[rel][href]"):
         rel = " ".join((node.attributes.get("rel") or "").lower().split())
@@ -157,10 +160,9 @@ def _icon_href(page: LexborHTMLParser | None) -> str | None:
 
 
 def _favicon(
-    client: SafeHttpClient, page: LexborHTMLParser | None, base_url: str, ends_at: float, cap: int
+    client: SafeHttpClient, href: str | None, base_url: str, ends_at: float, cap: int
 ) -> tuple[str | None, str]:
     """(favicon_url, data URL): the page's icon link, else /favicon.ico; Plane's default on failure."""
-    href = _icon_href(page)
     if href is not None:
         icon_url = urljoin(base_url, href)
     else:

@@ -14,6 +14,7 @@ import subprocess
 import sys
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 import requests
@@ -80,7 +81,7 @@ def test_job_pushes_metrics_and_survives_a_dead_gateway(settings, engine):  # ty
 
 
 @pytest.mark.slow
-def test_dev_runs_consumers_and_jobs_then_stops_cleanly(settings, engine):  # type: ignore[no-untyped-def]
+def test_dev_runs_consumers_and_jobs_then_stops_cleanly(settings, engine, tmp_path):  # type: ignore[no-untyped-def]
     (alice, _), issues = seed(engine, 2)
     with engine.begin() as conn:  # an expired dedupe key, for the prune job to remove
         conn.execute(
@@ -92,19 +93,30 @@ def test_dev_runs_consumers_and_jobs_then_stops_cleanly(settings, engine):  # ty
         )
     # Named with --with, one of Plane AI's jobs (off by default) joins the default install's.
     dev_jobs = [j for j in registry.JOBS if j.enabled_by_default or j.name == "ai-reap-stuck-jobs"]
-    dev = subprocess.Popen(
-        [sys.executable, "-m", "shared.cli.main", "dev", "--jobs-now", "--with", "ai-reap-stuck-jobs"],
-        env=env_for(settings) | {"LOG_LEVEL": "WARNING"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
+    # Files, not pipes: dev's children inherit them, and a pipe nobody reads while the test waits
+    # fills at 64 kB and blocks every child writing to it.
+    out_path, err_path = tmp_path / "dev.out", tmp_path / "dev.err"
+
+    def printed(path: Path) -> str:
+        return path.read_text(errors="replace")
+
+    with out_path.open("wb") as out_file, err_path.open("wb") as err_file:
+        dev = subprocess.Popen(
+            [sys.executable, "-m", "shared.cli.main", "dev", "--jobs-now", "--with", "ai-reap-stuck-jobs"],
+            env=env_for(settings) | {"LOG_LEVEL": "WARNING"},
+            stdout=out_file,
+            stderr=err_file,
+            start_new_session=True,
+        )
     try:
         events = [(str(i.id), idv_event(i, alice, creating=True)) for i in issues]
         EventProducer(settings).send_many(IDV.topic, events)
-        # dev starts every default consumer at once (a dozen processes on CI's 2 cores): 33 s on an
-        # idle machine, past 90 s once on a loaded one.
-        wait_until(lambda: processed(engine, IDV.name) == 2, timeout_s=180)
+        # dev starts every default consumer at once (a dozen processes on CI's 2 cores): 15 s on an
+        # idle machine.
+        try:
+            wait_until(lambda: processed(engine, IDV.name) == 2, timeout_s=180)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; dev printed:\n{printed(err_path)[-3000:]}") from None
         with engine.connect() as conn:
             assert conn.scalar(select(func.count()).select_from(IssueDescriptionVersion)) == 2
 
@@ -119,11 +131,11 @@ def test_dev_runs_consumers_and_jobs_then_stops_cleanly(settings, engine):  # ty
         assert processed(engine, "old") == 0
     finally:
         dev.send_signal(signal.SIGTERM)
-        out, err = dev.communicate(timeout=60)
-    assert dev.returncode == 0, err.decode()[-2000:]
+        dev.wait(timeout=60)
+    assert dev.returncode == 0, printed(err_path)[-2000:]
     defaults = [spec.name for spec in registry.CONSUMERS if spec.enabled_by_default]
-    assert f"{len(defaults)} consumer(s) and {len(dev_jobs)} job(s)" in out.decode()
-    assert "off by default (add with --with NAME): embeddings" in out.decode()
+    assert f"{len(defaults)} consumer(s) and {len(dev_jobs)} job(s)" in printed(out_path)
+    assert "off by default (add with --with NAME): embeddings" in printed(out_path)
     # No child outlived it: nothing is left in its process group.
     leftovers = subprocess.run(["pgrep", "-g", str(dev.pid)], capture_output=True, text=True).stdout
     assert leftovers == ""
