@@ -6,7 +6,9 @@ the topic catalogue keys it (DESIGN.md). A task name that is not here goes to th
 
 `needs` names a lookup in Plane's database that the event needs and the task's arguments lack
 (webhook_send_task carries a webhook id, our delivery also its workspace id). A route with needs
-is passed through unchanged when the bridge has no DATABASE_URL.
+is passed through unchanged when the bridge has no DATABASE_URL. "workspace" adds the slug's
+workspace id to the event; "workspace_key" only keys the message by it (the event has no field
+for it).
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ class Route:
     event_type: str
     params: tuple[Param, ...]
     key: Keyer = field(compare=False)
-    needs: Literal["", "webhook", "workspace"] = ""
+    needs: Literal["", "webhook", "workspace", "workspace_key"] = ""
 
     @cached_property
     def signature(self) -> inspect.Signature:
@@ -178,6 +180,22 @@ ROUTES: tuple[Route, ...] = (
         "plane.asset_copy.v1",
         ("entity_name", "entity_identifier", "project_id", "slug", "user_id"),
         key=_field("entity_identifier"),
+    ),
+    Route(
+        f"{_PLANE}.export_task.issue_export_task",
+        "exports",
+        "plane.issue_export.v1",
+        ("provider", "workspace_id", "project_ids", "token_id", "multiple", "slug"),
+        key=_field("workspace_id"),
+    ),
+    Route(
+        f"{_PLANE}.analytic_plot_export.analytic_export_task",
+        "exports",
+        "plane.analytics_export.v1",
+        ("email", "data", "slug"),
+        # The slug when the workspace cannot be looked up (one per workspace all the same).
+        key=_field("workspace_id", "slug"),
+        needs="workspace_key",
     ),
     *(
         Route(kind.plane_task, "emails", kind.event_type, kind.plane_args, key=_field(kind.key_field))

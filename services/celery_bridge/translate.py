@@ -96,10 +96,11 @@ def translate(task: TaskMessage, route: Route, lookups: Lookups | None) -> Outgo
         data: dict[str, Any] = to_json_value(bound)
     except TypeError as exc:
         raise InvalidArguments(f"{route.plane_task}: {exc}") from None
-    if route.needs == "workspace" and lookups is not None:
+    key_only: dict[str, str] = {}  # what keys the message without being in the event
+    if route.needs in ("workspace", "workspace_key") and lookups is not None:
         workspace = lookups.workspace_by_slug(str(data.get("slug")))
         if workspace is not None:
-            data["workspace_id"] = workspace
+            (data if route.needs == "workspace" else key_only)["workspace_id"] = workspace
     elif route.needs == "webhook":
         if lookups is None:
             raise InvalidArguments(f"{route.plane_task} needs DATABASE_URL to find the webhook's workspace")
@@ -109,7 +110,7 @@ def translate(task: TaskMessage, route: Route, lookups: Lookups | None) -> Outgo
         event = new_event(route.event_type, data, source=SOURCE, event_id=identifier)
     except InvalidEvent as exc:
         raise InvalidArguments(f"{route.plane_task}: not a valid {route.event_type}: {exc}") from None
-    return Outgoing(route.topic, route.key(data), event.to_json(), identifier)
+    return Outgoing(route.topic, route.key(data | key_only), event.to_json(), identifier)
 
 
 def _delivery(args: Mapping[str, Any], lookups: Lookups) -> dict[str, Any]:
