@@ -23,6 +23,8 @@ class Variable:
     secret: bool = False
     # Other names read when `env` is unset (a seed's own name for the same switch).
     aliases: tuple[str, ...] = ()
+    # The least value that works (a concurrency of 0 would run nothing and wait for ever).
+    minimum: int | None = None
 
 
 VARIABLES: tuple[Variable, ...] = (
@@ -50,8 +52,10 @@ VARIABLES: tuple[Variable, ...] = (
         "librdkafka fetch.wait.max.ms: how long a fetch may wait for data (Kafka answers as soon as "
         "data arrives; the embedded broker does not, so `dev` sets 10).",
     ),
-    Variable("EVENT_MAX_BYTES", "1048576", "Events larger than this go to the DLQ as oversize."),
-    Variable("BATCH_MAX_EVENTS", "500", "Most events per transaction of a batch consumer (`batch=`)."),
+    Variable("EVENT_MAX_BYTES", "1048576", "Events larger than this go to the DLQ as oversize.", minimum=1),
+    Variable(
+        "BATCH_MAX_EVENTS", "500", "Most events per transaction of a batch consumer (`batch=`).", minimum=1
+    ),
     Variable("BATCH_MAX_WAIT_MS", "200", "Longest a batch consumer waits to fill a batch."),
     Variable("DLQ_MAX_CONSECUTIVE", "1000", "Consecutive dead letters per partition before stop."),
     Variable("DLQ_MAX_RATIO", "0.5", "Share of dead letters per partition before the consumer stops."),
@@ -68,7 +72,9 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("LOG_FORMAT", "json", "json (one object per line) or text."),
     Variable("SECRET_KEY", "", "Plane's SECRET_KEY (decrypts instance configuration).", secret=True),
     Variable("HARD_DELETE_AFTER_DAYS", "60", "Retention for soft-deleted rows and logs, in days."),
-    Variable("HARD_DELETE_WORKERS", "2", "Connections hard-delete purges a table with, in parallel."),
+    Variable(
+        "HARD_DELETE_WORKERS", "2", "Connections hard-delete purges a table with, in parallel.", minimum=1
+    ),
     Variable("VERSION_HISTORY_KEEP", "20", "Page and description versions kept per page/issue."),
     Variable("EXPORT_RETENTION_DAYS", "8", "Age after which export files are deleted from S3."),
     Variable(
@@ -82,7 +88,9 @@ VARIABLES: tuple[Variable, ...] = (
         "EXPORT_PAGE_SIZE", "500", "Issues fetched from the export's cursor at once (bounds its memory)."
     ),
     Variable("EXPORT_PAGE_PAUSE_MS", "0", "Pause between an export's pages, to spare a busy primary."),
-    Variable("EXPORT_CONCURRENCY", "4", "Exports one `exports` process runs at once, a thread each."),
+    Variable(
+        "EXPORT_CONCURRENCY", "4", "Exports one `exports` process runs at once, a thread each.", minimum=1
+    ),
     Variable("UNUPLOADED_ASSET_DELETE_DAYS", "7", "Age after which never-uploaded assets are deleted."),
     Variable("PROCESSED_EVENTS_RETENTION_DAYS", "14", "How long event ids are kept for dedupe."),
     Variable("JOB_RUNS_RETENTION_DAYS", "90", "How long job-run records are kept."),
@@ -117,8 +125,12 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("WEBHOOK_ALLOWED_IPS", "", "IPs/CIDRs webhooks may reach despite the SSRF rules."),
     Variable("WEBHOOK_ALLOWED_HOSTS", "", "Exact host names webhooks may reach despite SSRF rules."),
     Variable("WEBHOOK_TIMEOUT_S", "30", "Total deadline of one delivery attempt (connect to last byte)."),
-    Variable("WEBHOOK_CONCURRENCY", "64", "Deliveries in flight per process, retry tiers included."),
-    Variable("WEBHOOK_ENDPOINT_CONCURRENCY", "4", "Deliveries in flight to one webhook, per process."),
+    Variable(
+        "WEBHOOK_CONCURRENCY", "64", "Deliveries in flight per process, retry tiers included.", minimum=1
+    ),
+    Variable(
+        "WEBHOOK_ENDPOINT_CONCURRENCY", "4", "Deliveries in flight to one webhook, per process.", minimum=1
+    ),
     Variable("WEBHOOK_PAYLOAD_MAX_BYTES", "262144", "Bodies above this are sent thin: data is {id} only."),
     Variable("WEBHOOK_RESPONSE_MAX_BYTES", "20000", "Response bytes read and stored per attempt."),
     Variable("WEBHOOK_DISABLE_AFTER_S", "432000", "Failing this long without a success disables a webhook."),
@@ -283,7 +295,12 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("LINK_CRAWLER_DEADLINE_S", "5", "Total deadline of one link crawl: page, redirects, favicon."),
     Variable("LINK_CRAWLER_MAX_HTML_BYTES", "1048576", "Most bytes of a crawled page read."),
     Variable("LINK_CRAWLER_MAX_FAVICON_BYTES", "102400", "Largest favicon kept (else: default)."),
-    Variable("LINK_CRAWLER_CONCURRENCY", "50", "Links of a batch crawled at once (threads per consumer)."),
+    Variable(
+        "LINK_CRAWLER_CONCURRENCY",
+        "50",
+        "Links of a batch crawled at once (threads per consumer).",
+        minimum=1,
+    ),
 )
 
 
@@ -438,6 +455,8 @@ class Settings:
                     values[name] = raw
             except ValueError as exc:
                 raise ValueError(f"{var.env}={raw!r} is not a valid {kind}") from exc
+            if var.minimum is not None and values[name] < var.minimum:  # type: ignore[operator]
+                raise ValueError(f"{var.env}={raw!r} must be at least {var.minimum}")
         return cls(**values)  # type: ignore[arg-type]
 
     def topic(self, logical: str) -> str:

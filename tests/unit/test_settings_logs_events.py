@@ -30,6 +30,19 @@ def test_settings_from_env_and_clear_errors() -> None:
         Settings.from_env({"HARD_DELETE_AFTER_DAYS": "soon"})
 
 
+@pytest.mark.parametrize("name", [v.env for v in VARIABLES if v.minimum is not None])
+def test_a_value_below_its_minimum_is_refused_by_name(name: str) -> None:
+    """A concurrency of 0 would start and then wait for ever; it is refused before anything runs."""
+    with pytest.raises(ValueError, match=f"^{name}='0' must be at least 1$"):
+        Settings.from_env({name: "0"})
+    assert getattr(Settings.from_env({name: "1"}), name.lower()) == 1
+
+
+def test_the_concurrency_settings_have_a_minimum() -> None:
+    bounded = {v.env for v in VARIABLES if v.minimum is not None}
+    assert {"LINK_CRAWLER_CONCURRENCY", "EXPORT_CONCURRENCY", "WEBHOOK_CONCURRENCY"} <= bounded
+
+
 def test_secrets_are_hidden_from_repr_and_logs() -> None:
     s = Settings.from_env({"EMAIL_HOST_PASSWORD": "hunter2-secret", "SECRET_KEY": "django-key-123"})
     assert "hunter2-secret" not in repr(s)
