@@ -301,6 +301,22 @@ VARIABLES: tuple[Variable, ...] = (
         "Links of a batch crawled at once (threads per consumer).",
         minimum=1,
     ),
+    Variable(
+        "API_LOG_BODY_MAX_BYTES",
+        "65536",
+        "Most UTF-8 bytes of a request or response body kept in an API activity log (the rest cut, marked).",
+        minimum=1,
+    ),
+    Variable(
+        "POSTHOG_API_KEY",
+        "",
+        "PostHog project key for Plane's track_event (a live instance_configurations row wins while "
+        "SKIP_ENV_VAR is 1). Empty, or POSTHOG_HOST empty: analytics events are skipped and counted.",
+        secret=True,
+    ),
+    Variable("POSTHOG_HOST", "", "PostHog's address (https://us.i.posthog.com or a self-hosted one)."),
+    Variable("POSTHOG_ALLOWED_IPS", "", "IPs/CIDRs a self-hosted PostHog may have despite the SSRF rules."),
+    Variable("POSTHOG_TIMEOUT_S", "10", "Total deadline of one PostHog /batch/ request."),
 )
 
 
@@ -429,6 +445,11 @@ class Settings:
     link_crawler_max_html_bytes: int = 1048576
     link_crawler_max_favicon_bytes: int = 102400
     link_crawler_concurrency: int = 50
+    api_log_body_max_bytes: int = 65536
+    posthog_api_key: str = field(default="", repr=False)
+    posthog_host: str = ""
+    posthog_allowed_ips: tuple[str, ...] = ()
+    posthog_timeout_s: float = 10.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
