@@ -96,6 +96,10 @@ class ConsumerSpec:
     # False: an optional add-on (Plane AI's embeddings) the chart renders only where the operator
     # sets consumers.<name>.enabled; a default install must not run what it cannot start.
     enabled_by_default: bool = True
+    # "package.module:function" taking (Event, reason: str, Settings), called once the event is in
+    # the DLQ (a permanent error, or its retries spent), so that what a user watches (an export's
+    # status) says it failed instead of waiting for ever. Best effort: the dead letter comes first.
+    on_give_up: str | None = None
 
     def __post_init__(self) -> None:
         if (self.handler is None) == (self.strategy is None):
@@ -317,6 +321,7 @@ CONSUMERS: tuple[ConsumerSpec, ...] = (
         resources=Resources(cpu_request="250m", memory_request="256Mi", memory_limit="512Mi"),
         samples="services.exports.samples:cases",
         replaces="`issue_export_task`, `analytic_export_task`",
+        on_give_up="services.exports.handler:give_up",
     ),
     ConsumerSpec(
         name="assets",

@@ -15,12 +15,20 @@ from services.exports.strategy import check_stop
 from shared.db.engine import get_engine
 from shared.events import Event
 from shared.kafka.handler import HandlerContext
+from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 
 ISSUE_EXPORT = "plane.issue_export.v1"
 ANALYTICS_EXPORT = "plane.analytics_export.v1"
 EMAILS_TOPIC = "emails"
+
+
+def give_up(event: Event, reason: str, settings: Settings) -> None:
+    """on_give_up: an issue export whose event went to the DLQ (its retries spent, S3 down for
+    the whole retry window) is marked failed. An analytics export has no row: its mail is not sent."""
+    if event.type == ISSUE_EXPORT:
+        issue_export.gave_up(get_engine(settings.database_url), event.data["token_id"], reason)
 
 
 def handle(event: Event, ctx: HandlerContext) -> None:

@@ -49,6 +49,11 @@ EXPORTER = text(
 SET_PROCESSING = text("UPDATE exporters SET status = 'processing' WHERE token = :token")
 SET_COMPLETED = text("UPDATE exporters SET status = 'completed', url = :url, key = :key WHERE token = :token")
 SET_FAILED = text("UPDATE exporters SET status = 'failed', reason = :reason WHERE token = :token")
+# After the DLQ took the event: another member may have completed it meanwhile (ExportBusy).
+SET_GAVE_UP = text(
+    "UPDATE exporters SET status = 'failed', reason = :reason WHERE token = :token AND status <> 'completed'"
+)
+MAX_REASON_CHARS = 1000
 # S3 answers that no retry changes: the operator has to fix the bucket or the credentials.
 PERMANENT_S3_CODES = frozenset(
     {"NoSuchBucket", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "AllAccessDisabled"}
@@ -166,6 +171,21 @@ def _write_zip(
                     written += 1
                 writer.close()
     return written
+
+
+def gave_up(engine: Engine, token: str, reason: str) -> bool:
+    """The event is in the DLQ: the row says `failed` (what Plane's UI shows), not `processing`.
+    Not while another attempt holds the token's lock (its retries ran out waiting for it): that
+    attempt writes the outcome. True when the row was marked."""
+    with engine.connect() as conn:
+        key = lock_key(f"export:{token}")
+        if not conn.scalar(select(func.pg_try_advisory_xact_lock(key))):
+            log.warning("export given up while another attempt runs; it decides: %s", reason)
+            return False
+        marked = conn.execute(SET_GAVE_UP, {"token": token, "reason": reason[:MAX_REASON_CHARS]}).rowcount
+        conn.commit()
+    log.warning("export given up: %s", reason)
+    return bool(marked)
 
 
 def _fail(engine: Engine, token: str, reason: str) -> None:

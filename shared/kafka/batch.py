@@ -57,7 +57,7 @@ from shared.db.state import ProcessedEvent
 from shared.events.envelope import Event, InvalidEvent, parse_event
 from shared.kafka import headers as h
 from shared.kafka.handler import BatchHandler, DependencyUnavailable, EventFailures, PermanentError
-from shared.kafka.strategy import Clock, EventProcessor, _error_class, describe
+from shared.kafka.strategy import Clock, EventProcessor, _error_class, describe, give_up_reason
 from shared.logs import log_context
 from shared.metrics import EVENT_PROCESSING_SECONDS, EVENTS_PROCESSED
 
@@ -340,11 +340,14 @@ class BatchProcessor(EventProcessor):
     def _failed(self, p: Pending, exc: Exception) -> None:
         if isinstance(exc, PermanentError) or db_errors.bad_data(exc):
             self._dead_letter(p.value, p.headers, _error_class(exc), str(exc))
+            self._give_up(p.event, give_up_reason(exc))
         elif self.held is None:
-            self._retry_or_dead_letter(p.value, p.headers, exc)
+            if self._retry_or_dead_letter(p.value, p.headers, exc):
+                self._give_up(p.event, give_up_reason(exc, retried=True))
         elif not self._holds_key(p, exc):
             log.error("retries exhausted", exc_info=exc)
             self._dead_letter(p.value, p.headers, _error_class(exc), str(exc))
+            self._give_up(p.event, give_up_reason(exc, retried=True))
         else:
             failure = self._failure(p.value, p.headers, _error_class(exc), str(exc))
             delay = self.spec.retry_delays_s[failure.attempts - 1] * random.uniform(0.5, 1.0)

@@ -18,6 +18,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import cast
 
 from arroyo.backends.kafka import KafkaPayload
 from arroyo.processing.strategies import (
@@ -41,12 +42,13 @@ from shared.kafka.deadletter import DeadLetters
 from shared.kafka.handler import DependencyUnavailable, Handler, HandlerContext, PermanentError
 from shared.logs import log_context
 from shared.metrics import EVENT_PROCESSING_SECONDS, EVENTS_PROCESSED
-from shared.registry import ConsumerSpec
+from shared.registry import ConsumerSpec, load
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
+GiveUp = Callable[[Event, str, Settings], None]
 
 HOLD_S = 1.0  # while a dependency is down, the same event is tried again this often
 
@@ -100,6 +102,9 @@ class EventProcessor:
         self.tier = tier
         self.clock = clock
         self.hold = hold or Hold()
+        self.on_give_up: GiveUp | None = None
+        if spec.on_give_up is not None:
+            self.on_give_up = cast(GiveUp, load(spec.on_give_up))
 
     def __call__(self, message: Message[KafkaPayload]) -> None:
         value = message.value
@@ -142,8 +147,9 @@ class EventProcessor:
                 if isinstance(exc, PermanentError) or db_errors.bad_data(exc):
                     # Retrying changes nothing (PostgreSQL refused the data: SQLSTATE 22, 23).
                     self._dead_letter(value, headers, _error_class(exc), str(exc))
-                else:
-                    self._retry_or_dead_letter(value, headers, exc)
+                    self._give_up(event, give_up_reason(exc))
+                elif self._retry_or_dead_letter(value, headers, exc):
+                    self._give_up(event, give_up_reason(exc, retried=True))
                 return
             finally:
                 EVENT_PROCESSING_SECONDS.labels(self.spec.name).observe(time.perf_counter() - started)
@@ -189,16 +195,25 @@ class EventProcessor:
         log.warning("dead-lettered: %s: %s", cls, msg, extra={"fields": {"attempts": failure.attempts}})
         EVENTS_PROCESSED.labels(self.spec.name, "dead_lettered").inc()
 
+    def _give_up(self, event: Event, reason: str) -> None:
+        if self.on_give_up is None:
+            return
+        try:
+            self.on_give_up(event, reason, self.settings)
+        except Exception:  # the event is safe in the DLQ; only its status is stale
+            log.exception("on_give_up failed for a dead-lettered event")
+
     def _retry_or_dead_letter(
         self, value: BrokerValue[KafkaPayload], headers: Mapping[str, str], exc: Exception
-    ) -> None:
+    ) -> bool:
+        """True when the event was dead-lettered (its retries spent), False when sent to a tier."""
         failure = self._failure(value, headers, _error_class(exc), str(exc))
         delays = self.spec.retry_delays_s
         tier = failure.attempts - 1
         if tier >= len(delays):
             log.error("retries exhausted", exc_info=exc)
             self._dead_letter(value, headers, failure.error_class, failure.error_message)
-            return
+            return True
         # Full jitter on the upper half, so a burst of failures does not come back as a burst.
         due = self.clock() + delays[tier] * random.uniform(0.5, 1.0)
         payload = value.payload
@@ -211,12 +226,18 @@ class EventProcessor:
         log.warning("will retry in tier %d: %s: %s", tier, failure.error_class, failure.error_message)
         self.dead_letters.limit.record_ok(value.partition.index)
         EVENTS_PROCESSED.labels(self.spec.name, "retried").inc()
+        return False
 
     def _hold(self, exc: BaseException) -> None:
         self.hold.down(exc, self.clock())
 
     def _release(self) -> None:
         self.hold.up(self.clock())
+
+
+def give_up_reason(exc: BaseException, *, retried: bool = False) -> str:
+    """What on_give_up is told, fit for a user to read (an export's `reason`)."""
+    return f"{'retries spent: ' if retried else ''}{type(exc).__name__}: {exc}"
 
 
 def _error_class(exc: BaseException) -> str:
