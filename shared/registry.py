@@ -347,6 +347,20 @@ CONSUMERS: tuple[ConsumerSpec, ...] = (
         samples="services.link_crawler.samples:cases",
         replaces="`crawl_work_item_link_title`",
     ),
+    ConsumerSpec(
+        name="pages",
+        topic="pages",
+        handler="services.pages.handler:handle_batch",
+        event_types=("plane.page_transaction.v1", "plane.page_version.v1"),
+        description="Page mentions and images into page_logs; page versions (10-minute window, 20 kept).",
+        # A page's events in order even when one fails (log diffs and the version window depend
+        # on it); the batch's transaction claims them, so a replay writes nothing twice.
+        batch=Batching(keep_key_order=True),
+        # Embed upserts for Plane AI's index, read by the optional embeddings consumer.
+        produces=("embeddings",),
+        samples="services.pages.samples:cases",
+        replaces="`page_transaction`, `track_page_version`",
+    ),
 )
 
 JOBS: tuple[JobSpec, ...] = (

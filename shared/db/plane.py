@@ -866,6 +866,31 @@ class PageVersion(PlaneModel):
     sub_pages_data: Mapped[Any] = mapped_column(JSONB)
 
 
+class PageLog(PlaneModel):
+    """db.PageLog: one mention or image of a page's description (`transaction` is the editor
+    component's id). The unique key covers soft-deleted rows too (a plain UNIQUE, no partial index).
+    Not yet in PLANE_MODELS: tests/compat's agreed table list must gain page_logs with it."""
+
+    __tablename__ = "page_logs"
+    __table_args__ = (
+        PrimaryKeyConstraint("id", name="page_logs_pkey"),
+        UniqueConstraint("page_id", "transaction", name="page_logs_page_id_transaction_9ab05334_uniq"),
+    )
+
+    created_at: Mapped[datetime] = mapped_column(TIMESTAMPTZ)
+    updated_at: Mapped[datetime] = mapped_column(TIMESTAMPTZ)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    transaction: Mapped[uuid.UUID]
+    entity_identifier: Mapped[uuid.UUID | None]
+    entity_name: Mapped[str] = mapped_column(String(30))
+    created_by_id: Mapped[uuid.UUID | None] = mapped_column(_fk("users.id"))
+    page_id: Mapped[uuid.UUID] = mapped_column(_fk("pages.id"))
+    updated_by_id: Mapped[uuid.UUID | None] = mapped_column(_fk("users.id"))
+    workspace_id: Mapped[uuid.UUID] = mapped_column(_fk("workspaces.id"))
+    deleted_at: Mapped[datetime | None] = mapped_column(TIMESTAMPTZ)
+    entity_type: Mapped[str | None] = mapped_column(String(30))
+
+
 # --- Assets and exports --------------------------------------------------------------------------
 
 

@@ -1,0 +1,1 @@
+"""Consumer `pages`: Plane's page_transaction and track_page_version tasks."""
