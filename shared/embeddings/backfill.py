@@ -3,12 +3,13 @@
 One `vectorization_jobs` row per workspace and model goes queued -> running -> success | failed.
 The run holds it under a lease it renews with every page; a run killed half-way leaves it
 `running` with a lapsing lease, and the next run takes it over once the lease has expired and
-resumes at its checkpoint. Issues are read in keyset pages (id order); each page is indexed and
-its checkpoint committed in one transaction, so a kill loses at most the page in flight, which
-the next run does again (the index's versions make that a no-op where it was already written).
+resumes at its checkpoint. Issues, then pages, are read in keyset pages (id order); each page is
+indexed and its checkpoint (type and last id) committed in one transaction, so a kill loses at
+most the page in flight, which the next run does again (the index's versions make that a no-op
+where it was already written).
 
-Done means validated, not assumed: after the last page every live issue of the workspace is
-looked up in the index, and the job succeeds only when none is missing.
+Done means validated, not assumed: after the last page every live issue and page of the
+workspace is looked up in the index, and the job succeeds only when none is missing.
 """
 
 from __future__ import annotations
@@ -26,12 +27,13 @@ from sqlalchemy import Engine, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from shared.db.ai_state import ACTIVE_JOB_STATUSES, JobStatus, VectorizationJob
-from shared.embeddings.chunking import ISSUE
+from shared.embeddings.chunking import ISSUE, PAGE
 from shared.embeddings.index import EntityKey
 from shared.embeddings.pipeline import Indexer, Tally, Upsert
-from shared.embeddings.sources import FIRST_ID, count_issues, issue_ids, issue_page
+from shared.embeddings.sources import FIRST_ID, count_entities, entity_ids, entity_page
 
 J = VectorizationJob.__table__
+ENTITY_TYPES = (ISSUE, PAGE)  # the order a run feeds them in; a checkpoint names where it is
 
 
 class JobBusy(Exception):
@@ -66,7 +68,7 @@ class Progress:
         left = max(self.total - done, 0)
         eta = f"{left / rate:.0f}s" if rate > 0 else "?"
         share = f"{100 * done / self.total:.0f}%" if self.total else "100%"
-        line = f"{self.label}: {done}/{self.total} issues ({share}), {rate:.1f}/s, ETA {eta}"
+        line = f"{self.label}: {done}/{self.total} documents ({share}), {rate:.1f}/s, ETA {eta}"
         if self._tty:
             self.stream.write("\r" + line + ("\n" if final else ""))
         else:
@@ -166,8 +168,10 @@ class Backfill:
     def run(self) -> Outcome:
         job_id, checkpoint, counts = self._claim()
         resumed_from = (checkpoint or {}).get("after")
+        # A checkpoint without a type is an issue one (jobs started before pages were fed).
+        resumed_type = (checkpoint or {}).get("type", ISSUE) if resumed_from else ISSUE
         try:
-            counts = self._pages(job_id, resumed_from or FIRST_ID, counts)
+            counts = self._pages(job_id, resumed_type, resumed_from or FIRST_ID, counts)
             missing = self.missing()
             counts["missing"] = missing
         except BaseException as exc:
@@ -175,23 +179,33 @@ class Backfill:
                 self._finish(job_id, JobStatus.FAILED, counts, f"{type(exc).__name__}: {exc}"[:2000])
             raise
         if missing:
-            error = f"{missing} issue(s) of the workspace have no vectors after the last page"
+            error = f"{missing} issue(s) and page(s) of the workspace have no vectors after the last page"
             self._finish(job_id, JobStatus.FAILED, counts, error)
             return Outcome(job_id, JobStatus.FAILED.value, counts, resumed_from)
         self._finish(job_id, JobStatus.SUCCESS, counts, None)
         return Outcome(job_id, JobStatus.SUCCESS.value, counts, resumed_from)
 
-    def _pages(self, job_id: uuid.UUID, after: str, counts: dict[str, Any]) -> dict[str, Any]:
+    def _pages(
+        self, job_id: uuid.UUID, entity_type: str, after: str, counts: dict[str, Any]
+    ) -> dict[str, Any]:
         with self.engine.connect() as conn:
-            total = count_issues(conn, self.workspace_id)
+            total = sum(count_entities(conn, kind, self.workspace_id) for kind in ENTITY_TYPES)
         counts["total"] = total
         done = int(counts.get("read", 0))
         bar = self.progress(f"vectorize {self.workspace_id}", total)
+        for kind in ENTITY_TYPES[ENTITY_TYPES.index(entity_type) :]:
+            done = self._pages_of(job_id, kind, after if kind == entity_type else FIRST_ID, counts, done, bar)
+        bar.update(min(done, total), final=True)
+        return counts
+
+    def _pages_of(
+        self, job_id: uuid.UUID, kind: str, after: str, counts: dict[str, Any], done: int, bar: Progress
+    ) -> int:
         while True:
             with self.engine.begin() as conn:
-                page = issue_page(conn, self.workspace_id, after, self.page_size)
+                page = entity_page(conn, kind, self.workspace_id, after, self.page_size)
                 if page.last_id is None:
-                    break
+                    return done
                 tally: Tally = self.indexer.apply(conn, [Upsert(d) for d in page.documents])
                 done += len(page.documents)
                 for name, n in tally.as_dict().items():
@@ -202,7 +216,7 @@ class Backfill:
                     update(J)
                     .where(J.c.id == job_id, J.c.lease_owner == self.owner)
                     .values(
-                        checkpoint={"after": after},
+                        checkpoint={"type": kind, "after": after},
                         counts=counts,
                         lease_expires_at=datetime.now(UTC) + timedelta(seconds=self.lease_s),
                         updated_at=datetime.now(UTC),
@@ -210,24 +224,25 @@ class Backfill:
                 ).rowcount
                 if not held:  # our lease lapsed and another run took the job: stop, roll back
                     raise JobBusy(f"job {job_id}: lease lost to another run")
-            bar.update(min(done, total))
+            bar.update(min(done, bar.total))
             if self.pause_s:
                 time.sleep(self.pause_s)
-        bar.update(min(done, total), final=True)
-        return counts
 
     def missing(self) -> int:
-        """Live issues of the workspace that the index does not hold live."""
-        missing, after = 0, FIRST_ID
-        while True:
-            with self.engine.connect() as conn:
-                ids = issue_ids(conn, self.workspace_id, after, 1000)
-            if not ids:
-                return missing
-            keys = [EntityKey(ISSUE, i) for i in ids]
-            held = self.indexer.index.lookup(keys)
-            missing += sum(1 for k in keys if k not in held or held[k].deleted)
-            after = ids[-1]
+        """Live issues and pages of the workspace that the index does not hold live."""
+        missing = 0
+        for kind in ENTITY_TYPES:
+            after = FIRST_ID
+            while True:
+                with self.engine.connect() as conn:
+                    ids = entity_ids(conn, kind, self.workspace_id, after, 1000)
+                if not ids:
+                    break
+                keys = [EntityKey(kind, i) for i in ids]
+                held = self.indexer.index.lookup(keys)
+                missing += sum(1 for k in keys if k not in held or held[k].deleted)
+                after = ids[-1]
+        return missing
 
 
 def job_rows(engine: Engine, workspace_id: str | None, limit: int = 20) -> list[dict[str, Any]]:

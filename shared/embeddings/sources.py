@@ -1,7 +1,7 @@
 """What is embedded, read from Plane's own tables: issues (name + description_stripped) and pages.
 
-One query per entity type for a whole batch of ids (the consumer), or one keyset page at a time in
-id order (the backfill). An entity that is absent, soft-deleted (`deleted_at`), or a draft is not
+One query per entity type for a whole batch of ids (the consumer), or one keyset page of a type at a
+time in id order (the backfill). An entity that is absent, soft-deleted (`deleted_at`), or a draft is not
 indexed: Plane's default managers hide those rows, and Plane AI answers from what users can see.
 Archived issues stay searchable, as they do in Plane.
 
@@ -24,46 +24,38 @@ from shared.embeddings.index import external_version
 # Entity types whose text the consumer reads from Plane's database; others carry it in the event.
 DB_TYPES = frozenset({ISSUE, PAGE})
 
-_ISSUES = text(
-    """
-    SELECT id, workspace_id, project_id, name, description_stripped, updated_at
-    FROM issues
-    WHERE id = ANY(CAST(:ids AS uuid[])) AND deleted_at IS NULL AND NOT is_draft
-    """
+_LIVE = {  # Plane's default managers: what users see
+    ISSUE: "p.deleted_at IS NULL AND NOT p.is_draft",
+    PAGE: "p.deleted_at IS NULL",
+}
+_ISSUE_COLUMNS = (
+    "SELECT p.id, p.workspace_id, p.project_id, p.name, p.description_stripped, p.updated_at FROM issues p"
 )
 # A page's project: the first live link in project_pages (a page shared with several projects is
 # indexed once, under one of them); none means a workspace page.
-_PAGES = text(
-    """
+_PAGE_COLUMNS = """
     SELECT p.id, p.workspace_id, pp.project_id, p.name, p.description_stripped, p.updated_at
     FROM pages p
     LEFT JOIN LATERAL (
         SELECT project_id FROM project_pages
         WHERE page_id = p.id AND deleted_at IS NULL ORDER BY created_at, project_id LIMIT 1
-    ) pp ON true
-    WHERE p.id = ANY(CAST(:ids AS uuid[])) AND p.deleted_at IS NULL
-    """
-)
-_ISSUE_PAGE = text(
-    """
-    SELECT id, workspace_id, project_id, name, description_stripped, updated_at
-    FROM issues
-    WHERE workspace_id = :ws AND deleted_at IS NULL AND NOT is_draft AND id > CAST(:after AS uuid)
-    ORDER BY id
-    LIMIT :limit
-    """
-)
-_ISSUE_IDS = text(
-    """
-    SELECT id FROM issues
-    WHERE workspace_id = :ws AND deleted_at IS NULL AND NOT is_draft AND id > CAST(:after AS uuid)
-    ORDER BY id
-    LIMIT :limit
-    """
-)
-_ISSUE_COUNT = text(
-    "SELECT count(*) FROM issues WHERE workspace_id = :ws AND deleted_at IS NULL AND NOT is_draft"
-)
+    ) pp ON true"""
+_FROM = {ISSUE: "FROM issues p", PAGE: "FROM pages p"}
+_BY_IDS = " WHERE p.id = ANY(CAST(:ids AS uuid[])) AND "
+_IN_WORKSPACE = " WHERE p.workspace_id = :ws AND "
+_KEYSET = " AND p.id > CAST(:after AS uuid) ORDER BY p.id LIMIT :limit"
+
+_ISSUES = text(_ISSUE_COLUMNS + _BY_IDS + _LIVE[ISSUE])
+_PAGES = text(_PAGE_COLUMNS + _BY_IDS + _LIVE[PAGE])
+# Keyset pages of a workspace's live documents, their ids alone, and their count.
+_ENTITY_PAGE = {
+    ISSUE: text(_ISSUE_COLUMNS + _IN_WORKSPACE + _LIVE[ISSUE] + _KEYSET),
+    PAGE: text(_PAGE_COLUMNS + _IN_WORKSPACE + _LIVE[PAGE] + _KEYSET),
+}
+_ENTITY_IDS = {
+    kind: text(f"SELECT p.id {_FROM[kind]}{_IN_WORKSPACE}{_LIVE[kind]}{_KEYSET}") for kind in _LIVE
+}
+_ENTITY_COUNT = {kind: text(f"SELECT count(*) {_FROM[kind]}{_IN_WORKSPACE}{_LIVE[kind]}") for kind in _LIVE}
 FIRST_ID = "00000000-0000-0000-0000-000000000000"
 
 
@@ -111,26 +103,25 @@ def read_documents(conn: Connection, entity_type: str, ids: Iterable[str]) -> di
 
 
 @dataclass(frozen=True)
-class IssuePage:
+class KeysetPage:
     documents: list[Document]
     last_id: str | None  # the keyset position after this page; None: the page was empty
 
 
-def issue_page(conn: Connection, workspace_id: str, after: str, limit: int) -> IssuePage:
-    """The next `limit` issues of a workspace after id `after`, in id order (keyset: each page is
-    one index range scan, however deep the backfill is)."""
-    rows = conn.execute(_ISSUE_PAGE, {"ws": workspace_id, "after": after, "limit": limit}).all()
-    docs = [_issue(row) for row in rows]
-    return IssuePage(docs, docs[-1].entity_id if docs else None)
+def entity_page(conn: Connection, entity_type: str, workspace_id: str, after: str, limit: int) -> KeysetPage:
+    """The next `limit` issues or pages of a workspace after id `after`, in id order (keyset: each
+    page is one index range scan, however deep the backfill is)."""
+    params = {"ws": workspace_id, "after": after, "limit": limit}
+    build = _issue if entity_type == ISSUE else _page
+    docs = [build(row) for row in conn.execute(_ENTITY_PAGE[entity_type], params)]
+    return KeysetPage(docs, docs[-1].entity_id if docs else None)
 
 
-def count_issues(conn: Connection, workspace_id: str) -> int:
-    return int(conn.execute(_ISSUE_COUNT, {"ws": workspace_id}).scalar_one())
+def count_entities(conn: Connection, entity_type: str, workspace_id: str) -> int:
+    return int(conn.execute(_ENTITY_COUNT[entity_type], {"ws": workspace_id}).scalar_one())
 
 
-def issue_ids(conn: Connection, workspace_id: str, after: str, limit: int) -> list[str]:
-    """The next `limit` live issue ids of a workspace after `after` (no text: for counting)."""
-    return [
-        str(i)
-        for i in conn.execute(_ISSUE_IDS, {"ws": workspace_id, "after": after, "limit": limit}).scalars()
-    ]
+def entity_ids(conn: Connection, entity_type: str, workspace_id: str, after: str, limit: int) -> list[str]:
+    """The next `limit` live ids of a type in a workspace after `after` (no text: for counting)."""
+    params = {"ws": workspace_id, "after": after, "limit": limit}
+    return [str(i) for i in conn.execute(_ENTITY_IDS[entity_type], params).scalars()]

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import uuid
+from datetime import UTC, datetime
 
 from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session
@@ -18,6 +19,7 @@ from shared.embeddings.index import index_name
 from shared.embeddings.model import DEFAULT_MODEL
 from shared.settings import Settings
 from shared.testing import plane_factory as make
+from shared.testing.plane_rows import insert_one
 from tests.helpers import wait_until
 
 INDEX = index_name(DEFAULT_MODEL, 384)
@@ -40,6 +42,27 @@ def seed_workspace(engine: Engine, texts: list[tuple[str, str]]) -> tuple[str, l
     return str(issues[0].workspace_id), [str(i.id) for i in issues]
 
 
+def seed_pages(engine: Engine, workspace: str, n: int) -> list[str]:
+    """n live pages of the workspace, every other one linked to its project, and one soft-deleted
+    page that must not be indexed; the live pages' ids."""
+    with engine.begin() as conn:
+        owner, project = conn.execute(
+            text("SELECT created_by_id, id FROM projects WHERE workspace_id = :w LIMIT 1"), {"w": workspace}
+        ).one()
+        ids = []
+        for i in range(n + 1):
+            page = insert_one(
+                conn, "pages", name=f"Runbook {i}", description_stripped=f"steps of runbook {i}",
+                owned_by_id=owner, workspace_id=workspace,
+                deleted_at=datetime.now(UTC) if i == n else None,
+            )  # fmt: skip
+            if i % 2:
+                insert_one(conn, "project_pages", page_id=page, project_id=project, workspace_id=workspace)
+            if i < n:
+                ids.append(str(page))
+    return ids
+
+
 def job(engine: Engine, workspace: str) -> VectorizationJob | None:
     with Session(engine) as session:
         return session.scalars(
@@ -60,10 +83,11 @@ def live_in_index(engine: Engine, workspace: str) -> int:
 
 
 def test_a_backfill_killed_half_way_resumes_from_its_checkpoint_and_ends_with_none_missing(settings, engine):
-    n = 300
+    n, n_pages = 300, 40
     ws, _ids = seed_workspace(
         engine, [(f"Issue {i}", f"task number {i} of the migration plan") for i in range(n)]
     )
+    seed_pages(engine, ws, n_pages)
     slow = env_for(settings) | {
         "EMBEDDING_DEVICE": "cpu",
         "LOG_LEVEL": "WARNING",
@@ -88,7 +112,8 @@ def test_a_backfill_killed_half_way_resumes_from_its_checkpoint_and_ends_with_no
     assert killed is not None and killed.status == "running" and killed.attempts == 1
     read_before = killed.counts["read"]
     assert 60 <= read_before < n, read_before
-    assert "issues (" in err and "/s, ETA" in err, err  # the progress lines on stderr
+    assert killed.checkpoint["type"] == "issue"  # killed in the issues; the pages come after them
+    assert f"/{n + n_pages} documents (" in err and "/s, ETA" in err, err  # progress on stderr
 
     # The dead run's lease still holds: a second run leaves the job alone (exit 0, said why).
     busy = ai(settings, "vectorize", ws)
@@ -107,14 +132,18 @@ def test_a_backfill_killed_half_way_resumes_from_its_checkpoint_and_ends_with_no
     assert done.counts["missing"] == 0 and done.attempts == 2
     # It started at the checkpoint: every issue read once over both runs, none found unchanged
     # (a restart from the first page would have found the first run's issues unchanged).
-    assert done.counts["read"] == n and done.counts.get("unchanged", 0) == 0, done.counts
-    assert live_in_index(engine, ws) == n
+    assert done.counts["read"] == n + n_pages and done.counts.get("unchanged", 0) == 0, done.counts
+    assert done.checkpoint["type"] == "page"
+    assert live_in_index(engine, ws) == n + n_pages  # not the soft-deleted page
 
     status = ai(settings, "status", ws, "--json")
     assert status.returncode == 0, status.stderr
     shown = json.loads(status.stdout)
     assert shown["jobs"][0]["status"] == "success"
-    assert shown["indexed"] == [{"model": DEFAULT_MODEL, "entity_type": "issue", "documents": n, "chunks": n}]
+    assert shown["indexed"] == [
+        {"model": DEFAULT_MODEL, "entity_type": "issue", "documents": n, "chunks": n},
+        {"model": DEFAULT_MODEL, "entity_type": "page", "documents": n_pages, "chunks": n_pages},
+    ]
 
 
 CORPUS = [
