@@ -348,6 +348,20 @@ CONSUMERS: tuple[ConsumerSpec, ...] = (
         replaces="`crawl_work_item_link_title`",
     ),
     ConsumerSpec(
+        name="soft-deletes",
+        topic="soft-deletes",
+        handler="services.soft_deletes.handler:handle",
+        event_types=("plane.soft_delete.v1",),
+        description="Soft-delete cascades in short, resumable batches, audit columns kept; embeddings told.",
+        # The cascade commits batch by batch (a replay finds what is left, no progress record)
+        # and claims the event when done; one call works 15 s at most, then continues the
+        # cascade as a new event on its own topic.
+        idempotency="handler",
+        produces=("embeddings",),
+        samples="services.soft_deletes.samples:cases",
+        replaces="`soft_delete_related_objects`",
+    ),
+    ConsumerSpec(
         name="pages",
         topic="pages",
         handler="services.pages.handler:handle_batch",
