@@ -375,6 +375,31 @@ CONSUMERS: tuple[ConsumerSpec, ...] = (
         samples="services.pages.samples:cases",
         replaces="`page_transaction`, `track_page_version`",
     ),
+    ConsumerSpec(
+        name="api-logs",
+        topic="api-logs",
+        handler="services.api_logs.handler:handle_batch",
+        event_types=("plane.api_log.v1",),
+        description="Public-API request logs into api_activity_logs; the API key kept only as a hash.",
+        # One multi-row INSERT per batch; bodies are capped (API_LOG_BODY_MAX_BYTES), so 200 rows
+        # stay a few MiB at most.
+        batch=Batching(max_events=200, max_wait_ms=200),
+        samples="services.api_logs.samples:cases",
+        replaces="`process_logs`",
+    ),
+    ConsumerSpec(
+        name="analytics-events",
+        topic="analytics-events",
+        handler="services.analytics_events.handler:handle_batch",
+        event_types=("plane.recent_visit.v1", "plane.track_event.v1"),
+        description="Recent visits (20 per user) and PostHog captures, one acked request per batch.",
+        # A batch's captures are one PostHog request; a failed one fails its track events alone.
+        batch=Batching(max_events=100, max_wait_ms=200),
+        # PostHog outages last minutes to hours: the tiers span about 2.5 h before the DLQ.
+        retry_delays_s=(30.0, 300.0, 1800.0, 7200.0),
+        samples="services.analytics_events.samples:cases",
+        replaces="`recent_visited_task`, `track_event`",
+    ),
 )
 
 JOBS: tuple[JobSpec, ...] = (
