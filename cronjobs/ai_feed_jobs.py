@@ -2,13 +2,15 @@
 
 A job is queued by ai-reconcile (a stale workspace), ai-workspace-plan-sync (a new Pro/Business
 workspace, or one too far behind) or a plane.workspace_plan.v1 event. This job runs in the base
-image (no model): it turns each queued job into `plane.embed.v1` upserts for every live issue of
-the workspace, in keyset pages of issue ids, and the embeddings consumer (GPU pool, batched) embeds
-them. The index's versions make an issue already indexed at its version a no-op there.
+image (no model): it turns each queued job into `plane.embed.v1` upserts for every live issue and
+page of the workspace, in keyset pages of ids (issues, then pages), and the embeddings consumer
+(GPU pool, batched) embeds them. The index's versions make a document already indexed at its
+version a no-op there.
 
 Job rows (shared/db/ai_state.VectorizationJob) go as `ai vectorize` moves them, so either may
 finish what the other began: queued -> running (lease_owner `ai-feed-jobs`, checkpoint
-{"after": last issue id fed}, committed with each page after the broker acknowledged it) ->
+{"type": issue | page, "after": last id fed}, committed with each page after the broker
+acknowledged it; a checkpoint without a type is in the issues) ->
 fed (checkpoint "fed_at") -> success once nothing of the workspace is behind in the index
 (live_sync.behind), or failed when documents are still behind AI_LIVE_SYNC_RETRY_DELAY_S x
 (AI_LIVE_SYNC_MAX_RETRIES + 1) after feeding. Only one run of this job is alive at a time (the
@@ -28,6 +30,7 @@ from sqlalchemy import Connection, text
 
 from shared.cron.runtime import JobContext
 from shared.embeddings import live_sync
+from shared.embeddings.chunking import ISSUE
 from shared.embeddings.names import model_name
 from shared.events.producer import EventProducer
 
@@ -53,19 +56,6 @@ _CLAIM = text(
           (lease_owner = :runner OR lease_expires_at IS NULL OR lease_expires_at < :now)))
     RETURNING checkpoint, counts
     """
-)
-_PAGE = text(
-    f"""
-    SELECT id::text AS id, project_id, updated_at, {live_sync.VERSION_SQL.format(col="updated_at")} AS version
-    FROM issues
-    WHERE workspace_id = :ws AND deleted_at IS NULL AND NOT is_draft AND id > CAST(:after AS uuid)
-    ORDER BY id
-    LIMIT :limit
-    """
-)
-_COUNT = text(
-    "SELECT count(*) FROM issues WHERE workspace_id = :ws AND deleted_at IS NULL AND NOT is_draft"
-    " AND id > CAST(:after AS uuid)"
 )
 _SAVE = text(
     """
@@ -103,10 +93,7 @@ def run(ctx: JobContext) -> None:
             if ctx.dry_run:
                 if not checkpoint.get("fed_at"):
                     with ctx.engine.connect() as conn:
-                        after = checkpoint.get("after") or live_sync.FIRST_ID
-                        ctx.count(
-                            "events", conn.scalar(_COUNT, {"ws": job.workspace_id, "after": after}) or 0
-                        )
+                        ctx.count("events", _left(conn, str(job.workspace_id), checkpoint))
                     if job.status == "queued":
                         ctx.count("jobs_started")
                 continue
@@ -139,25 +126,42 @@ def _feed(ctx: JobContext, producer: EventProducer, model: str, job_id: uuid.UUI
     counts: dict[str, Any] = dict(claimed.counts or {})
     while not checkpoint.get("fed_at"):
         with ctx.engine.begin() as conn:
+            kind = checkpoint.get("type", ISSUE)
             after = checkpoint.get("after") or live_sync.FIRST_ID
-            rows = conn.execute(_PAGE, {"ws": workspace, "after": after, "limit": PAGE}).all()
+            params = {"ws": workspace, "after": after, "limit": PAGE}
+            rows = conn.execute(live_sync.FEED_PAGE[kind], params).all()
             events = [
-                live_sync.issue_event(
-                    model, workspace, r.id, action="upsert", version=int(r.version), tag=f"job-{job_id}",
-                    reason="vectorize", project_id=str(r.project_id), updated_at=r.updated_at,
+                live_sync.embed_event(
+                    model, workspace, kind, r.entity_id, action="upsert", version=int(r.version),
+                    tag=f"job-{job_id}", reason="vectorize",
+                    project_id=None if r.project_id is None else str(r.project_id), updated_at=r.updated_at,
                 )
                 for r in rows
             ]  # fmt: skip
             if events:
                 producer.send_many(live_sync.TOPIC, events)  # acknowledged before the checkpoint
-                checkpoint["after"] = rows[-1].id
-            if len(rows) < PAGE:
-                checkpoint["fed_at"] = ctx.now.isoformat()
+                checkpoint["type"], checkpoint["after"] = kind, rows[-1].entity_id
+            if len(rows) < PAGE:  # this type is fed: the next one from its start, or done
+                later = live_sync.ENTITY_TYPES[live_sync.ENTITY_TYPES.index(kind) + 1 :]
+                if later:
+                    checkpoint["type"], checkpoint["after"] = later[0], live_sync.FIRST_ID
+                else:
+                    checkpoint["fed_at"] = ctx.now.isoformat()
             counts["fed"] = int(counts.get("fed", 0)) + len(events)
             _save(conn, ctx, job_id, checkpoint, counts)
         ctx.count("events", len(events))
         ctx.batch_done()
     _complete(ctx, model, job_id, workspace, datetime.fromisoformat(checkpoint["fed_at"]), counts)
+
+
+def _left(conn: Connection, workspace: str, checkpoint: dict[str, Any]) -> int:
+    """Documents a job has yet to feed from its checkpoint (a dry run's count of events)."""
+    kind = checkpoint.get("type", ISSUE)
+    left = 0
+    for t in live_sync.ENTITY_TYPES[live_sync.ENTITY_TYPES.index(kind) :]:
+        after = (checkpoint.get("after") if t == kind else None) or live_sync.FIRST_ID
+        left += int(conn.scalar(live_sync.FEED_LEFT[t], {"ws": workspace, "after": after}) or 0)
+    return left
 
 
 def _save(
@@ -182,7 +186,9 @@ def _complete(
             return
         status = "success" if not missing else "failed"
         error = (
-            None if not missing else f"{missing} issue(s) still not indexed {ctx.now - fed_at} after feeding"
+            None
+            if not missing
+            else f"{missing} document(s) still not indexed {ctx.now - fed_at} after feeding"
         )
         conn.execute(_FINISH, _params(ctx, job_id, status=status, error=error, counts=json.dumps(counts)))
     ctx.count(f"jobs_{status}")

@@ -2,11 +2,11 @@
 
 Changes reach the index as `plane.embed.v1` events within seconds (issue-activity produces them).
 This job catches what those missed: for each workspace whose newest vectorisation job of the
-current model succeeded and whose live sync is on, one set-based statement (live_sync.behind)
-lists the issues the index lacks or holds at an older version, and the indexed issues Plane no
-longer shows. Then the seed's rule:
+current model succeeded and whose live sync is on, one set-based statement per type
+(live_sync.behind) lists the issues and pages the index lacks or holds at an older version, and
+the indexed ones Plane no longer shows. Then the seed's rule:
 - at most AI_LIVE_SYNC_MAX_MISSING of them: an embed event for exactly those (topic
-  `embeddings`, key the issue id);
+  `embeddings`, key the issue's or page's id);
 - more: a queued re-feed job for the workspace (ai-feed-jobs feeds it), and no events.
 
 Not producing the same events every minute while the consumer catches up: every event produced
@@ -18,7 +18,7 @@ evidently not landing). Records of documents no longer behind are dropped on the
 the run's scheduled time, so a re-run for the same minute awaits what the first run produced.
 
 At least once: a kill between the broker's acknowledgement and the commit produces the batch
-again next minute, under the same event ids (live_sync.issue_event), which the consumer drops.
+again next minute, under the same event ids (live_sync.embed_event), which the consumer drops.
 """
 
 from __future__ import annotations
@@ -82,12 +82,12 @@ def _workspace(ctx: JobContext, producer: EventProducer | None, model: str, work
         if ctx.dry_run:
             ctx.count("events", len(to_produce))
             return
-        live_sync.forget_landed(conn, model, workspace, [r.entity_id for r in rows])
+        live_sync.forget_landed(conn, model, workspace, rows)
         if not to_produce:
             return
         events = [
-            live_sync.issue_event(
-                model, workspace, row.entity_id, action=row.action, version=row.version,
+            live_sync.embed_event(
+                model, workspace, row.entity_type, row.entity_id, action=row.action, version=row.version,
                 tag=f"attempt-{attempt}", reason="ai-reconcile", project_id=row.project_id,
                 updated_at=row.updated_at,
             )

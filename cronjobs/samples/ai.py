@@ -22,12 +22,14 @@ from shared.embeddings import live_sync
 from shared.embeddings.names import DEFAULT_MODEL
 from shared.events import parse_event
 from shared.testing.github import FakeGitHub
+from shared.testing.plane_rows import insert_one
 from shared.testing.topics import read_topic
 
 MODEL = DEFAULT_MODEL
 # Effects read the topic to its end (~0.3 s): batches further apart, so a kill lands half-way.
 SLOW = {"JOB_BATCH_PAUSE_MS": "500"}
 VERSION = live_sync.VERSION_SQL.format(col="i.updated_at")
+PAGE_VERSION = live_sync.VERSION_SQL.format(col="p.updated_at")
 
 
 def index_issues(conn: Connection, workspace: uuid.UUID, leave_out: int = 0) -> list[str]:
@@ -48,6 +50,36 @@ def index_issues(conn: Connection, workspace: uuid.UUID, leave_out: int = 0) -> 
         {"model": MODEL, "w": workspace, "missing": missing},
     )
     return missing
+
+
+def add_pages(conn: Connection, workspace: uuid.UUID, n: int) -> list[str]:
+    """n live pages of the workspace (every other one linked to its project); their ids, sorted."""
+    owner, project = conn.execute(
+        text("SELECT created_by_id, id FROM projects WHERE workspace_id = :w LIMIT 1"), {"w": workspace}
+    ).one()
+    pages = []
+    for i in range(n):
+        page = insert_one(conn, "pages", name=f"page {i}", owned_by_id=owner, workspace_id=workspace)
+        if i % 2:
+            insert_one(conn, "project_pages", page_id=page, project_id=project, workspace_id=workspace)
+        pages.append(str(page))
+    return sorted(pages)
+
+
+def index_pages(conn: Connection, pages: list[str]) -> None:
+    """Record the pages as indexed at their versions (as the consumer would)."""
+    conn.execute(
+        text(
+            f"""
+            INSERT INTO plane_workers.indexed_documents
+                (model_name, entity_type, entity_id, workspace_id, project_id, source_version, content_hash,
+                 chunk_count)
+            SELECT :model, 'page', p.id::text, p.workspace_id, NULL, {PAGE_VERSION}, 'seeded', 1
+            FROM pages p WHERE p.id::text = ANY(:pages)
+            """
+        ),
+        {"model": MODEL, "pages": pages},
+    )
 
 
 def ai_workspace(
@@ -93,7 +125,8 @@ def jobs(conn: Connection) -> list[tuple[str, str]]:
 
 def ai_reconcile(world: SampleWorld) -> JobSamples:
     """Four workspaces in sync but for 10 missing issues each get an upsert per missing issue (one
-    of them also a delete for an issue indexed but soft-deleted since); one with 60 missing gets a
+    of them also a delete for an issue indexed but soft-deleted since, another an upsert for a
+    missing page and a delete for a soft-deleted one); one with 60 missing gets a
     queued re-feed job and no events; a free one, one whose newest job failed, and one with live
     sync off are left alone."""
     requests, expected_jobs = [], []
@@ -105,6 +138,14 @@ def ai_reconcile(world: SampleWorld) -> JobSamples:
                 gone = ids(conn, "SELECT id FROM issues WHERE workspace_id = :w", w=ws)[-1]
                 conn.execute(text("UPDATE issues SET deleted_at = now() WHERE id = :i"), {"i": gone})
                 requests.append((gone, "delete", "issue", gone))
+            if n == 1:  # pages: one indexed, one missing, one indexed but soft-deleted since
+                indexed, page_missing, page_gone = add_pages(conn, ws, 3)
+                index_pages(conn, [indexed, page_gone])
+                conn.execute(text("UPDATE pages SET deleted_at = now() WHERE id = :i"), {"i": page_gone})
+                requests += [
+                    (page_missing, "upsert", "page", page_missing),
+                    (page_gone, "delete", "page", page_gone),
+                ]
             expected_jobs.append((str(ws), "success"))
         stale, _ = ai_workspace(conn, 70, leave_out=60)
         expected_jobs += [(str(stale), "success"), (str(stale), "queued")]
@@ -125,18 +166,22 @@ def ai_reconcile(world: SampleWorld) -> JobSamples:
 
 
 def ai_feed_jobs(world: SampleWorld) -> JobSamples:
-    """Three workspaces with a queued job get an upsert per live issue (drafts and soft-deleted
-    issues left out) and their jobs fed (running, waiting for the consumer); a workspace whose job
+    """Three workspaces with a queued job get an upsert per live issue and page (drafts and
+    soft-deleted ones left out) and their jobs fed (running, waiting for the consumer); a workspace whose job
     succeeded gets nothing."""
     requests, expected_jobs = [], []
     with world.engine.begin() as conn:
-        for _ in range(3):
+        for n in range(3):
             ws, _missing = ai_workspace(conn, 200, job="queued")
             s = {"w": ws}
             live = ids(conn, "SELECT id FROM issues WHERE workspace_id = :w", **s)
             conn.execute(text("UPDATE issues SET is_draft = true WHERE id = :i"), {"i": live[0]})
             conn.execute(text("UPDATE issues SET deleted_at = now() WHERE id = :i"), {"i": live[1]})
             requests += [(i, "upsert", "issue", i) for i in live[2:]]
+            if n == 0:  # and its pages after its issues, a soft-deleted one left out
+                *pages, gone = add_pages(conn, ws, 4)
+                conn.execute(text("UPDATE pages SET deleted_at = now() WHERE id = :i"), {"i": gone})
+                requests += [(p, "upsert", "page", p) for p in pages]
             expected_jobs.append((str(ws), "running", True))
         done, _ = ai_workspace(conn, 10)
         expected_jobs.append((str(done), "success", False))
