@@ -46,11 +46,14 @@ def exports(base: Settings, stack: Settings) -> list[str]:
 
 
 def check_named(extra: Collection[str]) -> list[str]:
-    """`extra` as given, each the name of a consumer or a job (UnknownWorkload otherwise)."""
-    known = [spec.name for spec in (*registry.CONSUMERS, *registry.JOBS)]
+    """`extra` as given, each the name of a consumer, a job or a deployment (UnknownWorkload
+    otherwise)."""
+    known = [spec.name for spec in (*registry.CONSUMERS, *registry.JOBS, *registry.DEPLOYMENTS)]
     for name in extra:
         if name not in known:
-            raise registry.UnknownWorkload(f"no consumer or job named {name!r} (known: {', '.join(known)})")
+            raise registry.UnknownWorkload(
+                f"no consumer, job or deployment named {name!r} (known: {', '.join(known)})"
+            )
     return list(extra)
 
 
@@ -66,12 +69,21 @@ def jobs_to_run(extra: Collection[str] = ()) -> list[registry.JobSpec]:
     return [spec for spec in registry.JOBS if spec.enabled_by_default or spec.name in named]
 
 
+def deployments_to_run(extra: Collection[str] = ()) -> list[registry.DeploymentSpec]:
+    """The deployments enabled by default plus those named in `extra` (the Celery bridge: it
+    needs the AMQP_URL of Plane's RabbitMQ, which the embedded stack does not start)."""
+    named = set(check_named(extra))
+    return [spec for spec in registry.DEPLOYMENTS if spec.enabled or spec.name in named]
+
+
 def run_dev(
     settings: Settings, state_dir: Path | None, *, jobs_now: bool = False, extra: Collection[str] = ()
 ) -> int:
     specs, job_specs = consumers_to_run(extra), jobs_to_run(extra)
-    running = {spec.name for spec in (*specs, *job_specs)}
-    left_out = [spec.name for spec in (*registry.CONSUMERS, *registry.JOBS) if spec.name not in running]
+    deployments = deployments_to_run(extra)
+    running = {spec.name for spec in (*specs, *job_specs, *deployments)}
+    every = (*registry.CONSUMERS, *registry.JOBS, *registry.DEPLOYMENTS)
+    left_out = [spec.name for spec in every if spec.name not in running]
     stopping = False
 
     def on_signal(_signum: int, _frame: object) -> None:
@@ -85,13 +97,15 @@ def run_dev(
         env = env_for(stack.settings)
         children = {
             spec.name: subprocess.Popen(command(*spec.args), env=env | {"METRICS_PORT": "0"})
-            for spec in specs
+            for spec in (*specs, *deployments)
         }
         now = datetime.now(UTC)
         schedule = {spec.name: croniter(spec.schedule, now) for spec in job_specs}
         due = {name: now if jobs_now else it.get_next(datetime) for name, it in schedule.items()}
         broker = stack.settings.kafka_bootstrap_servers
-        print(f"dev: {len(children)} consumer(s) and {len(due)} job(s) on {broker}", flush=True)
+        print(f"dev: {len(specs)} consumer(s) and {len(due)} job(s) on {broker}", flush=True)
+        if deployments:
+            print(f"  and: {', '.join(spec.name for spec in deployments)}", flush=True)
         if left_out:
             print(f"  off by default (add with --with NAME): {', '.join(left_out)}", flush=True)
         print("  in another shell, for produce / dlq / job against this stack:", flush=True)
@@ -104,7 +118,7 @@ def run_dev(
             while not stopping:
                 for name, child in children.items():
                     if child.poll() is not None:
-                        log.error("consumer %s exited with %s", name, child.returncode)
+                        log.error("%s exited with %s", name, child.returncode)
                         return 1
                 now = datetime.now(UTC)
                 for name, when in due.items():

@@ -496,7 +496,8 @@ def dev(
         list[str] | None,
         typer.Option(
             "--with",
-            help="Also run this consumer or job, off by default (e.g. embeddings, ai-reconcile); repeatable.",
+            help="Also run this consumer, job or deployment, off by default (e.g. embeddings, ai-reconcile,"
+            " celery-bridge); repeatable.",
         ),
     ] = None,
 ) -> None:

@@ -113,11 +113,11 @@ def test_unknown_workloads_are_usage_errors() -> None:
     assert runner.invoke(app, ["consume", "no-such-consumer"]).exit_code == 2
     result = runner.invoke(app, ["dev", "--with", "no-such-consumer"])
     assert result.exit_code == 2  # refused before any embedded server starts
-    assert "no consumer or job named 'no-such-consumer' (known: " in result.output
+    assert "no consumer, job or deployment named 'no-such-consumer' (known: " in result.output
 
 
 def test_dev_runs_what_a_default_install_runs_and_adds_what_is_named() -> None:
-    from shared.cli.dev import consumers_to_run, jobs_to_run
+    from shared.cli.dev import consumers_to_run, deployments_to_run, jobs_to_run
 
     default = {spec.name for spec in consumers_to_run()}
     assert default == {spec.name for spec in registry.CONSUMERS if spec.enabled_by_default}
@@ -130,5 +130,9 @@ def test_dev_runs_what_a_default_install_runs_and_adds_what_is_named() -> None:
     named = ["ai-reconcile", "embeddings"]
     assert {spec.name for spec in jobs_to_run(named)} == default_jobs | {"ai-reconcile"}
     assert {spec.name for spec in consumers_to_run(named)} == default | {"embeddings"}
-    with pytest.raises(registry.UnknownWorkload, match="no consumer or job named 'ai-reconciler'"):
+    with pytest.raises(registry.UnknownWorkload, match="no consumer, job or deployment named 'ai-reconc"):
         jobs_to_run(["ai-reconciler"])
+    # The Celery bridge is off (it needs Plane's RabbitMQ) unless named, and adds nothing else.
+    assert deployments_to_run() == []
+    assert [spec.name for spec in deployments_to_run(["celery-bridge"])] == ["celery-bridge"]
+    assert {spec.name for spec in consumers_to_run(["celery-bridge"])} == default
