@@ -2,10 +2,11 @@
 
 Per page, in order: its creation's page_transaction (two mentions and an image logged), a
 page_version (a new version), a description save that drops the first mention (its log
-soft-deleted), then more page_versions, each by another user than the one before (so each adds a
-version). Effects: the logs (live or not), the versions with an `amended` flag (a version event
-processed twice within the window would amend its row: a duplicate cannot hide), and the number
-of distinct embed events handed to `embeddings`.
+soft-deleted), then more page_versions, each by another user than the one before, so each adds a
+version (past 20 of a page, the oldest are soft-deleted). Effects: the logs (live or not), the
+live versions with an `amended` flag (a version event processed twice within the window would
+amend its row: a duplicate cannot hide), and the number of distinct embed events handed to
+`embeddings`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from sqlalchemy import Connection, Engine, text
 from sqlalchemy.orm import Session
 
 from services.pages.handler import EMBEDDINGS_TOPIC, TRANSACTION, VERSION
+from services.pages.versions import MAX_VERSIONS
 from shared.conformance import ConsumerSamples, SampleWorld
 from shared.db.plane import User
 from shared.events import Event, new_event
@@ -111,7 +113,7 @@ def cases(world: SampleWorld) -> ConsumerSamples:
 
     events: list[tuple[str | None, Event]] = []
     expected_logs: dict[tuple[str, str], tuple[str, str, str, str, bool]] = {}
-    expected_versions: list[tuple[str, str, str, bool]] = []
+    expected_versions: dict[uuid.UUID, list[tuple[str, str, str, bool]]] = {p: [] for p in pw.pages}
     for n in range(world.size):
         page_id, round_ = pw.pages[n % n_pages], n // n_pages
         html, logs = full[page_id]
@@ -127,7 +129,7 @@ def cases(world: SampleWorld) -> ConsumerSamples:
         else:
             owner = pw.users[round_ % USERS].id  # never the previous version's owner
             event = version_event(page_id, owner)
-            expected_versions.append((str(page_id), str(owner), html, False))
+            expected_versions[page_id].append((str(page_id), str(owner), html, False))
         events.append((str(page_id), event))
 
     def effects() -> dict[str, object]:
@@ -158,7 +160,8 @@ def cases(world: SampleWorld) -> ConsumerSamples:
         effects=effects,
         expected={
             "logs": sorted(expected_logs.values()),
-            "versions": sorted(expected_versions),
+            # Past the cap, the oldest are soft-deleted: the newest MAX_VERSIONS of each page stay.
+            "versions": sorted(v for vs in expected_versions.values() for v in vs[-MAX_VERSIONS:]),
             "embeds": world.size,
         },
         produces=(EMBEDDINGS_TOPIC,),
