@@ -53,11 +53,13 @@ class ProbeFiles:
 
 
 def _touch(path: Path, at: float) -> None:
+    # Through a descriptor: a path-based create-then-utime raised FileNotFoundError when the file
+    # was removed in between (by a restart's clear()), and that crashed the consumer.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
     try:
-        os.utime(path, (at, at))
-    except FileNotFoundError:
-        path.touch()
-        os.utime(path, (at, at))
+        os.utime(fd, (at, at))
+    finally:
+        os.close(fd)
 
 
 def check(path: Path, max_age_s: float) -> tuple[bool, str]:

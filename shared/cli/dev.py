@@ -69,6 +69,12 @@ def jobs_to_run(extra: Collection[str] = ()) -> list[registry.JobSpec]:
     return [spec for spec in registry.JOBS if spec.enabled_by_default or spec.name in named]
 
 
+def child_env(settings: Settings, name: str) -> dict[str, str]:
+    """What differs per child: no fixed metrics port, and probe files of its own (as each pod has
+    its own /tmp); shared, one child's start-up clear() removed another's file."""
+    return {"METRICS_PORT": "0", "HEALTH_FILE": f"{settings.health_file}.{name}"}
+
+
 def deployments_to_run(extra: Collection[str] = ()) -> list[registry.DeploymentSpec]:
     """The deployments enabled by default plus those named in `extra` (the Celery bridge: it
     needs the AMQP_URL of Plane's RabbitMQ, which the embedded stack does not start)."""
@@ -96,7 +102,7 @@ def run_dev(
         prepare(stack.settings)
         env = env_for(stack.settings)
         children = {
-            spec.name: subprocess.Popen(command(*spec.args), env=env | {"METRICS_PORT": "0"})
+            spec.name: subprocess.Popen(command(*spec.args), env=env | child_env(stack.settings, spec.name))
             for spec in (*specs, *deployments)
         }
         now = datetime.now(UTC)

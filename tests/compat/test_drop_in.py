@@ -1,0 +1,257 @@
+"""The drop-in check: Plane's API, played here, reaches plane-workers through Celery only.
+
+Plane's schema is loaded into the build machine's PostgreSQL 15. `plane-workers dev --with
+celery-bridge` runs every default consumer and the bridge on it, with the session's broker, S3
+(moto) and SMTP capture. The test then does what Plane's API does for a user's session: it
+writes the rows Plane's views write and calls `.delay()` with the argument shapes of Plane's
+call sites (a real Celery client on the machine's RabbitMQ). What comes out is checked against
+what Plane's own worker would have produced: activity rows, notifications, a description
+version, a signed webhook request, a crawled link title, an export object and its row, a mail.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.orm import Session
+
+from services.link_crawler.samples import link as link_row
+from shared.db.plane import Issue, Project, State, User, Webhook, Workspace
+from shared.db.plane_schema import load_plane_schema
+from shared.embedded.smtp import EmbeddedSMTP
+from shared.embedded.stack import env_for
+from shared.settings import Settings
+from shared.storage import s3_client
+from shared.testing import plane_factory as make
+from shared.testing.plane_rows import insert_one
+from tests.helpers import wait_until
+from tests.integration.celery_bridge_world import (
+    bridge_settings,
+    celery_client,
+    delete_queues,
+    needs_rabbitmq,
+)
+from tests.integration.http_servers import HttpServer, running, send
+
+if TYPE_CHECKING:
+    from tests.compat.conftest import Server
+
+pytestmark = [needs_rabbitmq, pytest.mark.slow]
+
+SITE = "https://app.plane.example"  # Plane's origin (base_host) as its views pass it
+PLANE = "plane.bgtasks"
+
+
+@dataclass
+class PlaneWorld:
+    """What Plane's API has written before it queues the tasks."""
+
+    alice: User  # the actor
+    bob: User  # a member she assigns and mentions
+    ws: Workspace
+    project: Project
+    todo: State
+    issue: Issue
+    hook: Webhook
+    link: uuid.UUID
+    link_url: str
+    export_token: str
+
+
+def plane_rows(engine: Engine, receiver_url: str, link_url: str) -> PlaneWorld:
+    alice, bob = make.user(0, display_name="alice"), make.user(1, display_name="bob")
+    with Session(engine, expire_on_commit=False) as session, session.begin():
+        session.add_all([alice, bob])
+        session.flush()
+        ws = make.workspace(alice, slug=f"acme-{uuid.uuid4().hex[:6]}")
+        session.add(ws)
+        session.flush()
+        project = make.project(ws)
+        session.add(project)
+        session.flush()
+        todo = make.state(project, "Todo", "unstarted")
+        session.add(todo)
+        session.flush()
+        issue = make.issue(project, 1, "<p>Ship the drop-in</p>", name="Ship the drop-in", state_id=todo.id)
+        hook = make.webhook(ws, receiver_url)
+        session.add_all([issue, hook, *(make.project_member(project, u) for u in (alice, bob))])
+        session.add_all([make.notification_preference(u) for u in (alice, bob)])
+    with engine.begin() as conn:
+        link = link_row(conn, issue, link_url)
+        token = uuid.uuid4().hex
+        insert_one(  # ExportIssuesEndpoint's row
+            conn, "exporters", workspace_id=ws.id, project=[str(project.id)], provider="csv",
+            status="queued", token=token, initiated_by_id=alice.id, type="issue_exports", reason="", key="",
+        )  # fmt: skip
+    return PlaneWorld(alice, bob, ws, project, todo, issue, hook, link, link_url, token)
+
+
+def plane_session(app: Any, w: PlaneWorld) -> None:
+    """The `.delay()` calls of a user's session, in Plane's order and argument shapes."""
+    issue, project, actor = str(w.issue.id), str(w.project.id), str(w.alice.id)
+    created = {"name": w.issue.name, "description_html": w.issue.description_html, "state_id": str(w.todo.id)}
+    now = int(time.time())
+
+    def delay(task: str, *args: Any, **kwargs: Any) -> None:
+        app.send_task(f"{PLANE}.{task}", args=list(args), kwargs=kwargs)
+
+    # IssueViewSet.create
+    delay("issue_activities_task.issue_activity", type="issue.activity.created",
+          requested_data=json.dumps(created), actor_id=actor, issue_id=issue, project_id=project,
+          current_instance=None, epoch=now, notification=True, origin=SITE)  # fmt: skip
+    delay("webhook_task.model_activity", model_name="issue", model_id=issue, requested_data=created,
+          current_instance=None, actor_id=w.alice.id, slug=w.ws.slug, origin=SITE)  # fmt: skip
+    delay("issue_description_version_task.issue_description_version_task",
+          updated_issue=json.dumps(created), issue_id=issue, user_id=actor, is_creating=True)  # fmt: skip
+    # IssueViewSet.partial_update: priority and the assignee, with the instance as it was
+    delay("issue_activities_task.issue_activity", type="issue.activity.updated",
+          requested_data=json.dumps({"priority": "high", "assignee_ids": [str(w.bob.id)]}),
+          actor_id=actor, issue_id=issue, project_id=project,
+          current_instance=json.dumps({"priority": "none", "assignee_ids": []}), epoch=now + 1,
+          notification=True, origin=SITE)  # fmt: skip
+    # IssueLinkViewSet.create: positional, as the view calls it
+    delay("work_item_link_task.crawl_work_item_link_title", w.link, w.link_url)
+    # ExportIssuesEndpoint.post
+    delay("export_task.issue_export_task", provider="csv", workspace_id=w.ws.id, project_ids=[project],
+          token_id=w.export_token, multiple=False, slug=w.ws.slug)  # fmt: skip
+    # ForgotPasswordEndpoint: positional
+    delay("forgot_password_task.forgot_password", "bob", "bob@example.com", "dWlk", "tok-1", SITE)
+
+
+def scalar(engine: Engine, sql: str, **params: Any) -> Any:
+    with engine.connect() as conn:
+        return conn.execute(text(sql), params).scalar()
+
+
+def test_plane_api_through_celery_gets_what_plane_s_worker_would_write(  # type: ignore[no-untyped-def]
+    local_server: Server,
+    plane_schema_sql: Path,
+    s3_settings: Settings,
+    smtp: EmbeddedSMTP,
+    tmp_path: Path,
+):
+    receiver = HttpServer()
+    site = HttpServer(
+        routes={
+            "/spec": lambda h: send(h, 200, b"<title>Drop-in spec</title>", {"Content-Type": "text/html"})
+        }
+    )
+    with local_server.fresh_database("drop_in") as url, running(receiver, site):
+        load_plane_schema(url, plane_schema_sql)
+        s = bridge_settings(
+            replace(
+                s3_settings, database_url=url, email_host="127.0.0.1", email_port=smtp.port,
+                email_use_tls=False, email_use_ssl=False, webhook_allowed_ips=("127.0.0.1/32",),
+                link_crawler_allowed_ips=("127.0.0.1/32",),
+            )
+        )  # fmt: skip
+        engine = create_engine(url)
+        w = plane_rows(engine, receiver.url("/plane"), site.url("/spec"))
+        out, err = tmp_path / "dev.out", tmp_path / "dev.err"
+        with out.open("wb") as out_file, err.open("wb") as err_file:
+            dev = subprocess.Popen(
+                [sys.executable, "-m", "shared.cli.main", "dev", "--with", "celery-bridge"],
+                env=env_for(s) | {"LOG_LEVEL": "WARNING"},
+                stdout=out_file,
+                stderr=err_file,
+                start_new_session=True,
+            )
+        try:
+            plane_session(celery_client(s), w)
+            try:
+                _wait_for_everything(engine, s, w, receiver, smtp)
+            except AssertionError as exc:
+                raise AssertionError(
+                    f"{exc}; dev printed:\n{err.read_text(errors='replace')[-3000:]}"
+                ) from None
+        finally:
+            dev.terminate()
+            dev.wait(timeout=60)
+            delete_queues(s)
+            engine.dispose()
+    assert dev.returncode == 0, err.read_text(errors="replace")[-2000:]
+
+
+def _wait_for_everything(
+    engine: Engine, s: Settings, w: PlaneWorld, receiver: HttpServer, smtp: EmbeddedSMTP
+) -> None:
+    issue = str(w.issue.id)
+    # issue_activity: the creation and each changed field, as Plane's worker writes them.
+    wait_until(
+        lambda: scalar(engine, "SELECT count(*) FROM issue_activities WHERE issue_id = :i", i=issue) >= 3,
+        timeout_s=180,
+    )
+    with engine.connect() as conn:
+        verbs = conn.execute(
+            text(
+                "SELECT verb, field, new_value FROM issue_activities WHERE issue_id = :i ORDER BY created_at"
+            ),
+            {"i": issue},
+        ).all()
+    assert ("created", None, None) in [(v.verb, v.field, v.new_value) for v in verbs], verbs
+    assert ("updated", "priority", "high") in [(v.verb, v.field, v.new_value) for v in verbs], verbs
+    assert any(v.field == "assignees" and v.new_value == "bob" for v in verbs), verbs
+
+    # notifications (chained by issue-activity): bob, assigned, is told; alice, the actor, is not.
+    def notified(user: User) -> int:
+        return scalar(engine, "SELECT count(*) FROM notifications WHERE receiver_id = :u", u=user.id)
+
+    wait_until(lambda: notified(w.bob) >= 1, timeout_s=60)
+    assert notified(w.alice) == 0
+
+    # issue_description_version_task: the creating version.
+    wait_until(
+        lambda: scalar(
+            engine, "SELECT count(*) FROM issue_description_versions WHERE issue_id = :i", i=issue
+        ),
+        timeout_s=60,
+    )
+
+    # model_activity -> webhook: one signed POST of the issue to the webhook's URL.
+    def posts() -> list[Any]:
+        return [r for r in receiver.requests if r.method == "POST"]
+
+    wait_until(posts, timeout_s=60)
+    request = posts()[0]
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    assert headers["x-plane-event"] == "issue"
+    expected = hmac.new(w.hook.secret_key.encode(), request.body, hashlib.sha256).hexdigest()
+    assert hmac.compare_digest(headers["x-plane-signature"], expected)
+    payload = json.loads(request.body)
+    # model_activity passes verb "created" as the action, which Plane's POST->create map leaves as is.
+    assert (payload["event"], payload["action"], payload["data"]["id"]) == ("issue", "created", issue)
+
+    # crawl_work_item_link_title: the page's title in the link's metadata.
+    wait_until(
+        lambda: (
+            scalar(engine, "SELECT metadata->>'title' FROM issue_links WHERE id = :i", i=w.link)
+            == "Drop-in spec"
+        ),
+        timeout_s=60,
+    )
+
+    # issue_export_task: the row completed, its object in the bucket under Plane's key pattern.
+    wait_until(
+        lambda: (
+            scalar(engine, "SELECT status FROM exporters WHERE token = :t", t=w.export_token) == "completed"
+        ),
+        timeout_s=90,
+    )
+    key = scalar(engine, "SELECT key FROM exporters WHERE token = :t", t=w.export_token)
+    assert key.startswith(f"{w.ws.id}/export-{w.ws.slug}-{w.export_token[:6]}-") and key.endswith(".zip")
+    head = s3_client(s).head_object(Bucket=s.aws_s3_bucket_name, Key=key)
+    assert head["ContentLength"] > 0
+
+    # forgot_password: the mail, to the address Plane's view gave.
+    wait_until(lambda: [m for m in smtp.messages if "bob@example.com" in m.recipients], timeout_s=60)
