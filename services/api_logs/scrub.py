@@ -46,9 +46,37 @@ _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # RFC 9110 token
 _MAX_HEADERS_PARSE = 256 * 1024
 
 
+HASHED = "sha256:"
+
+
 def token_identifier(raw_key: str) -> str:
-    """What `api_activity_logs.token_identifier` holds instead of the key itself."""
-    return "sha256:" + hashlib.sha256(raw_key.encode("utf-8", "surrogatepass")).hexdigest()
+    """What `api_activity_logs.token_identifier` holds instead of the key itself (a key the
+    bridge already hashed, for_transport, is kept as it is)."""
+    if raw_key.startswith(HASHED):
+        return raw_key
+    return HASHED + hashlib.sha256(raw_key.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def for_transport(log_data: Mapping[str, object]) -> dict[str, object]:
+    """Plane's log_data as the Celery bridge puts it on Kafka: the key hashed and removed from
+    every text field, credential headers and query parameters redacted, so no topic, retry tier
+    or DLQ holds a usable API key. The consumer's own scrubbing leaves this unchanged."""
+    raw = log_data.get("token_identifier")
+    if not isinstance(raw, str) or raw.startswith(HASHED):
+        return dict(log_data)
+    out: dict[str, object] = {}
+    for name, value in log_data.items():
+        if name == "token_identifier":
+            out[name] = token_identifier(raw)
+        elif name == "headers" and isinstance(value, (str, Mapping)):
+            out[name] = without(redact_headers(value), (raw,))
+        elif name == "query_params" and isinstance(value, str):
+            out[name] = without(redact_query(value), (raw,))
+        elif isinstance(value, str):
+            out[name] = without(value, (raw,))
+        else:
+            out[name] = value
+    return out
 
 
 def is_sensitive(name: str) -> bool:

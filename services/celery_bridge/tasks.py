@@ -14,11 +14,13 @@ for it).
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Literal
 
+from services.api_logs.scrub import for_transport
 from services.emails.catalogue import MAIL_TYPES
 
 REQUIRED = inspect.Parameter.empty
@@ -48,6 +50,9 @@ class Route:
     params: tuple[Param, ...]
     key: Keyer = field(compare=False)
     needs: Literal["", "webhook", "workspace", "workspace_key"] = ""
+    # The bound arguments as the event should carry them, where Plane's hold what no topic may
+    # (process_logs' raw API key).
+    prepare: Callable[[dict[str, Any]], dict[str, Any]] | None = field(default=None, compare=False)
 
     @cached_property
     def signature(self) -> inspect.Signature:
@@ -70,6 +75,21 @@ class Route:
 
 
 _PLANE = "plane.bgtasks"
+_WORKSPACE_PATH = re.compile(r"/workspaces/([^/?#]+)")
+
+
+def _api_log_key(data: Mapping[str, Any]) -> str | None:
+    """process_logs carries no workspace id: the slug in the request's path (one per workspace)."""
+    path = (data.get("log_data") or {}).get("path")
+    found = _WORKSPACE_PATH.search(path) if isinstance(path, str) else None
+    return found.group(1) if found else None
+
+
+def _api_log_for_transport(data: dict[str, Any]) -> dict[str, Any]:
+    if isinstance(data.get("log_data"), Mapping):
+        return {**data, "log_data": for_transport(data["log_data"])}
+    return data
+
 
 ROUTES: tuple[Route, ...] = (
     Route(
@@ -196,6 +216,49 @@ ROUTES: tuple[Route, ...] = (
         # The slug when the workspace cannot be looked up (one per workspace all the same).
         key=_field("workspace_id", "slug"),
         needs="workspace_key",
+    ),
+    Route(
+        f"{_PLANE}.page_transaction_task.page_transaction",
+        "pages",
+        "plane.page_transaction.v1",
+        ("new_description_html", "old_description_html", "page_id"),
+        key=_field("page_id"),
+    ),
+    Route(
+        f"{_PLANE}.page_version_task.track_page_version",
+        "pages",
+        "plane.page_version.v1",
+        ("page_id", "existing_instance", "user_id"),
+        key=_field("page_id"),
+    ),
+    Route(
+        f"{_PLANE}.deletion_task.soft_delete_related_objects",
+        "soft-deletes",
+        "plane.soft_delete.v1",
+        ("app_label", "model_name", "instance_pk", ("using", None)),
+        key=_field("instance_pk"),
+    ),
+    Route(
+        f"{_PLANE}.logger_task.process_logs",
+        "api-logs",
+        "plane.api_log.v1",
+        ("log_data", "mongo_log"),
+        key=_api_log_key,
+        prepare=_api_log_for_transport,
+    ),
+    Route(
+        f"{_PLANE}.recent_visited_task.recent_visited_task",
+        "analytics-events",
+        "plane.recent_visit.v1",
+        ("entity_name", "entity_identifier", "user_id", "project_id", "slug"),
+        key=_field("user_id"),
+    ),
+    Route(
+        f"{_PLANE}.event_tracking_task.track_event",
+        "analytics-events",
+        "plane.track_event.v1",
+        ("user_id", "event_name", "slug", "event_properties"),
+        key=_field("user_id"),
     ),
     *(
         Route(kind.plane_task, "emails", kind.event_type, kind.plane_args, key=_field(kind.key_field))

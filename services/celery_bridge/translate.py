@@ -96,6 +96,8 @@ def translate(task: TaskMessage, route: Route, lookups: Lookups | None) -> Outgo
         data: dict[str, Any] = to_json_value(bound)
     except TypeError as exc:
         raise InvalidArguments(f"{route.plane_task}: {exc}") from None
+    if route.prepare is not None:
+        data = route.prepare(data)
     key_only: dict[str, str] = {}  # what keys the message without being in the event
     if route.needs in ("workspace", "workspace_key") and lookups is not None:
         workspace = lookups.workspace_by_slug(str(data.get("slug")))

@@ -868,8 +868,7 @@ class PageVersion(PlaneModel):
 
 class PageLog(PlaneModel):
     """db.PageLog: one mention or image of a page's description (`transaction` is the editor
-    component's id). The unique key covers soft-deleted rows too (a plain UNIQUE, no partial index).
-    Not yet in PLANE_MODELS: tests/compat's agreed table list must gain page_logs with it."""
+    component's id). The unique key covers soft-deleted rows too (a plain UNIQUE, no partial index)."""
 
     __tablename__ = "page_logs"
     __table_args__ = (
@@ -1215,6 +1214,7 @@ PLANE_MODELS: tuple[type[PlaneModel], ...] = (
     ModuleIssue,
     Page,
     PageVersion,
+    PageLog,
     FileAsset,
     ExporterHistory,
     EmailNotificationLog,

@@ -70,6 +70,8 @@ BENCHMARKS: dict[str, Benchmark] = {
     # issue updates timed produce -> searchable through the embeddings consumer (vs the seed's
     # documented 30 s poll), then ai-reconcile over workspaces / issues, in sync and 1% stale
     "bench_ai_schedule": Benchmark(["200", "1000", "100000"], ["20", "100", "10000"], 3600),
+    # rows of the soft-deleted workspace, ours in keyset batches against Plane's per-object recursion
+    "bench_soft_delete": Benchmark(["100000"], ["5000"], 3600),
 }
 QUICK_TIMEOUT_S = 600
 

@@ -17,7 +17,7 @@ EXPECTED_TABLES = {
     "api_activity_logs", "webhooks", "webhook_logs", "workspace_members", "project_members",
     "issue_activities", "issue_comments", "labels", "issue_labels", "issue_assignees", "cycles",
     "cycle_issues", "modules", "module_issues", "exporters", "file_assets",
-    "email_notification_logs", "page_versions", "pages", "instances", "notifications",
+    "email_notification_logs", "page_versions", "page_logs", "pages", "instances", "notifications",
     "issue_subscribers", "issue_mentions", "user_notification_preferences",
 }  # fmt: skip
 

@@ -39,6 +39,8 @@ from tests.integration.celery_bridge_world import (
 from tests.integration.tcp_cut import CuttableProxy
 
 pytestmark = needs_rabbitmq
+API_KEY = "plane_api_0123456789abcdef0123456789abcdef"  # a Plane API token's shape
+UNMAPPED = "plane.bgtasks.dummy_data_task.create_dummy_data"
 
 
 @pytest.fixture
@@ -61,7 +63,7 @@ def world(settings: Settings, engine):  # type: ignore[no-untyped-def]
 def _plane_calls(ws: Any, hook: Any) -> dict[str, tuple[list[Any], dict[str, Any]]]:
     """(args, kwargs) per Plane task, shaped as Plane's call sites pass them: UUID objects,
     positional calls where Plane makes them (mails, project_add_user_email), keywords elsewhere."""
-    issue, project, actor = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    issue, project, actor, page = uuid.uuid4(), uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
     site = "https://plane.example.com"
     calls: dict[str, tuple[list[Any], dict[str, Any]]] = {
         "issue_activity": (
@@ -192,6 +194,56 @@ def _plane_calls(ws: Any, hook: Any) -> dict[str, tuple[list[Any], dict[str, Any
                 "slug": ws.slug,
             },
         ),
+        "page_transaction": (
+            [],
+            {
+                "new_description_html": '<p><image-component id="i1" src="a.png"></image-component></p>',
+                "old_description_html": "<p></p>",
+                "page_id": str(page),
+            },
+        ),
+        "track_page_version": (
+            [],
+            {
+                "page_id": page,
+                "existing_instance": json.dumps({"description_html": "<p>v1</p>"}),
+                "user_id": actor,
+            },
+        ),
+        # Positional, as Plane's soft-delete signal handler queues it.
+        "soft_delete_related_objects": (["db", "Issue", issue], {}),
+        "process_logs": (
+            [],
+            {
+                "log_data": {
+                    "token_identifier": API_KEY,
+                    "path": f"/api/v1/workspaces/{ws.slug}/projects/",
+                    "method": "GET",
+                    "query_params": f"api_key={API_KEY}&per_page=20",
+                    "headers": str({"X-Api-Key": API_KEY, "Accept": "application/json"}),
+                    "body": None,
+                    "response_code": 200,
+                    "response_body": "[]",
+                    "ip_address": "10.0.0.7",
+                    "user_agent": "curl/8.5",
+                },
+                "mongo_log": {},
+            },
+        ),
+        "recent_visited_task": (
+            [],
+            {
+                "entity_name": "issue",
+                "entity_identifier": str(issue),
+                "user_id": actor,
+                "project_id": str(project),
+                "slug": ws.slug,
+            },
+        ),
+        "track_event": (
+            [],
+            {"user_id": actor, "event_name": "workspace_deleted", "slug": ws.slug, "event_properties": {}},
+        ),
         "send_webhook_deactivation_email": (
             [],
             {"webhook_id": hook.id, "receiver_id": actor, "reason": "HTTP 500", "current_site": site},
@@ -239,6 +291,13 @@ def test_every_mapped_task_arrives_as_a_valid_event_with_its_key(world):  # type
                 assert event.data["actor_id"] == str(_call["kwargs"]["actor_id"])
             if route.plane_task.endswith(".workspace_invitation"):
                 assert event.data["workspace_id"] == str(ws.id)  # a UUID object, positional
+            if route.plane_task.endswith(".process_logs"):
+                # No topic holds the raw API key: hashed, and scrubbed from the query and headers.
+                assert API_KEY not in record.value.decode() and record.key == ws.slug
+                assert event.data["log_data"]["token_identifier"].startswith("sha256:")
+            if route.plane_task.endswith(".soft_delete_related_objects"):
+                assert (event.data["app_label"], event.data["model_name"]) == ("db", "Issue")
+                assert event.data["using"] is None  # Plane's default, bound
     assert seen == set(sent)
 
 
@@ -248,9 +307,9 @@ def test_unknown_and_passthrough_tasks_go_unchanged_to_the_legacy_queue(settings
     )
     app = celery_client(s)
     try:
-        unknown = app.send_task(
-            "plane.bgtasks.export_task.issue_export_task",
-            kwargs={"provider": "csv", "workspace_id": uuid.uuid4(), "project_ids": [], "slug": "w"},
+        unknown = app.send_task(  # Plane's demo-data task: nothing here replaces it
+            UNMAPPED,
+            kwargs={"slug": "w", "email": "a@example.com", "members": [], "workspace_id": uuid.uuid4()},
             countdown=3600,
         )
         passed = app.send_task(
@@ -260,11 +319,11 @@ def test_unknown_and_passthrough_tasks_go_unchanged_to_the_legacy_queue(settings
             got = queue_messages(s.celery_bridge_legacy_queue, 2)
         by_id = {m.headers["id"]: m for m in got}
         assert set(by_id) == {unknown.id, passed.id}
-        export = by_id[unknown.id]
-        assert export.headers["task"] == "plane.bgtasks.export_task.issue_export_task"
-        assert export.headers["eta"]  # kept for the old worker to honour
-        assert export.content_type == "application/json"
-        _args, kwargs, _embed = json.loads(export.body)
+        legacy = by_id[unknown.id]
+        assert legacy.headers["task"] == UNMAPPED
+        assert legacy.headers["eta"]  # kept for the old worker to honour
+        assert legacy.content_type == "application/json"
+        _args, kwargs, _embed = json.loads(legacy.body)
         assert kwargs["workspace_id"]["__type__"] == "uuid"  # the body untouched
     finally:
         delete_queues(s)

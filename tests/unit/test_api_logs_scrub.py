@@ -96,3 +96,23 @@ def test_cap_cuts_on_a_character_boundary_and_says_so() -> None:
 )
 def test_inet_takes_what_postgres_takes(raw: str | None, stored: str | None) -> None:
     assert scrub.inet(raw) == stored
+
+
+def test_for_transport_leaves_no_key_and_the_consumer_keeps_its_hash() -> None:
+    """The Celery bridge scrubs process_logs' data before Kafka; the consumer's own scrubbing then
+    finds nothing more to change and stores the same identifier."""
+    key = "plane_api_" + "ab" * 16
+    log_data = {
+        "token_identifier": key,
+        "path": f"/api/v1/workspaces/acme/issues/?k={key}",
+        "query_params": f"api_key={key}&page=2",
+        "headers": str({"X-Api-Key": key, "Accept": "*/*"}),
+        "body": f'{{"note": "{key}"}}',
+        "response_code": 200,
+    }
+    moved = scrub.for_transport(log_data)
+    assert key not in repr(moved)
+    assert moved["token_identifier"] == scrub.token_identifier(key)
+    assert scrub.token_identifier(str(moved["token_identifier"])) == moved["token_identifier"]
+    assert scrub.for_transport(moved) == moved
+    assert moved["query_params"] == f"api_key={REDACTED}&page=2" and moved["response_code"] == 200
