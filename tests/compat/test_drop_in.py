@@ -6,7 +6,8 @@ celery-bridge` runs every default consumer and the bridge on it, with the sessio
 writes the rows Plane's views write and calls `.delay()` with the argument shapes of Plane's
 call sites (a real Celery client on the machine's RabbitMQ). What comes out is checked against
 what Plane's own worker would have produced: activity rows, notifications, a description
-version, a signed webhook request, a crawled link title, an export object and its row, a mail.
+version, a signed webhook request, a crawled link title, an export object and its row, a mail, page logs
+and a page version, an API request log without its key, a recent visit.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.orm import Session
 
 from services.link_crawler.samples import link as link_row
+from services.pages.samples import page as page_row
 from shared.db.plane import Issue, Project, State, User, Webhook, Workspace
 from shared.db.plane_schema import load_plane_schema
 from shared.embedded.smtp import EmbeddedSMTP
@@ -50,6 +52,7 @@ if TYPE_CHECKING:
 pytestmark = [needs_rabbitmq, pytest.mark.slow]
 
 SITE = "https://app.plane.example"  # Plane's origin (base_host) as its views pass it
+API_KEY = "plane_api_" + "5e" * 16  # an API token's shape
 PLANE = "plane.bgtasks"
 
 
@@ -67,6 +70,8 @@ class PlaneWorld:
     link: uuid.UUID
     link_url: str
     export_token: str
+    page: uuid.UUID
+    mention: uuid.UUID  # the id of the page's mention of bob
 
 
 def plane_rows(engine: Engine, receiver_url: str, link_url: str) -> PlaneWorld:
@@ -90,14 +95,15 @@ def plane_rows(engine: Engine, receiver_url: str, link_url: str) -> PlaneWorld:
     with engine.begin() as conn:
         link = link_row(conn, issue, link_url)
         token = uuid.uuid4().hex
+        page = page_row(conn, ws.id, alice.id, "<p>Release notes</p>", name="Release notes")
         insert_one(  # ExportIssuesEndpoint's row
             conn, "exporters", workspace_id=ws.id, project=[str(project.id)], provider="csv",
             status="queued", token=token, initiated_by_id=alice.id, type="issue_exports", reason="", key="",
         )  # fmt: skip
-    return PlaneWorld(alice, bob, ws, project, todo, issue, hook, link, link_url, token)
+    return PlaneWorld(alice, bob, ws, project, todo, issue, hook, link, link_url, token, page, uuid.uuid4())
 
 
-def plane_session(app: Any, w: PlaneWorld) -> None:
+def plane_session(app: Any, engine: Engine, w: PlaneWorld) -> None:
     """The `.delay()` calls of a user's session, in Plane's order and argument shapes."""
     issue, project, actor = str(w.issue.id), str(w.project.id), str(w.alice.id)
     created = {"name": w.issue.name, "description_html": w.issue.description_html, "state_id": str(w.todo.id)}
@@ -127,6 +133,28 @@ def plane_session(app: Any, w: PlaneWorld) -> None:
           token_id=w.export_token, multiple=False, slug=w.ws.slug)  # fmt: skip
     # ForgotPasswordEndpoint: positional
     delay("forgot_password_task.forgot_password", "bob", "bob@example.com", "dWlk", "tok-1", SITE)
+    # PageViewSet's description update: the mentions diff, then the version of what it replaced
+    mention = (
+        f'<mention-component id="{w.mention}" entity_identifier="{w.bob.id}" entity_name="user_mention">'
+        "</mention-component>"
+    )
+    with engine.begin() as conn:  # the view saves the page first
+        conn.execute(text("UPDATE pages SET description_html = :h, updated_at = now() WHERE id = :p"),
+                     {"h": f"<p>Ask {mention}</p>", "p": w.page})  # fmt: skip
+    delay("page_transaction_task.page_transaction", new_description_html=f"<p>Ask {mention}</p>",
+          old_description_html="<p>Release notes</p>", page_id=str(w.page))  # fmt: skip
+    replaced = json.dumps({"description_html": "<p>Release notes</p>"})
+    delay("page_version_task.track_page_version", page_id=str(w.page), existing_instance=replaced,
+          user_id=actor)  # fmt: skip
+    # APITokenLogMiddleware, for a request made with an API key
+    log_data = {"token_identifier": API_KEY, "path": f"/api/v1/workspaces/{w.ws.slug}/projects/",
+                "method": "GET", "query_params": "", "headers": str({"X-Api-Key": API_KEY}), "body": None,
+                "response_code": 200, "response_body": "[]", "ip_address": "10.1.2.3",
+                "user_agent": "curl/8.5"}  # fmt: skip
+    delay("logger_task.process_logs", log_data=log_data, mongo_log={})
+    # IssueViewSet.retrieve by bob
+    delay("recent_visited_task.recent_visited_task", entity_name="issue", entity_identifier=issue,
+          user_id=str(w.bob.id), project_id=project, slug=w.ws.slug)  # fmt: skip
 
 
 def scalar(engine: Engine, sql: str, **params: Any) -> Any:
@@ -168,7 +196,7 @@ def test_plane_api_through_celery_gets_what_plane_s_worker_would_write(  # type:
                 start_new_session=True,
             )
         try:
-            plane_session(celery_client(s), w)
+            plane_session(celery_client(s), engine, w)
             try:
                 _wait_for_everything(engine, s, w, receiver, smtp)
             except AssertionError as exc:
@@ -252,6 +280,28 @@ def _wait_for_everything(
     assert key.startswith(f"{w.ws.id}/export-{w.ws.slug}-{w.export_token[:6]}-") and key.endswith(".zip")
     head = s3_client(s).head_object(Bucket=s.aws_s3_bucket_name, Key=key)
     assert head["ContentLength"] > 0
+
+    # page_transaction: the mention logged; track_page_version: the replaced description kept.
+    wait_until(
+        lambda: scalar(engine, "SELECT entity_identifier FROM page_logs WHERE page_id = :p AND"
+                       " transaction = :t", p=w.page, t=w.mention) == w.bob.id,
+        timeout_s=60,
+    )  # fmt: skip
+    wait_until(lambda: scalar(engine, "SELECT count(*) FROM page_versions WHERE page_id = :p", p=w.page), 60)
+
+    # process_logs: the request's row, its key nowhere in it (a hash in token_identifier).
+    wait_until(lambda: scalar(engine, "SELECT count(*) FROM api_activity_logs"), timeout_s=60)
+    row = scalar(engine, "SELECT row_to_json(l)::text FROM api_activity_logs l")
+    assert API_KEY not in row and '"response_code":200' in row, row
+
+    # recent_visited_task: bob's visit of the issue.
+    wait_until(
+        lambda: (
+            scalar(engine, "SELECT entity_identifier FROM user_recent_visits WHERE user_id = :u", u=w.bob.id)
+            == w.issue.id
+        ),
+        timeout_s=60,
+    )
 
     # forgot_password: the mail, to the address Plane's view gave.
     wait_until(lambda: [m for m in smtp.messages if "bob@example.com" in m.recipients], timeout_s=60)
