@@ -54,6 +54,7 @@ log = logging.getLogger(__name__)
 
 DLQ_TOPIC = "celery-bridge.dlq"
 ORIGINAL_QUEUE = "original-queue"
+AMQP_HEADERS = "amqp-headers"
 DEPTH_EVERY_S = 5.0
 RETRY_MAX_S = 30.0
 DRAIN_BATCH = 256  # messages read per loop turn before serving Kafka's callbacks
@@ -365,6 +366,8 @@ class Bridge:
         headers = [(k, _header_bytes(v)) for k, v in (message.headers or {}).items()]
         props = message.properties or {}
         headers += [
+            # The AMQP headers whole, with their types (ints, nulls, lists), for a replay.
+            (AMQP_HEADERS, json.dumps(message.headers or {}, default=str).encode()),
             ("amqp-content-type", (message.content_type or "").encode()),
             ("amqp-content-encoding", (message.content_encoding or "").encode()),
             ("amqp-correlation-id", str(props.get("correlation_id") or "").encode()),

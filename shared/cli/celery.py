@@ -72,6 +72,23 @@ def dead_letters(limit: Annotated[int | None, typer.Option(help="At most this ma
     print_dead_letters(settings, "celery-bridge", limit)
 
 
+@celery_app.command("replay-dead-letters")
+def replay_dead_letters(limit: Annotated[int | None, typer.Option(help="At most this many.")] = None) -> None:
+    """Re-publish the bridge's dead letters to the AMQP queue they came from (after what failed
+    them is fixed: a webhook committed since, a newer bridge); each once, committed after
+    RabbitMQ confirmed it."""
+    from services.celery_bridge.replay import replay_dead_letters as replay
+    from shared.cli.errors import require, require_broker
+    from shared.cli.main import _settings
+
+    settings = _settings()
+    require_broker(settings)
+    require(settings.amqp_url, "AMQP_URL")
+    done = replay(settings, limit)
+    typer.echo(f"replayed {done.replayed} dead letter(s) of {settings.topic('celery-bridge.dlq')}"
+               f"{f'; {done.skipped} cut to fit, left (see the log)' if done.skipped else ''}")  # fmt: skip
+
+
 @celery_app.command("check-beat")
 def check_beat(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,

@@ -20,7 +20,7 @@ from shared.settings import Settings
 log = logging.getLogger(__name__)
 
 
-def _read_to_end(consumer: Consumer, topic: str, limit: int | None) -> Iterator[Message]:
+def read_to_end(consumer: Consumer, topic: str, limit: int | None) -> Iterator[Message]:
     """Every message currently in `topic` (from the consumer's position), then stop."""
     metadata = consumer.list_topics(topic, timeout=10).topics[topic]
     if metadata.error is not None:
@@ -73,7 +73,7 @@ def show(settings: Settings, topic: str, limit: int | None) -> Iterator[dict[str
     config = consumer_config(settings, f"plane-workers-dlq-show-{uuid.uuid4().hex[:8]}")
     consumer = Consumer(config)
     try:
-        for message in _read_to_end(consumer, settings.topic(f"{topic}.dlq"), limit):
+        for message in read_to_end(consumer, settings.topic(f"{topic}.dlq"), limit):
             yield describe(message)
     finally:
         consumer.close()
@@ -101,7 +101,7 @@ def replay(settings: Settings, topic: str, limit: int | None) -> int:
     producer = EventProducer(settings)
     replayed = 0
     try:
-        for message in _read_to_end(consumer, dlq, limit):
+        for message in read_to_end(consumer, dlq, limit):
             meta = h.as_dict(message.headers())
             if cut := {k: meta[k] for k in h.TRUNCATED if k in meta}:
                 log.warning(

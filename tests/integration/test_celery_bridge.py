@@ -383,6 +383,37 @@ def test_malformed_bodies_and_invalid_arguments_are_dead_lettered_with_their_hea
     wait_until(lambda: shown() == expected, timeout_s=30, interval_s=1)
 
 
+def test_a_dead_letter_replayed_once_its_cause_is_fixed_is_bridged_once(world, engine):  # type: ignore[no-untyped-def]
+    """webhook_send_task for a webhook Plane has not committed yet is dead-lettered (no live
+    webhook); once the webhook exists, `celery replay-dead-letters` puts the message back on its
+    queue, with its Celery headers as they were, and it is bridged; a second replay sends none."""
+    s, app, ws, _hook = world
+    later = make.webhook(ws, "https://hooks.example.com/later")
+    call = {"webhook_id": later.id, "slug": ws.slug, "event": "issue", "event_data": {"id": "1"},
+            "action": "POST", "current_site": "https://plane.example.com", "activity": None}  # fmt: skip
+    sent = app.send_task("plane.bgtasks.webhook_task.webhook_send_task", kwargs=call)
+
+    def replay() -> str:
+        result = subprocess.run(
+            [sys.executable, "-m", "shared.cli.main", "celery", "replay-dead-letters"],
+            env=env_for(s), capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    with bridge_thread(s):
+        (letter,) = read_topic(s, "celery-bridge.dlq", 1)
+        assert letter.key == sent.id and b"no live webhook" in letter.headers["error-message"]
+        with Session(engine, expire_on_commit=False) as session, session.begin():
+            session.add(later)
+        assert replay().startswith("replayed 1 dead letter(s)")
+        (record,) = read_topic(s, "webhook-deliveries", 1)
+    event = parse_event(record.value, max_bytes=s.event_max_bytes)
+    assert event.id == event_id(sent.id) and record.key == str(later.id)
+    assert record.headers["celery-task-id"] == sent.id.encode()
+    assert replay().startswith("replayed 0 dead letter(s)")
+
+
 def test_eta_is_held_until_due_and_a_far_one_waits_in_the_delay_queue(world):  # type: ignore[no-untyped-def]
     s, app, _ws, _hook = world
     s = replace(s, celery_bridge_hold_max_s=2)
