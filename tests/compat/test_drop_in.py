@@ -72,6 +72,8 @@ class PlaneWorld:
     export_token: str
     page: uuid.UUID
     mention: uuid.UUID  # the id of the page's mention of bob
+    comment: uuid.UUID
+    comment_html: str  # mentions bob
 
 
 def plane_rows(engine: Engine, receiver_url: str, link_url: str) -> PlaneWorld:
@@ -90,8 +92,15 @@ def plane_rows(engine: Engine, receiver_url: str, link_url: str) -> PlaneWorld:
         session.flush()
         issue = make.issue(project, 1, "<p>Ship the drop-in</p>", name="Ship the drop-in", state_id=todo.id)
         hook = make.webhook(ws, receiver_url)
+        comment_html = (
+            f'<p>ship it, <mention-component entity_identifier="{bob.id}" entity_name="user_mention">'
+            "</mention-component></p>"
+        )
         session.add_all([issue, hook, *(make.project_member(project, u) for u in (alice, bob))])
         session.add_all([make.notification_preference(u) for u in (alice, bob)])
+        session.flush()
+        comment = make.issue_comment(issue, alice, comment_html, "ship it, bob")
+        session.add(comment)
     with engine.begin() as conn:
         link = link_row(conn, issue, link_url)
         token = uuid.uuid4().hex
@@ -100,7 +109,10 @@ def plane_rows(engine: Engine, receiver_url: str, link_url: str) -> PlaneWorld:
             conn, "exporters", workspace_id=ws.id, project=[str(project.id)], provider="csv",
             status="queued", token=token, initiated_by_id=alice.id, type="issue_exports", reason="", key="",
         )  # fmt: skip
-    return PlaneWorld(alice, bob, ws, project, todo, issue, hook, link, link_url, token, page, uuid.uuid4())
+    return PlaneWorld(
+        alice, bob, ws, project, todo, issue, hook, link, link_url, token, page, uuid.uuid4(), comment.id,
+        comment_html,
+    )  # fmt: skip
 
 
 def plane_session(app: Any, engine: Engine, w: PlaneWorld) -> None:
@@ -126,6 +138,13 @@ def plane_session(app: Any, engine: Engine, w: PlaneWorld) -> None:
           actor_id=actor, issue_id=issue, project_id=project,
           current_instance=json.dumps({"priority": "none", "assignee_ids": []}), epoch=now + 1,
           notification=True, origin=SITE)  # fmt: skip
+    # IssueCommentViewSet.create: the comment is saved (plane_rows), mentioning bob
+    comment = {"id": str(w.comment), "comment_html": w.comment_html, "comment_stripped": "ship it, bob",
+               "comment_json": {}, "attachments": [], "access": "INTERNAL", "issue": issue,
+               "project": project, "workspace": str(w.ws.id), "actor": actor}  # fmt: skip
+    delay("issue_activities_task.issue_activity", type="comment.activity.created",
+          requested_data=json.dumps(comment), actor_id=actor, issue_id=issue, project_id=project,
+          current_instance=None, epoch=now + 2, notification=True, origin=SITE)  # fmt: skip
     # IssueLinkViewSet.create: positional, as the view calls it
     delay("work_item_link_task.crawl_work_item_link_title", w.link, w.link_url)
     # ExportIssuesEndpoint.post
@@ -237,6 +256,14 @@ def _wait_for_everything(
 
     wait_until(lambda: notified(w.bob) >= 1, timeout_s=60)
     assert notified(w.alice) == 0
+    # The comment's mention of bob: Plane's mention notification.
+    wait_until(
+        lambda: scalar(engine, "SELECT count(*) FROM notifications WHERE receiver_id = :u AND sender = :s",
+                       u=w.bob.id, s="in_app:issue_activities:mentioned"),
+        timeout_s=60,
+    )  # fmt: skip
+    comments = "SELECT count(*) FROM issue_activities WHERE issue_id = :i AND field = 'comment'"
+    assert scalar(engine, comments, i=issue) == 1
 
     # issue_description_version_task: the creating version.
     wait_until(
