@@ -576,6 +576,28 @@ JOBS: tuple[JobSpec, ...] = (
         enabled_by_default=False,  # Plane AI, like ai-reconcile
         replaces="Plane AI's documentation sync",
     ),
+    # One-off back-fills, run by hand (`plane-workers job <name>`). JobSpec has no on-demand kind
+    # yet: off by default, with a yearly schedule as a stopgap (idempotent, so a run adds nothing).
+    JobSpec(
+        name="backfill-issue-versions",
+        entrypoint="cronjobs.backfill_versions:run_issue_versions",
+        schedule="20 3 1 1 *",
+        description="One-off: a first issue_versions row for every live issue without one (resumable).",
+        active_deadline_seconds=6 * 3600,
+        samples="cronjobs.samples.backfill:backfill_issue_versions",
+        enabled_by_default=False,
+        replaces="`schedule_issue_version` + `sync_issue_version` (manage.py sync_issue_version)",
+    ),
+    JobSpec(
+        name="backfill-description-versions",
+        entrypoint="cronjobs.backfill_versions:run_description_versions",
+        schedule="40 3 1 1 *",
+        description="One-off: a first issue_description_versions row for every live issue without one.",
+        active_deadline_seconds=6 * 3600,
+        samples="cronjobs.samples.backfill:backfill_description_versions",
+        enabled_by_default=False,
+        replaces="`schedule_issue_description_version` + `sync_issue_description_version`",
+    ),
 )
 
 
