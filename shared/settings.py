@@ -56,6 +56,12 @@ VARIABLES: tuple[Variable, ...] = (
     Variable(
         "BATCH_MAX_EVENTS", "500", "Most events per transaction of a batch consumer (`batch=`).", minimum=1
     ),
+    Variable(
+        "KAFKA_BROKER_DOWN_EXIT_S",
+        "30",
+        "Seconds without any broker answering before a consumer exits 1 (its pod restarts and rejoins "
+        "once one is back); below the liveness probe's 60 s.",
+    ),
     Variable("BATCH_MAX_WAIT_MS", "200", "Longest a batch consumer waits to fill a batch."),
     Variable("DLQ_MAX_CONSECUTIVE", "1000", "Consecutive dead letters per partition before stop."),
     Variable("DLQ_MAX_RATIO", "0.5", "Share of dead letters per partition before the consumer stops."),
@@ -344,6 +350,7 @@ class Settings:
     kafka_session_timeout_ms: int = 10000
     kafka_max_poll_interval_ms: int = 300000
     kafka_fetch_wait_max_ms: int = 500
+    kafka_broker_down_exit_s: float = 30.0
     event_max_bytes: int = 1048576
     batch_max_events: int = 500
     batch_max_wait_ms: int = 200

@@ -8,7 +8,7 @@ exits non-zero, so Kubernetes restarts a whole, consistent consumer.
 When the broker goes away, librdkafka reconnects forever, and what arroyo does depends on the
 traffic: a processor with offsets to commit dies once the group session times out (its commit
 fails), an idle one waits forever. Here both end the same way: once no broker has answered for
-BROKER_DOWN_EXIT_S the consumer stops and exits 1, with one line saying why.
+KAFKA_BROKER_DOWN_EXIT_S the consumer stops and exits 1, with one line saying why.
 
 Topics missing (a first install whose topics hook has not run, a topic deleted): the consumer
 does not subscribe until every topic it uses exists (main, retry tiers, DLQ). It waits, alive and
@@ -56,9 +56,8 @@ from shared.settings import Settings
 log = logging.getLogger(__name__)
 
 JOIN_TIMEOUT_S = 20.0  # inside the chart's 45 s termination grace period
-# No broker answering for this long stops the consumer (well before the liveness probe's 60 s);
-# the restarted pod rejoins the group once one is back.
-BROKER_DOWN_EXIT_S = 30.0
+# No broker answering for KAFKA_BROKER_DOWN_EXIT_S (30 s: well before the liveness probe's 60 s)
+# stops the consumer; the restarted pod rejoins the group once one is back.
 BROKER_PROBE_S = 5.0  # how often the broker is asked for metadata, and how long it may take
 TOPIC_PROBE_S = 2.0  # how often a consumer waiting for its topics looks for them
 TOPIC_WAIT_LOG_S = 60.0  # and how often it says that it still waits
@@ -148,6 +147,7 @@ class ConsumerRun:
     consumers: list[PolledConsumer] = field(default_factory=list)  # one per processor
     health_file: str = ""  # empty: no probe files
     stopping: bool = False
+    broker_down_exit_s: float = 30.0  # KAFKA_BROKER_DOWN_EXIT_S
 
     def shutdown(self) -> None:
         self.stopping = True
@@ -182,7 +182,10 @@ def build(spec: ConsumerSpec, settings: Settings, clock: Clock | None = None) ->
             )
         )
     topics = [settings.topic(t) for t, _, _ in tiers]
-    return ConsumerRun(spec, processors, producer, [], shared, topics, consumers, settings.health_file)
+    return ConsumerRun(
+        spec, processors, producer, [], shared, topics, consumers, settings.health_file,
+        broker_down_exit_s=settings.kafka_broker_down_exit_s,
+    )  # fmt: skip
 
 
 class LoggedAssignments(ProcessingStrategyFactory[KafkaPayload]):
@@ -241,7 +244,9 @@ def run(run: ConsumerRun, install_signals: bool = True) -> int:
     for thread in threads:
         thread.start()
     log.info("consumer %s started (%d processors)", run.spec.name, len(threads))
-    watch = BrokerWatch(lambda timeout_s: run.producer.check_broker(topics[0], timeout_s))
+    watch = BrokerWatch(
+        lambda timeout_s: run.producer.check_broker(topics[0], timeout_s), down_exit_s=run.broker_down_exit_s
+    )
     probes = ProbeFiles(run.health_file) if run.health_file else None
     hold = process_hold(run.shared)
     # Wake up periodically so signals are handled promptly on the main thread.
@@ -273,7 +278,7 @@ class BrokerUnreachable(RuntimeError):
 
 class BrokerWatch:
     """Calls `probe(timeout_s)` (a metadata request) every `every_s`; says when no broker has
-    answered for BROKER_DOWN_EXIT_S. One warning when the broker goes, one when it is back.
+    answered for `down_exit_s`. One warning when the broker goes, one when it is back.
     `answer` is what the last probe returned (None before the first answer and while down)."""
 
     def __init__(
@@ -282,8 +287,10 @@ class BrokerWatch:
         clock: Clock = time.monotonic,
         every_s: float = BROKER_PROBE_S,
         first_after_s: float | None = None,
+        down_exit_s: float = 30.0,
     ) -> None:
         self._probe = probe
+        self._down_exit_s = down_exit_s
         self._clock = clock
         self._every_s = every_s
         self._next = clock() + (every_s if first_after_s is None else first_after_s)
@@ -304,10 +311,10 @@ class BrokerWatch:
             self.answer = None
             self._down_since = self._down_since or now
             down_s = self._clock() - self._down_since
-            if down_s >= BROKER_DOWN_EXIT_S:
+            if down_s >= self._down_exit_s:
                 return f"no broker answered for {down_s:.0f} s: {describe(exc)}"
             if self._down_since == now:
-                log.warning("broker unreachable, waiting up to %.0f s: %s", BROKER_DOWN_EXIT_S, describe(exc))
+                log.warning("broker unreachable, waiting up to %.0f s: %s", self._down_exit_s, describe(exc))
         else:
             if self._down_since is not None:
                 log.warning("broker reachable again after %.0f s", now - self._down_since)
@@ -331,12 +338,15 @@ def wait_for_topics(
     stopping: threading.Event,
     probes: ProbeFiles,
     clock: Clock = time.monotonic,
+    down_exit_s: float = 30.0,
 ) -> int | None:
     """Until every topic exists: None then. Meanwhile alive and not ready; 0 when signalled,
-    1 when no broker answered for BROKER_DOWN_EXIT_S."""
+    1 when no broker answered for `down_exit_s`."""
     started = clock()
     logged_at: float | None = None
-    watch = BrokerWatch(lambda timeout_s: missing_topics(admin, topics, timeout_s), clock, TOPIC_PROBE_S, 0.0)
+    watch = BrokerWatch(
+        lambda timeout_s: missing_topics(admin, topics, timeout_s), clock, TOPIC_PROBE_S, 0.0, down_exit_s
+    )
     while not stopping.is_set():
         probes.alive()
         probes.set_ready(False)
@@ -385,7 +395,8 @@ def consume(name: str, settings: Settings) -> int:
         # the chart's startup probe (not liveness) covers the load.
         cast(Callable[[Settings], None], registry.load(spec.warm_up))(settings)
     while True:
-        if (code := wait_for_topics(admin, topics, stopping, probes)) is not None:
+        down_exit_s = settings.kafka_broker_down_exit_s
+        if (code := wait_for_topics(admin, topics, stopping, probes, down_exit_s=down_exit_s)) is not None:
             return code
         consumer_run = build(spec, settings)
         current[:] = [consumer_run]
