@@ -400,6 +400,15 @@ CONSUMERS: tuple[ConsumerSpec, ...] = (
         samples="services.analytics_events.samples:cases",
         replaces="`recent_visited_task`, `track_event`",
     ),
+    ConsumerSpec(
+        name="workspace-seed",
+        topic="workspace",
+        handler="services.workspace_seed.handler:handle",
+        event_types=("plane.workspace_seed.v1",),
+        description="Seeds a new workspace's demo project once (bot user, states, work items, pages).",
+        samples="services.workspace_seed.samples:cases",
+        replaces="`workspace_seed`",
+    ),
 )
 
 JOBS: tuple[JobSpec, ...] = (
