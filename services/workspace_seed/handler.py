@@ -101,18 +101,19 @@ def handle(event: Event, ctx: HandlerContext) -> None:
         text("SELECT pg_advisory_xact_lock(:k)"), {"k": advisory_key(f"workspace-seed:{workspace_id}")}
     )
     workspace = session.execute(
-        text("SELECT id, name FROM workspaces WHERE id = :id AND deleted_at IS NULL"), {"id": workspace_id}
+        text("SELECT id, name, timezone FROM workspaces WHERE id = :id AND deleted_at IS NULL"),
+        {"id": workspace_id},
     ).one_or_none()
     if workspace is None:
         raise WorkspaceNotFound(f"workspace {workspace_id} does not exist or is deleted")
     username = f"bot_user_{workspace_id}"
     if session.scalar(text("SELECT 1 FROM users WHERE username = :u"), {"u": username}):
         return  # seeded already
-    seed_workspace(session, workspace_id, workspace.name, username, datetime.now(UTC))
+    seed_workspace(session, workspace_id, workspace.name, workspace.timezone, username, datetime.now(UTC))
 
 
 def seed_workspace(
-    session: Session, workspace_id: uuid.UUID, name: str, username: str, now: datetime
+    session: Session, workspace_id: uuid.UUID, name: str, timezone: str, username: str, now: datetime
 ) -> None:
     bot = insert(
         session,
@@ -147,9 +148,13 @@ def seed_workspace(
         issue_props={"subscribed": True, "assigned": True, "created": True, "all_issues": True},
     )
     by = {"workspace_id": workspace_id, "created_by_id": bot}
-    projects = _projects(session, now, workspace_id, name, by)
+    projects = _projects(session, now, workspace_id, name, timezone, by)
+    # The project is new and unseen by others until commit, so the orderings Plane's save()
+    # methods read back from the table (max + step, min - step) are computed here as it goes.
     states = {}
+    sequence: float | None = None
     for row in seed("states"):
+        sequence = row["sequence"] if sequence is None else sequence + 15000  # State.save()
         states[row["id"]] = (
             insert(
                 session,
@@ -159,15 +164,18 @@ def seed_workspace(
                 project_id=projects[row["project_id"]],
                 name=row["name"],
                 color=row["color"],
-                sequence=row["sequence"],
+                sequence=sequence,
                 group=row["group"],
                 default=row["default"],
                 slug=_slug(row["name"]),
             ),
             row["group"],
         )
-    labels = {
-        row["id"]: insert(
+    labels = {}
+    label_order: float | None = None
+    for row in seed("labels"):
+        label_order = row["sort_order"] if label_order is None else label_order + 10000  # Label.save()
+        labels[row["id"]] = insert(
             session,
             "labels",
             now,
@@ -175,14 +183,14 @@ def seed_workspace(
             project_id=projects[row["project_id"]],
             name=row["name"],
             color=row["color"],
-            sort_order=row["sort_order"],
+            sort_order=label_order,
         )
-        for row in seed("labels")
-    }
     cycles = _cycles(session, now, projects, by)
     modules = {}
+    module_order: float | None = None
     for index, row in enumerate(seed("modules")):
         start = (now + timedelta(days=2 * index)).date()
+        module_order = row["sort_order"] if module_order is None else module_order - 10000  # Module.save()
         modules[row["id"]] = insert(
             session,
             "modules",
@@ -192,13 +200,15 @@ def seed_workspace(
             name=row["name"],
             description=row["description"],
             status=row["status"],
-            sort_order=row["sort_order"],
+            sort_order=module_order,
             start_date=start,
             target_date=start + timedelta(days=14),
         )
     for row in seed("issues"):
         _issue(session, now, row, projects, states, labels, cycles, modules, bot, by)
+    view_order: float | None = None
     for row in seed("views"):
+        view_order = row["sort_order"] if view_order is None else view_order + 10000  # IssueView.save()
         insert(
             session,
             "issue_views",
@@ -213,7 +223,8 @@ def seed_workspace(
             rich_filters=row["rich_filters"],
             display_filters=row["display_filters"],
             display_properties=row["display_properties"],
-            sort_order=row["sort_order"],
+            sort_order=view_order,
+            query={},  # IssueView.save(): issue_filters(filters), {} for the seed's empty filters
         )
     for row in seed("pages"):
         page = insert(
@@ -228,7 +239,7 @@ def seed_workspace(
             is_global=False,
             description_json=row.get("description_json", {}),
             description_html=row.get("description_html", "<p></p>"),
-            description_stripped=row.get("description_stripped"),
+            description_stripped=_strip_tags(row.get("description_html") or "") or None,  # Page.save()
             view_props={"full_width": False},
             sort_order=65535,
         )
@@ -245,9 +256,10 @@ def seed_workspace(
 
 
 def _projects(
-    session: Session, now: datetime, workspace_id: uuid.UUID, name: str, by: dict
+    session: Session, now: datetime, workspace_id: uuid.UUID, name: str, timezone: str, by: dict
 ) -> dict[int, uuid.UUID]:
-    identifier = "".join(ch for ch in name if ch.isalnum())[:5]
+    # Project.save() strips and upper-cases the identifier.
+    identifier = "".join(ch for ch in name if ch.isalnum())[:5].strip().upper()
     members = session.execute(
         text("SELECT member_id, role FROM workspace_members WHERE workspace_id = :w AND deleted_at IS NULL"),
         {"w": workspace_id},
@@ -268,7 +280,7 @@ def _projects(
             module_view=True,
             issue_views_view=True,
             page_view=True,
-            timezone="UTC",
+            timezone=timezone,  # Project.save(): the workspace's when none is given
         )
         for member_id, role in members:
             insert(
@@ -303,6 +315,7 @@ def _projects(
 
 def _cycles(session: Session, now: datetime, projects: dict, by: dict) -> dict[int, uuid.UUID]:
     cycles: dict[int, uuid.UUID] = {}
+    order: float | None = None
     ends: dict[uuid.UUID, datetime] = {}  # latest end per project, as Plane's query finds it
     for row in seed("cycles"):
         project = projects[row["project_id"]]
@@ -314,6 +327,7 @@ def _cycles(session: Session, now: datetime, projects: dict, by: dict) -> dict[i
             start = now + timedelta(days=14)
         end = start + timedelta(days=14)
         ends[project] = max(end, ends.get(project, end))
+        order = row["sort_order"] if order is None else order - 10000  # Cycle.save()
         cycles[row["id"]] = insert(
             session,
             "cycles",
@@ -322,7 +336,7 @@ def _cycles(session: Session, now: datetime, projects: dict, by: dict) -> dict[i
             project_id=project,
             owned_by_id=by["created_by_id"],
             name=row["name"],
-            sort_order=row["sort_order"],
+            sort_order=order,
             timezone=row["timezone"],
             start_date=start,
             end_date=end,

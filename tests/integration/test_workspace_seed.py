@@ -78,7 +78,7 @@ def make_workspace(engine: Engine, name: str = "Acme Robotics", members: int = 2
         users = [make.user(i) for i in range(members)]
         session.add_all(users)
         session.flush()
-        ws = make.workspace(users[0], slug=f"ws-{uuid.uuid4().hex[:8]}", name=name)
+        ws = make.workspace(users[0], slug=f"ws-{uuid.uuid4().hex[:8]}", name=name, timezone="Asia/Kolkata")
         session.add(ws)
         session.flush()
     with engine.begin() as conn:
@@ -142,7 +142,7 @@ def test_seeds_what_plane_seeds_once(settings, engine):  # type: ignore[no-untyp
             text("SELECT id, name, identifier, created_by_id FROM projects WHERE workspace_id = :w"),
             {"w": workspace_id},
         ).one()
-        assert (project.name, project.identifier, project.created_by_id) == ("Acme Robotics", "AcmeR", bot.id)
+        assert (project.name, project.identifier, project.created_by_id) == ("Acme Robotics", "ACMER", bot.id)
         # Every workspace member (two people and the bot) joins the project.
         for table in ("project_members", "project_user_properties"):
             assert (
@@ -160,6 +160,13 @@ def test_seeds_what_plane_seeds_once(settings, engine):  # type: ignore[no-untyp
             ("Done", "completed", False),
             ("Cancelled", "cancelled", False),
         ]
+        # State.save() numbers states 15000 apart, whatever the seed says after the first.
+        sequences = conn.scalars(
+            text("SELECT sequence FROM states WHERE project_id = :p ORDER BY 1"), {"p": project.id}
+        )
+        assert list(sequences) == [15000, 30000, 45000, 60000, 75000]
+        timezone = conn.scalar(text("SELECT timezone FROM projects WHERE id = :p"), {"p": project.id})
+        assert timezone == "Asia/Kolkata"  # the workspace's, as Project.save() sets it
         labels = conn.scalars(
             text("SELECT name FROM labels WHERE project_id = :p ORDER BY name"), {"p": project.id}
         )
@@ -174,10 +181,11 @@ def test_seeds_what_plane_seeds_once(settings, engine):  # type: ignore[no-untyp
         assert [(i.sequence_id, i.sequence) for i in issues] == [(n, n) for n in range(1, 8)]
         assert {i.created_by_id for i in issues} == {bot.id}
         cycles = conn.execute(
-            text("SELECT start_date, end_date FROM cycles WHERE project_id = :p ORDER BY sort_order"),
+            text("SELECT start_date, end_date, sort_order FROM cycles WHERE project_id = :p ORDER BY name"),
             {"p": project.id},
         ).all()
         assert cycles[1].start_date > cycles[0].end_date  # UPCOMING starts after CURRENT ends
+        assert [c.sort_order for c in cycles] == [1, -9999]  # Cycle.save(): min - 10000
 
 
 def test_two_seeds_at_once_seed_once(settings, engine):  # type: ignore[no-untyped-def]
