@@ -13,7 +13,9 @@ issue_sequences as Issue.save() does, so the API creating items meanwhile cannot
 
 Differences from Plane: a missing workspace is retried, then dead-lettered (Plane raises once);
 each item gets one issue_sequences row (Plane adds a second, stray row with sequence 1); the bot's
-password is Django's unusable form ("!" + random), as nobody signs in as it.
+password is Django's unusable form ("!" + random), as nobody signs in as it; pages get the
+seed's description_json (Plane's seed names it `description`, so Plane stores {}); the project
+has no cover image (Plane's seed links a stock photo).
 """
 
 from __future__ import annotations
