@@ -49,6 +49,8 @@ def workloads() -> dict[str, Any]:
             "resources": spec.resources.as_k8s(),
             # cronjobs.<name>.enabled's default in the chart.
             "enabled": spec.enabled_by_default,
+            # Run by hand only: its CronJob is always suspended (templates/_helpers.tpl).
+            "manual": spec.manual,
             "description": spec.description,
         }
         for spec in registry.JOBS

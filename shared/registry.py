@@ -135,6 +135,10 @@ class ConsumerSpec:
         return ["consume", self.name]
 
 
+# A CronJob needs a schedule; a manual job's CronJob is suspended, so this one never fires.
+MANUAL_SCHEDULE = "0 0 1 1 *"
+
+
 @dataclass(frozen=True)
 class JobSpec:
     """A scheduled job: `run(ctx) -> JobResult`, idempotent and safe to start twice."""
@@ -157,6 +161,14 @@ class JobSpec:
     # False: an optional add-on (Plane AI's schedule) the chart renders only where the operator
     # sets cronjobs.<name>.enabled; a default install must not run what it does not use.
     enabled_by_default: bool = True
+    # True: run by hand only (a one-off back-fill). The chart renders it as a CronJob that is
+    # always suspended, a template for `kubectl create job --from=cronjob/NAME`; `dev` runs it
+    # only when named. Its `schedule` is then MANUAL_SCHEDULE, which never fires.
+    manual: bool = False
+
+    def __post_init__(self) -> None:
+        if self.manual and self.schedule != MANUAL_SCHEDULE:
+            raise ValueError(f"job {self.name}: a manual job's schedule is MANUAL_SCHEDULE")
 
     @property
     def args(self) -> list[str]:
@@ -585,26 +597,26 @@ JOBS: tuple[JobSpec, ...] = (
         enabled_by_default=False,  # Plane AI, like ai-reconcile
         replaces="Plane AI's documentation sync",
     ),
-    # One-off back-fills, run by hand (`plane-workers job <name>`). JobSpec has no on-demand kind
-    # yet: off by default, with a yearly schedule as a stopgap (idempotent, so a run adds nothing).
+    # One-off back-fills, run by hand (`plane-workers job <name>`, or `kubectl create job
+    # --from=cronjob/...` of their suspended CronJobs); idempotent, so a second run adds nothing.
     JobSpec(
         name="backfill-issue-versions",
         entrypoint="cronjobs.backfill_versions:run_issue_versions",
-        schedule="20 3 1 1 *",
+        schedule=MANUAL_SCHEDULE,
+        manual=True,
         description="One-off: a first issue_versions row for every live issue without one (resumable).",
         active_deadline_seconds=6 * 3600,
         samples="cronjobs.samples.backfill:backfill_issue_versions",
-        enabled_by_default=False,
         replaces="`schedule_issue_version` + `sync_issue_version` (manage.py sync_issue_version)",
     ),
     JobSpec(
         name="backfill-description-versions",
         entrypoint="cronjobs.backfill_versions:run_description_versions",
-        schedule="40 3 1 1 *",
+        schedule=MANUAL_SCHEDULE,
+        manual=True,
         description="One-off: a first issue_description_versions row for every live issue without one.",
         active_deadline_seconds=6 * 3600,
         samples="cronjobs.samples.backfill:backfill_description_versions",
-        enabled_by_default=False,
         replaces="`schedule_issue_description_version` + `sync_issue_description_version`",
     ),
 )

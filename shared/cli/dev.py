@@ -64,9 +64,12 @@ def consumers_to_run(extra: Collection[str] = ()) -> list[registry.ConsumerSpec]
 
 
 def jobs_to_run(extra: Collection[str] = ()) -> list[registry.JobSpec]:
-    """The jobs a default install schedules plus those named in `extra` (UnknownWorkload otherwise)."""
+    """The jobs a default install schedules plus those named in `extra` (UnknownWorkload
+    otherwise). A manual job (a back-fill) runs only when named, once, at start-up."""
     named = set(check_named(extra))
-    return [spec for spec in registry.JOBS if spec.enabled_by_default or spec.name in named]
+    return [
+        spec for spec in registry.JOBS if (spec.enabled_by_default and not spec.manual) or spec.name in named
+    ]
 
 
 def child_env(settings: Settings, name: str) -> dict[str, str]:
@@ -107,7 +110,11 @@ def run_dev(
         }
         now = datetime.now(UTC)
         schedule = {spec.name: croniter(spec.schedule, now) for spec in job_specs}
-        due = {name: now if jobs_now else it.get_next(datetime) for name, it in schedule.items()}
+        manual = {spec.name for spec in job_specs if spec.manual}
+        due = {
+            name: now if jobs_now or name in manual else it.get_next(datetime)
+            for name, it in schedule.items()
+        }
         broker = stack.settings.kafka_bootstrap_servers
         print(f"dev: {len(specs)} consumer(s) and {len(due)} job(s) on {broker}", flush=True)
         if deployments:
@@ -131,7 +138,7 @@ def run_dev(
                     if when <= now:
                         job_args = ("job", name, "--scheduled-for", when.isoformat())
                         jobs.append(subprocess.Popen(command(*job_args), env=env))
-                        due[name] = schedule[name].get_next(datetime)
+                        due[name] = schedule[name].get_next(datetime)  # a manual one's: next year
                 jobs = [j for j in jobs if j.poll() is None]
                 time.sleep(0.5)
         finally:

@@ -85,7 +85,8 @@ def what_runs_table() -> str:
     for c in registry.CONSUMERS:
         rows.append(f"| consumer | `{c.name}` | `{defaults.topic(c.topic)}` | {c.replaces} |")
     for j in registry.JOBS:
-        rows.append(f"| job | `{j.name}` | `{j.schedule}` | {j.replaces} |")
+        when = "by hand (`plane-workers job`; a suspended CronJob)" if j.manual else f"`{j.schedule}`"
+        rows.append(f"| job | `{j.name}` | {when} | {j.replaces} |")
     for d in registry.DEPLOYMENTS:
         state = "" if d.enabled else " (off unless enabled)"
         rows.append(f"| deployment | `{d.name}` | `plane-workers {' '.join(d.args)}`{state} | {d.replaces} |")

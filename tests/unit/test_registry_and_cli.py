@@ -125,7 +125,12 @@ def test_dev_runs_what_a_default_install_runs_and_adds_what_is_named() -> None:
     assert {spec.name for spec in consumers_to_run(["embeddings"])} == default | {"embeddings"}
     # Jobs alike: Plane AI's schedule only when named; a job name adds no consumer and vice versa.
     default_jobs = {spec.name for spec in jobs_to_run()}
-    assert default_jobs == {spec.name for spec in registry.JOBS if spec.enabled_by_default}
+    assert default_jobs == {
+        spec.name for spec in registry.JOBS if spec.enabled_by_default and not spec.manual
+    }
+    # A manual job (a back-fill) only when named.
+    assert "backfill-issue-versions" not in default_jobs
+    assert "backfill-issue-versions" in {spec.name for spec in jobs_to_run(["backfill-issue-versions"])}
     assert "ai-reconcile" not in default_jobs and "archive-close-issues" in default_jobs
     named = ["ai-reconcile", "embeddings"]
     assert {spec.name for spec in jobs_to_run(named)} == default_jobs | {"ai-reconcile"}

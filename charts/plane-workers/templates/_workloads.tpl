@@ -121,6 +121,10 @@ backoffLimit, hence the explicit nil checks.
 {{- range $name, $spec := $workloads.cronjobs }}
 {{- $override := get $root.Values.cronjobs $name | default dict }}
 {{- $s := include "plane-workers.settings" (dict "defaults" $root.Values.cronjobDefaults "override" $override) | fromYaml }}
+{{- if $spec.manual }}
+{{- /* Run by hand only: a template for `kubectl create job --from`, never scheduled. */}}
+{{- $_ := set $s "suspend" true }}
+{{- end }}
 {{- $enabled := $s.enabled }}
 {{- if not (hasKey $override "enabled") }}
 {{- $enabled = and $s.enabled (ne $spec.enabled false) }}
