@@ -260,6 +260,13 @@ ROUTES: tuple[Route, ...] = (
         ("user_id", "event_name", "slug", "event_properties"),
         key=_field("user_id"),
     ),
+    Route(
+        f"{_PLANE}.workspace_seed_task.workspace_seed",
+        "workspace",
+        "plane.workspace_seed.v1",
+        ("workspace_id",),
+        key=_field("workspace_id"),
+    ),
     *(
         Route(kind.plane_task, "emails", kind.event_type, kind.plane_args, key=_field(kind.key_field))
         for kind in MAIL_TYPES

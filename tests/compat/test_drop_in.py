@@ -7,7 +7,7 @@ writes the rows Plane's views write and calls `.delay()` with the argument shape
 call sites (a real Celery client on the machine's RabbitMQ). What comes out is checked against
 what Plane's own worker would have produced: activity rows, notifications, a description
 version, a signed webhook request, a crawled link title, an export object and its row, a mail, page logs
-and a page version, an API request log without its key, a recent visit.
+and a page version, an API request log without its key, a recent visit, a seeded workspace.
 """
 
 from __future__ import annotations
@@ -74,6 +74,7 @@ class PlaneWorld:
     mention: uuid.UUID  # the id of the page's mention of bob
     comment: uuid.UUID
     comment_html: str  # mentions bob
+    new_ws: Workspace  # created by alice, not yet seeded
 
 
 def plane_rows(engine: Engine, receiver_url: str, link_url: str) -> PlaneWorld:
@@ -100,7 +101,8 @@ def plane_rows(engine: Engine, receiver_url: str, link_url: str) -> PlaneWorld:
         session.add_all([make.notification_preference(u) for u in (alice, bob)])
         session.flush()
         comment = make.issue_comment(issue, alice, comment_html, "ship it, bob")
-        session.add(comment)
+        new_ws = make.workspace(alice, slug=f"fresh-{uuid.uuid4().hex[:6]}")  # WorkSpaceViewSet.create's
+        session.add_all([comment, new_ws])
     with engine.begin() as conn:
         link = link_row(conn, issue, link_url)
         token = uuid.uuid4().hex
@@ -111,7 +113,7 @@ def plane_rows(engine: Engine, receiver_url: str, link_url: str) -> PlaneWorld:
         )  # fmt: skip
     return PlaneWorld(
         alice, bob, ws, project, todo, issue, hook, link, link_url, token, page, uuid.uuid4(), comment.id,
-        comment_html,
+        comment_html, new_ws,
     )  # fmt: skip
 
 
@@ -124,6 +126,8 @@ def plane_session(app: Any, engine: Engine, w: PlaneWorld) -> None:
     def delay(task: str, *args: Any, **kwargs: Any) -> None:
         app.send_task(f"{PLANE}.{task}", args=list(args), kwargs=kwargs)
 
+    # WorkSpaceViewSet.create: positional, the new workspace's id
+    delay("workspace_seed_task.workspace_seed", w.new_ws.id)
     # IssueViewSet.create
     delay("issue_activities_task.issue_activity", type="issue.activity.created",
           requested_data=json.dumps(created), actor_id=actor, issue_id=issue, project_id=project,
@@ -329,6 +333,15 @@ def _wait_for_everything(
         ),
         timeout_s=60,
     )
+
+    # workspace_seed: the new workspace's project, its issues numbered from 1 with their sequences.
+    seeded = "SELECT count(*) FROM issues WHERE workspace_id = :w"
+    wait_until(lambda: scalar(engine, seeded, w=w.new_ws.id), timeout_s=60)
+    numbers = "SELECT array_agg(sequence_id ORDER BY sequence_id)::text FROM issues WHERE workspace_id = :w"
+    count = scalar(engine, seeded, w=w.new_ws.id)
+    assert scalar(engine, numbers, w=w.new_ws.id) == "{" + ",".join(str(n) for n in range(1, count + 1)) + "}"
+    sequences = "SELECT count(*) FROM issue_sequences WHERE workspace_id = :w"
+    assert scalar(engine, sequences, w=w.new_ws.id) == count
 
     # forgot_password: the mail, to the address Plane's view gave.
     wait_until(lambda: [m for m in smtp.messages if "bob@example.com" in m.recipients], timeout_s=60)

@@ -244,6 +244,7 @@ def _plane_calls(ws: Any, hook: Any) -> dict[str, tuple[list[Any], dict[str, Any
             [],
             {"user_id": actor, "event_name": "workspace_deleted", "slug": ws.slug, "event_properties": {}},
         ),
+        "workspace_seed": ([ws.id], {}),  # positional, a UUID, as WorkSpaceViewSet.create queues it
         "send_webhook_deactivation_email": (
             [],
             {"webhook_id": hook.id, "receiver_id": actor, "reason": "HTTP 500", "current_site": site},
