@@ -51,7 +51,8 @@ def _samples(world: SampleWorld, table: str, column: str) -> JobSamples:
         wanted = conn.execute(
             text(
                 f"""SELECT i.id::text, COALESCE(i.updated_by_id, i.created_by_id, :admin)::text, i.{column}
-                FROM issues i WHERE i.deleted_at IS NULL AND i.project_id = :p AND i.id <> ALL(CAST(:skip AS uuid[]))"""
+                FROM issues i WHERE i.deleted_at IS NULL AND i.project_id = :p
+                AND i.id <> ALL(CAST(:skip AS uuid[]))"""
             ),
             {**params, "admin": admin, "skip": versioned},
         ).all()
