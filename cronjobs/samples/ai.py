@@ -30,6 +30,9 @@ MODEL = DEFAULT_MODEL
 SLOW = {"JOB_BATCH_PAUSE_MS": "500"}
 VERSION = live_sync.VERSION_SQL.format(col="i.updated_at")
 PAGE_VERSION = live_sync.VERSION_SQL.format(col="p.updated_at")
+INDEXED_COLUMNS = (
+    "model_name, entity_type, entity_id, workspace_id, project_id, source_version, content_hash, chunk_count"
+)
 
 
 def index_issues(conn: Connection, workspace: uuid.UUID, leave_out: int = 0) -> list[str]:
@@ -37,19 +40,21 @@ def index_issues(conn: Connection, workspace: uuid.UUID, leave_out: int = 0) -> 
     (by id), which are returned: the missing ones."""
     issue_ids = ids(conn, "SELECT id FROM issues WHERE workspace_id = :w", w=workspace)
     missing = issue_ids[:leave_out]
-    conn.execute(
-        text(
-            f"""
-            INSERT INTO plane_workers.indexed_documents
-                (model_name, entity_type, entity_id, workspace_id, project_id, source_version, content_hash,
-                 chunk_count)
-            SELECT :model, 'issue', i.id::text, i.workspace_id, i.project_id, {VERSION}, 'seeded', 1
-            FROM issues i WHERE i.workspace_id = :w AND NOT (i.id::text = ANY(:missing))
-            """
-        ),
-        {"model": MODEL, "w": workspace, "missing": missing},
+    _record_indexed(
+        conn,
+        f"""SELECT :model, 'issue', i.id::text, i.workspace_id, i.project_id, {VERSION}, 'seeded', 1
+            FROM issues i WHERE i.workspace_id = :w AND NOT (i.id::text = ANY(:missing))""",
+        {"w": workspace, "missing": missing},
     )
     return missing
+
+
+def _record_indexed(conn: Connection, rows: str, params: dict[str, Any]) -> None:
+    """indexed_documents rows, as the embeddings consumer records them, from the SELECT `rows`."""
+    conn.execute(
+        text(f"INSERT INTO plane_workers.indexed_documents ({INDEXED_COLUMNS}) {rows}"),
+        {"model": MODEL, **params},
+    )
 
 
 def add_pages(conn: Connection, workspace: uuid.UUID, n: int) -> list[str]:
@@ -68,17 +73,11 @@ def add_pages(conn: Connection, workspace: uuid.UUID, n: int) -> list[str]:
 
 def index_pages(conn: Connection, pages: list[str]) -> None:
     """Record the pages as indexed at their versions (as the consumer would)."""
-    conn.execute(
-        text(
-            f"""
-            INSERT INTO plane_workers.indexed_documents
-                (model_name, entity_type, entity_id, workspace_id, project_id, source_version, content_hash,
-                 chunk_count)
-            SELECT :model, 'page', p.id::text, p.workspace_id, NULL, {PAGE_VERSION}, 'seeded', 1
-            FROM pages p WHERE p.id::text = ANY(:pages)
-            """
-        ),
-        {"model": MODEL, "pages": pages},
+    _record_indexed(
+        conn,
+        f"""SELECT :model, 'page', p.id::text, p.workspace_id, NULL, {PAGE_VERSION}, 'seeded', 1
+            FROM pages p WHERE p.id::text = ANY(:pages)""",
+        {"pages": pages},
     )
 
 

@@ -18,6 +18,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from services.workspace_seed.handler import _issue, advisory_key, handle
+from services.workspace_seed.samples import EVENT_TYPE, PER_WORKSPACE
 from shared import registry
 from shared.events import new_event
 from shared.events.producer import EventProducer
@@ -27,23 +28,9 @@ from shared.testing import plane_factory as make
 from shared.testing import plane_rows
 from tests.helpers import consumer_thread, dead_letters, processed, wait_until
 
-EVENT_TYPE = "plane.workspace_seed.v1"
-SEEDED_COUNTS = {
-    "projects": 1,
-    "states": 5,
-    "labels": 2,
-    "cycles": 2,
-    "modules": 3,
-    "issues": 7,
-    "issue_sequences": 7,
-    "issue_activities": 7,
-    "issue_labels": 3,
-    "cycle_issues": 7,
-    "module_issues": 11,
-    "issue_views": 1,
-    "pages": 2,
-    "project_pages": 2,
-}
+# The seed's rows that do not depend on the workspace's members (the samples count those too).
+MEMBER_TABLES = ("workspace_members", "project_members", "project_user_properties")
+SEEDED_COUNTS = {table: n for table, n in PER_WORKSPACE.items() if table not in MEMBER_TABLES}
 
 
 def spec() -> ConsumerSpec:
