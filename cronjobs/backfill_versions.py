@@ -29,7 +29,7 @@ Columns, as Plane's `bulk_create` writes them (no `save()`, so `created_by_id` i
 
 Counts: `created` only (so a run with nothing left reports no work); skipped issues are logged.
 Dry run: the same selection without the INSERT; `created` says what a real run would write.
-Progress (done/total issues, rate, ETA) goes to stderr, via the embeddings back-fill's Progress.
+Progress (done/total issues, rate, ETA) goes to stderr (shared/progress.py).
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from sqlalchemy import text
 
 from shared.cron.runtime import JobContext, set_statement_timeout
-from shared.embeddings.backfill import Progress
+from shared.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -179,7 +179,7 @@ def backfill(ctx: JobContext, target: Target) -> None:
     statement = text(batch_sql(target, dry_run=ctx.dry_run))
     with ctx.engine.connect() as conn:
         total = conn.scalar(LIVE_ISSUES) or 0
-    progress = Progress(f"{target.job} (issues)", total)
+    progress = Progress(target.job, total, unit="issues")
     after, done = FIRST_ID, 0
     # Only writes go to ctx.counts (a run with nothing left to do reports no work); what was
     # skipped, and why, goes to the log at the end.

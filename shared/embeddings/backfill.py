@@ -15,13 +15,12 @@ workspace is looked up in the index, and the job succeeds only when none is miss
 from __future__ import annotations
 
 import socket
-import sys
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, TextIO
+from typing import Any
 
 from sqlalchemy import Engine, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -31,6 +30,7 @@ from shared.embeddings.chunking import ISSUE, PAGE
 from shared.embeddings.index import EntityKey
 from shared.embeddings.pipeline import Indexer, Tally, Upsert
 from shared.embeddings.sources import FIRST_ID, count_entities, entity_ids, entity_page
+from shared.progress import Progress
 
 J = VectorizationJob.__table__
 ENTITY_TYPES = (ISSUE, PAGE)  # the order a run feeds them in; a checkpoint names where it is
@@ -46,34 +46,6 @@ class Outcome:
     status: str
     counts: dict[str, Any]
     resumed_from: str | None
-
-
-class Progress:
-    """Done/total, rate and ETA on a stream (stderr): redrawn in place on a terminal, else one
-    line at most every `every_s` seconds (and at the end), so logs stay readable."""
-
-    def __init__(self, label: str, total: int, stream: TextIO | None = None, every_s: float = 1.0) -> None:
-        self.label, self.total, self.stream, self.every_s = label, total, stream or sys.stderr, every_s
-        self.started = time.monotonic()
-        self._last = 0.0
-        self._tty = self.stream.isatty()
-
-    def update(self, done: int, *, final: bool = False) -> None:
-        now = time.monotonic()
-        if not final and now - self._last < self.every_s:
-            return
-        self._last = now
-        elapsed = max(now - self.started, 1e-9)
-        rate = done / elapsed
-        left = max(self.total - done, 0)
-        eta = f"{left / rate:.0f}s" if rate > 0 else "?"
-        share = f"{100 * done / self.total:.0f}%" if self.total else "100%"
-        line = f"{self.label}: {done}/{self.total} documents ({share}), {rate:.1f}/s, ETA {eta}"
-        if self._tty:
-            self.stream.write("\r" + line + ("\n" if final else ""))
-        else:
-            self.stream.write(line + "\n")
-        self.stream.flush()
 
 
 class Backfill:

@@ -160,7 +160,7 @@ def test_issue_versions_are_plane_rows(settings, engine, world, capfd):  # type:
     assert ctx.counts == {"created": 5}
     err = capfd.readouterr().err.splitlines()
     assert (
-        err == [line for line in err if line.startswith("backfill-issue-versions (issues): 7/7 ")]
+        err == [line for line in err if line.startswith("backfill-issue-versions: 7/7 issues ")]
         and len(err) == 1
     )
 
@@ -222,7 +222,7 @@ def test_killed_run_is_finished_by_the_next_with_nothing_twice(settings, engine,
     assert 0 < written < n, err.decode()
     again = subprocess.run(job_command(job), env=env_for(settings), capture_output=True, timeout=180)
     assert again.returncode == 0, again.stderr.decode()
-    assert f"{job} (issues): {n}/{n}" in again.stderr.decode()
+    assert f"{job}: {n}/{n} issues" in again.stderr.decode()
     with engine.connect() as conn:
         per_issue = conn.execute(text(f"SELECT count(*), count(DISTINCT issue_id) FROM {table}")).one()
         statuses = conn.scalars(text("SELECT status FROM plane_workers.job_runs ORDER BY id")).all()

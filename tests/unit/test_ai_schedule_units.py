@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from shared import registry
 from shared.embeddings import names
 from shared.embeddings.docs_github import DocsSource, parse_sources
 from shared.embeddings.model import DEFAULT_MODEL, resolve_model
@@ -31,12 +32,11 @@ def test_the_model_name_is_the_loaders(spec: str, name: str, tmp_path: Path) -> 
     assert names.DEFAULT_MODEL == DEFAULT_MODEL
 
 
-def test_the_scheduled_jobs_import_without_numpy_or_torch() -> None:
-    modules = [
-        "cronjobs.ai_reconcile", "cronjobs.ai_feed_jobs", "cronjobs.ai_plan_sync",
-        "cronjobs.ai_reap_stuck_jobs", "cronjobs.ai_docs_sync", "services.ai_plans.handler",
-        "shared.cli.ai_schedule",
-    ]  # fmt: skip
+def test_every_job_and_base_image_consumer_imports_without_numpy_or_torch() -> None:
+    """The base image has neither: only the embeddings consumer (the GPU image) may need them."""
+    entrypoints = [j.entrypoint for j in registry.JOBS]
+    entrypoints += [c.handler or c.strategy or "" for c in registry.CONSUMERS if c.name != "embeddings"]
+    modules = sorted({e.partition(":")[0] for e in entrypoints} | {"shared.cli.ai_schedule"})
     code = "import sys\nsys.modules['numpy'] = sys.modules['torch'] = None\n" + "".join(
         f"import {m}\n" for m in modules
     )
