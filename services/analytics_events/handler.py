@@ -98,15 +98,21 @@ def _track(session: Session, ctx: HandlerContext, events: Sequence[Event]) -> No
 def _send_alone(
     client: Any, config: posthog.PostHogConfig, events: Sequence[Event], messages: Sequence[dict[str, Any]]
 ) -> None:
-    """The batch was refused as a whole: find the events PostHog refuses on their own."""
+    """The batch was refused as a whole: find the events PostHog refuses on their own. PostHog
+    going away meanwhile fails the rest at once: one deadline per event, inside the batch's
+    transaction, could outlast the poll interval."""
     failures: dict[str, Exception] = {}
+    unavailable: posthog.PostHogUnavailable | None = None
     for event, msg in zip(events, messages, strict=True):
+        if unavailable is not None:
+            failures[event.id] = unavailable
+            continue
         try:
             posthog.send(client, config, [msg])
         except posthog.PostHogRejected as exc:
             failures[event.id] = PermanentError(str(exc))
         except posthog.PostHogUnavailable as exc:
-            failures[event.id] = exc
+            failures[event.id] = unavailable = exc
     sent = len(events) - len(failures)
     if sent:
         EVENTS.labels("track_event", "sent").inc(sent)

@@ -29,14 +29,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import KafkaError, Producer
+from confluent_kafka import KafkaError, KafkaException, Producer
 from kombu import Connection, Consumer, Exchange, Queue
 from kombu import Producer as AmqpProducer
 from kombu.message import Message
 
 from services.celery_bridge import metrics as m
 from services.celery_bridge.protocol import Malformed, TaskMessage, decode, task_name
-from services.celery_bridge.tasks import BY_TASK, Route
+from services.celery_bridge.tasks import BY_TASK, Route, scrub
 from services.celery_bridge.translate import (
     InvalidArguments,
     Lookups,
@@ -280,6 +280,11 @@ class Bridge:
             log.warning("%s %s: database lookup failed, retrying: %s", task.name, task.id, exc)
             heapq.heappush(self._held, _Held(self._clock() + 5, next(self._seq), message, task, route))
             return
+        if len(out.value) > (limit := self.settings.event_max_bytes):
+            # The consumer would dead-letter it as oversize; Kafka might refuse it outright.
+            reason = f"the event is {len(out.value)} bytes, over EVENT_MAX_BYTES={limit}"
+            self._dead_letter(message, task.name, "oversize", reason)
+            return
         self._start(message, out, task.name, "bridged")
 
     def _start(self, message: Message, out: Outgoing, task: str, outcome: str) -> None:
@@ -309,6 +314,14 @@ class Bridge:
                 return
             except BufferError:
                 self._kafka.poll(0.1)
+            except KafkaException as exc:
+                # Refused outright (too large, invalid): retrying, or crashing into a redelivery of
+                # the same message, would stop the bridge for every task. A dead letter is cut to fit.
+                if pending.outcome == "dead_lettered":
+                    raise
+                del self._pending[seq]
+                self._dead_letter(pending.message, pending.task, "refused", str(exc))
+                return
 
     def _settle(self) -> None:
         """Ack what Kafka confirmed; schedule again what it refused (never acked)."""
@@ -363,17 +376,19 @@ class Bridge:
     def _dead_letter(self, message: Message, name: str | None, kind: str, reason: str) -> None:
         log.warning("dead-lettering AMQP message (%s): %s", kind, reason)
         raw = message.body if isinstance(message.body, bytes) else str(message.body).encode()
-        headers = [(k, _header_bytes(v)) for k, v in (message.headers or {}).items()]
+        clean = self._secret_scrubber(name, raw)  # no secret is kept in a dead letter either
+        raw = clean(raw)
+        headers = [(k, clean(_header_bytes(v))) for k, v in (message.headers or {}).items()]
         props = message.properties or {}
         headers += [
             # The AMQP headers whole, with their types (ints, nulls, lists), for a replay.
-            (AMQP_HEADERS, json.dumps(message.headers or {}, default=str).encode()),
+            (AMQP_HEADERS, clean(json.dumps(message.headers or {}, default=str).encode())),
             ("amqp-content-type", (message.content_type or "").encode()),
             ("amqp-content-encoding", (message.content_encoding or "").encode()),
             ("amqp-correlation-id", str(props.get("correlation_id") or "").encode()),
             (ORIGINAL_QUEUE, self.queue.encode()),
             (h.ERROR_CLASS, kind.encode()),
-            (h.ERROR_MESSAGE, reason[:1000].encode()),
+            (h.ERROR_MESSAGE, clean(reason[:1000].encode())),
             (h.ATTEMPTS, b"1"),
             (h.FIRST_FAILED_AT, dt.datetime.now(dt.UTC).isoformat().encode()),
         ]
@@ -396,6 +411,18 @@ class Bridge:
             self._clock(),
         )
         self._produce(seq)
+
+    @staticmethod
+    def _secret_scrubber(name: str | None, raw: bytes) -> Callable[[bytes], bytes]:
+        """What a dead letter of this task passes its body and headers through: its route's
+        secrets replaced, everything withheld when they cannot be found, unchanged otherwise."""
+        route = BY_TASK.get(name or "")
+        if route is None or route.secrets is None:
+            return lambda value: value
+        secrets = route.secrets(raw)
+        if secrets is None:
+            return lambda value: b""
+        return lambda value: scrub(value, secrets)
 
     # -- bookkeeping --------------------------------------------------------------------------
 

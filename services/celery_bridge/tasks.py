@@ -14,13 +14,15 @@ for it).
 from __future__ import annotations
 
 import inspect
+import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Literal
+from urllib.parse import quote, quote_plus
 
-from services.api_logs.scrub import for_transport
+from services.api_logs.scrub import REDACTED, for_transport
 from services.emails.catalogue import MAIL_TYPES
 
 REQUIRED = inspect.Parameter.empty
@@ -51,8 +53,10 @@ class Route:
     key: Keyer = field(compare=False)
     needs: Literal["", "webhook", "workspace", "workspace_key"] = ""
     # The bound arguments as the event should carry them, where Plane's hold what no topic may
-    # (process_logs' raw API key).
+    # (process_logs' raw API key); and the secrets in a raw body, which its dead letter replaces
+    # (None: they cannot be found, and the body is withheld).
     prepare: Callable[[dict[str, Any]], dict[str, Any]] | None = field(default=None, compare=False)
+    secrets: Callable[[bytes], tuple[str, ...] | None] | None = field(default=None, compare=False)
 
     @cached_property
     def signature(self) -> inspect.Signature:
@@ -86,9 +90,42 @@ def _api_log_key(data: Mapping[str, Any]) -> str | None:
 
 
 def _api_log_for_transport(data: dict[str, Any]) -> dict[str, Any]:
+    """Both of Plane's copies scrubbed: mongo_log is log_data plus timestamps, key included. Only
+    its created_at (the request's time) is read downstream."""
+    prepared = dict(data)
     if isinstance(data.get("log_data"), Mapping):
-        return {**data, "log_data": for_transport(data["log_data"])}
-    return data
+        prepared["log_data"] = for_transport(data["log_data"])
+    if isinstance(data.get("mongo_log"), Mapping):
+        created_at = data["mongo_log"].get("created_at")
+        prepared["mongo_log"] = {"created_at": created_at} if created_at is not None else {}
+    return prepared
+
+
+def _api_log_secrets(body: bytes) -> tuple[str, ...] | None:
+    """The API key in a process_logs message's raw body, so that its dead letter can replace it
+    in the body and in Celery's argsrepr/kwargsrepr headers; None when it cannot be found."""
+    try:
+        args, kwargs, _embed = json.loads(body)
+        bound = dict(zip(("log_data", "mongo_log"), args, strict=False)) | dict(kwargs)
+        key = bound["log_data"]["token_identifier"]
+    except (ValueError, TypeError, KeyError):
+        return None
+    return (key,) if isinstance(key, str) and key else None
+
+
+def scrub(value: bytes, secrets: tuple[str, ...]) -> bytes:
+    """`value` with every plain, URL-encoded and JSON-escaped form of each secret replaced."""
+    for secret in secrets:
+        forms = (
+            secret,
+            quote(secret, safe=""),
+            quote_plus(secret),
+            json.dumps(secret)[1:-1],
+            repr(secret)[1:-1],
+        )
+        for form in dict.fromkeys(forms):
+            value = value.replace(form.encode(), REDACTED.encode())
+    return value
 
 
 ROUTES: tuple[Route, ...] = (
@@ -245,6 +282,7 @@ ROUTES: tuple[Route, ...] = (
         ("log_data", "mongo_log"),
         key=_api_log_key,
         prepare=_api_log_for_transport,
+        secrets=_api_log_secrets,
     ),
     Route(
         f"{_PLANE}.recent_visited_task.recent_visited_task",

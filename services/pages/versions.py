@@ -43,7 +43,13 @@ def apply(session: Session, page: Page, data: dict[str, Any], now: datetime) -> 
         .order_by(PageVersion.last_saved_at.desc(), PageVersion.created_at.desc())
         .limit(1)
     )
-    if latest is not None and latest.owned_by_id == user_id and now - latest.last_saved_at <= COALESCE_WINDOW:
+    saved_at = latest.last_saved_at if latest is not None else None  # nullable in Plane's schema
+    if (
+        latest is not None
+        and latest.owned_by_id == user_id
+        and saved_at is not None
+        and now - saved_at <= COALESCE_WINDOW
+    ):
         _copy_description(page, latest)
         latest.updated_at = now
     else:

@@ -41,6 +41,24 @@ from tests.integration.tcp_cut import CuttableProxy
 pytestmark = needs_rabbitmq
 API_KEY = "plane_api_0123456789abcdef0123456789abcdef"  # a Plane API token's shape
 UNMAPPED = "plane.bgtasks.dummy_data_task.create_dummy_data"
+API_LOG = {  # what Plane's APITokenLogMiddleware collects for a request made with an API key
+    "token_identifier": API_KEY,
+    "path": "/api/v1/workspaces/acme/projects/",
+    "method": "GET",
+    "query_params": f"api_key={API_KEY}&per_page=20",
+    "headers": str({"X-Api-Key": API_KEY, "Accept": "application/json"}),
+    "body": None,
+    "response_code": 200,
+    "response_body": "[]",
+    "ip_address": "10.0.0.7",
+    "user_agent": "curl/8.5",
+}
+
+
+def mongo_log(log_data: dict[str, Any]) -> dict[str, Any]:
+    """Plane's second copy: log_data with its timestamps and actors, the key included."""
+    now = dt.datetime.now(dt.UTC).isoformat()
+    return {**log_data, "created_at": now, "updated_at": now, "created_by": None, "updated_by": None}
 
 
 @pytest.fixture
@@ -212,24 +230,7 @@ def _plane_calls(ws: Any, hook: Any) -> dict[str, tuple[list[Any], dict[str, Any
         ),
         # Positional, as Plane's soft-delete signal handler queues it.
         "soft_delete_related_objects": (["db", "Issue", issue], {}),
-        "process_logs": (
-            [],
-            {
-                "log_data": {
-                    "token_identifier": API_KEY,
-                    "path": f"/api/v1/workspaces/{ws.slug}/projects/",
-                    "method": "GET",
-                    "query_params": f"api_key={API_KEY}&per_page=20",
-                    "headers": str({"X-Api-Key": API_KEY, "Accept": "application/json"}),
-                    "body": None,
-                    "response_code": 200,
-                    "response_body": "[]",
-                    "ip_address": "10.0.0.7",
-                    "user_agent": "curl/8.5",
-                },
-                "mongo_log": {},
-            },
-        ),
+        "process_logs": ([], {"log_data": API_LOG, "mongo_log": mongo_log(API_LOG)}),
         "recent_visited_task": (
             [],
             {
@@ -294,7 +295,7 @@ def test_every_mapped_task_arrives_as_a_valid_event_with_its_key(world):  # type
                 assert event.data["workspace_id"] == str(ws.id)  # a UUID object, positional
             if route.plane_task.endswith(".process_logs"):
                 # No topic holds the raw API key: hashed, and scrubbed from the query and headers.
-                assert API_KEY not in record.value.decode() and record.key == ws.slug
+                assert API_KEY not in record.value.decode() and record.key == "acme"
                 assert event.data["log_data"]["token_identifier"].startswith("sha256:")
             if route.plane_task.endswith(".soft_delete_related_objects"):
                 assert (event.data["app_label"], event.data["model_name"]) == ("db", "Issue")
@@ -413,6 +414,35 @@ def test_a_dead_letter_replayed_once_its_cause_is_fixed_is_bridged_once(world, e
     assert event.id == event_id(sent.id) and record.key == str(later.id)
     assert record.headers["celery-task-id"] == sent.id.encode()
     assert replay().startswith("replayed 0 dead letter(s)")
+
+
+def test_an_oversize_event_and_a_bad_api_log_are_dead_lettered_and_keep_no_api_key(world):  # type: ignore[no-untyped-def]
+    """A page whose HTML makes an event over EVENT_MAX_BYTES is dead-lettered, not produced (the
+    broker could refuse it and stop the bridge for every task); a process_logs call Plane's task
+    could not take goes to the DLQ with its API key replaced in the raw body too."""
+    s, app, _ws, _hook = world
+    s = replace(s, event_max_bytes=64 * 1024)
+    page = {"new_description_html": "<p>" + "x" * 70_000 + "</p>", "old_description_html": None,
+            "page_id": str(uuid.uuid4())}  # fmt: skip
+    big = app.send_task("plane.bgtasks.page_transaction_task.page_transaction", kwargs=page)
+    bad = app.send_task(
+        "plane.bgtasks.logger_task.process_logs", kwargs={"log_data": API_LOG}
+    )  # no mongo_log
+    good = app.send_task(
+        "plane.bgtasks.logger_task.process_logs",
+        kwargs={"log_data": API_LOG, "mongo_log": mongo_log(API_LOG)},
+    )
+    with bridge_thread(s):
+        letters = {r.key: r for r in read_topic(s, "celery-bridge.dlq", 2)}
+        (logged,) = read_topic(s, "api-logs", 1)
+    assert letters[big.id].headers["error-class"] == b"oversize"
+    assert letters[bad.id].headers["error-class"] == b"invalid_arguments"
+    for record in (*letters.values(), logged):
+        assert API_KEY.encode() not in record.value and all(
+            API_KEY.encode() not in v for v in record.headers.values()
+        )
+    assert b"/api/v1/workspaces/acme/projects/" in letters[bad.id].value  # the rest kept for a look
+    assert parse_event(logged.value, max_bytes=s.event_max_bytes).id == event_id(good.id)
 
 
 def test_eta_is_held_until_due_and_a_far_one_waits_in_the_delay_queue(world):  # type: ignore[no-untyped-def]
