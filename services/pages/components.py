@@ -46,6 +46,15 @@ def components(html: str | None) -> dict[uuid.UUID, Component]:
     return found
 
 
+def component_ids(html: str | None) -> set[uuid.UUID]:
+    """The id of every component in `html`, usable or not: a component still there, even one
+    whose entity_name went bad, was not removed (Plane compares ids)."""
+    if not html or ("mention-component" not in html.lower() and "image-component" not in html.lower()):
+        return set()
+    nodes = LexborHTMLParser(html).css(f"{MENTION}, {IMAGE}")
+    return {t for node in nodes if (t := _uuid(node.attributes.get("id"))) is not None}
+
+
 def _component(tag: str | None, attributes: dict[str, str | None]) -> Component | None:
     transaction = _uuid(attributes.get("id"))
     if transaction is None:

@@ -22,7 +22,7 @@ from sqlalchemy import exists, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from services.pages.components import components
+from services.pages.components import component_ids, components
 from shared.db.plane import Page, PageLog
 
 UNIQUE = "page_logs_page_id_transaction_9ab05334_uniq"
@@ -37,7 +37,7 @@ def apply(session: Session, page: Page, data: dict[str, Any], now: datetime) -> 
     added = [c for t, c in new.items() if not (has_logs and t in old)]
     if added:
         _log(session, page, added, now)
-    removed = sorted(old.keys() - new.keys())
+    removed = sorted(old.keys() - component_ids(data["new_description_html"])) if old else []
     if removed:
         # Plane's queryset delete(): deleted_at only (update() leaves updated_at alone).
         session.execute(

@@ -123,6 +123,18 @@ def test_a_save_logs_new_components_and_removes_gone_ones_of_this_page_only(engi
     assert all(row[5] for row in copy_logs)
 
 
+def test_a_component_still_there_with_a_bad_entity_name_keeps_its_log(engine, settings, pw) -> None:
+    """Removal compares component ids, as Plane's does: a mention whose entity_name went bad
+    (not loggable) is still in the page, so its earlier log stays live."""
+    page_id, c = pw.pages[0], uuid.uuid4()
+    good = f"<p>{mention(c, pw.users[1].id)}</p>"
+    run(settings, transaction_event(page_id, good))
+    bad = good.replace('entity_name="user_mention"', 'entity_name="' + "x" * 40 + '"')
+    assert bad != good
+    run(settings, transaction_event(page_id, bad, good))
+    assert [(row[0], row[5]) for row in logs(engine, page_id)] == [(c, True)]
+
+
 def test_known_components_are_logged_when_the_page_has_no_logs_yet(engine, settings, pw) -> None:
     """Plane's has_existing_logs rule: an old component counts as logged only if the page has
     live logs; a page saved before the consumer ran gets all of its components."""
