@@ -21,10 +21,11 @@ from dataclasses import dataclass, field
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import text
 
 from shared.embedded.ports import free_port
 from shared.embedded.stack import env_for
-from tests.helpers import wait_until
+from tests.helpers import seed, wait_until
 from tests.integration.http_servers import HttpServer, Recorded
 
 JOB = "hard-delete"
@@ -154,15 +155,23 @@ def value(samples: Samples, name: str, **labels: str) -> float | None:
     return None
 
 
-def test_a_failure_keeps_last_success_and_a_dry_run_pushes_nothing(settings, gateway) -> None:  # type: ignore[no-untyped-def]
+def test_a_failure_keeps_last_success_and_a_dry_run_pushes_nothing(settings, engine, gateway) -> None:  # type: ignore[no-untyped-def]
     before = time.time()
     assert run_job_process(settings, gateway.url) == 0
     success_at = value(gateway.samples(), LAST_SUCCESS, job=GROUP)
     assert success_at is not None and before <= success_at <= time.time()
     assert value(gateway.samples(), RUNS, job=GROUP, outcome="success") == 1
 
-    # A run that fails (hard-delete refuses HARD_DELETE_WORKERS=0 inside the job).
-    assert run_job_process(settings, gateway.url, HARD_DELETE_WORKERS="0") == 1
+    # A run that fails inside the job: PostgreSQL refuses to delete an expired soft-deleted issue.
+    seed(engine, 1)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE issues SET deleted_at = now() - interval '100 days'"))
+        conn.execute(text("CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS"
+                          " $$ BEGIN RAISE EXCEPTION 'not today'; END $$"))  # fmt: skip
+        conn.execute(
+            text("CREATE TRIGGER refuse BEFORE DELETE ON issues FOR EACH ROW EXECUTE FUNCTION refuse()")
+        )
+    assert run_job_process(settings, gateway.url) == 1
     after_failure = gateway.samples()
     assert value(after_failure, RUNS, job=GROUP, outcome="failure") == 1  # it did push
     assert value(after_failure, LAST_SUCCESS, job=GROUP) == success_at
