@@ -150,10 +150,15 @@ def without(value: str | None, secrets: Iterable[str]) -> str | None:
     for secret in secrets:
         if not secret:
             continue
-        for form in dict.fromkeys((secret, quote(secret, safe=""), quote_plus(secret))):
+        for form in secret_forms(secret):
             if form in value:
                 value = value.replace(form, REDACTED)
     return value
+
+
+def secret_forms(secret: str) -> tuple[str, ...]:
+    """How a secret appears in text: as it is and URL-encoded (path and query, form bodies)."""
+    return tuple(dict.fromkeys((secret, quote(secret, safe=""), quote_plus(secret))))
 
 
 def _as_str(value: object) -> str:

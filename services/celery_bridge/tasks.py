@@ -20,9 +20,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Literal
-from urllib.parse import quote, quote_plus
 
-from services.api_logs.scrub import REDACTED, for_transport
+from services.api_logs.scrub import REDACTED, for_transport, secret_forms
 from services.emails.catalogue import MAIL_TYPES
 
 REQUIRED = inspect.Parameter.empty
@@ -114,16 +113,11 @@ def _api_log_secrets(body: bytes) -> tuple[str, ...] | None:
 
 
 def scrub(value: bytes, secrets: tuple[str, ...]) -> bytes:
-    """`value` with every plain, URL-encoded and JSON-escaped form of each secret replaced."""
+    """`value` with each secret replaced in the forms api-logs replaces, and JSON-escaped or
+    repr()-quoted as a raw Celery body and its argsrepr/kwargsrepr headers carry it."""
     for secret in secrets:
-        forms = (
-            secret,
-            quote(secret, safe=""),
-            quote_plus(secret),
-            json.dumps(secret)[1:-1],
-            repr(secret)[1:-1],
-        )
-        for form in dict.fromkeys(forms):
+        escaped = (json.dumps(secret)[1:-1], repr(secret)[1:-1])
+        for form in dict.fromkeys((*secret_forms(secret), *escaped)):
             value = value.replace(form.encode(), REDACTED.encode())
     return value
 

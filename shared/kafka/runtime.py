@@ -287,7 +287,8 @@ class BrokerWatch:
         clock: Clock = time.monotonic,
         every_s: float = BROKER_PROBE_S,
         first_after_s: float | None = None,
-        down_exit_s: float = 30.0,
+        *,
+        down_exit_s: float,
     ) -> None:
         self._probe = probe
         self._down_exit_s = down_exit_s
@@ -338,15 +339,17 @@ def wait_for_topics(
     stopping: threading.Event,
     probes: ProbeFiles,
     clock: Clock = time.monotonic,
-    down_exit_s: float = 30.0,
+    *,
+    down_exit_s: float,
 ) -> int | None:
     """Until every topic exists: None then. Meanwhile alive and not ready; 0 when signalled,
     1 when no broker answered for `down_exit_s`."""
     started = clock()
     logged_at: float | None = None
     watch = BrokerWatch(
-        lambda timeout_s: missing_topics(admin, topics, timeout_s), clock, TOPIC_PROBE_S, 0.0, down_exit_s
-    )
+        lambda timeout_s: missing_topics(admin, topics, timeout_s), clock, TOPIC_PROBE_S, 0.0,
+        down_exit_s=down_exit_s,
+    )  # fmt: skip
     while not stopping.is_set():
         probes.alive()
         probes.set_ready(False)
