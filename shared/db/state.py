@@ -6,7 +6,20 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Index, LargeBinary, String, Text, false, func, text
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    Identity,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    false,
+    func,
+    text,
+)
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -148,3 +161,54 @@ class EmailDigest(StateBase):
         ),
         Index("email_digests_created_at_idx", "created_at"),
     )
+
+
+class SoftDeleteSubtree(StateBase):
+    """One soft-delete cascade in progress (services/soft_deletes/cascade.py): its root, the stamp
+    it gives the subtree, where collecting stands (`layer` and `cursor`), then `marking`. A root
+    found restored or stamped anew has its row `discarded` (its rows are pruned)."""
+
+    __tablename__ = "soft_delete_subtrees"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    root_table: Mapped[str] = mapped_column(String(63), nullable=False)
+    root_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    stamp: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    phase: Mapped[str] = mapped_column(String(16), nullable=False)  # collecting|marking|discarded
+    layer: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
+    cursor: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), nullable=False
+    )
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), nullable=False
+    )
+
+    __table_args__ = (
+        CheckConstraint(
+            "phase IN ('collecting', 'marking', 'discarded')", name="soft_delete_subtrees_phase_check"
+        ),
+        Index(
+            "soft_delete_subtrees_one_per_root_idx",
+            "root_table",
+            "root_id",
+            unique=True,
+            postgresql_where=text("phase <> 'discarded'"),
+        ),
+        Index("soft_delete_subtrees_updated_at_idx", "updated_at"),
+    )
+
+
+class SoftDeleteSubtreeRow(StateBase):
+    """A row of Plane's in a collected subtree, by table and key (text), at its layer (0: the
+    root); layer -1: marked, its embed delete (`extra`: the event's columns) not yet sent."""
+
+    __tablename__ = "soft_delete_subtree_rows"
+
+    subtree_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    tbl: Mapped[str] = mapped_column(String(63, collation="C"), primary_key=True)
+    id: Mapped[str] = mapped_column(String(64, collation="C"), primary_key=True)
+    layer: Mapped[int] = mapped_column(Integer, nullable=False)
+    extra: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+
+    __table_args__ = (Index("soft_delete_subtree_rows_layer_idx", "subtree_id", "layer", "tbl", "id"),)
