@@ -2,21 +2,31 @@
 
 An event names the root by Plane's (app_label, model_name) or by table, and its key. The cascade
 (services/soft_deletes/cascade.py) gives every live row under it the root's `deleted_at` in short
-transactions; for each issue and page it soft-deletes (the root included) a `plane.embed.v1`
-delete goes to `embeddings`, confirmed by the broker before that batch commits, with an id derived
-from the entity and the stamp, so a batch redone after a kill sends the same ids again.
+transactions, and a `plane.embed.v1` delete goes to `embeddings` for each issue and page it
+soft-deletes (the root included), with an id derived from the entity and the stamp. Not from
+inside the marking transaction (it would hold that batch's row locks while the broker confirms):
+the batch records those rows in the collection, and they are sent, confirmed, and forgotten right
+after it commits; a call killed in between sends them first on the replay (the same ids again),
+and the event is claimed only after the last is confirmed: none is lost.
 
-idempotency="handler": the cascade commits as it goes, and needs no record of its progress (a
-replay finds what is left). The event is claimed in the transaction that finishes it. One call
-works at most CALL_BUDGET_S (the liveness file is touched by the poll loop, and a SIGTERM must
-finish inside the grace period); a longer cascade hands itself on as a continuation event on its
-own topic, keyed by the same instance, and the next call picks up what is left.
+idempotency="handler": the cascade commits as it goes, its progress in plane_workers'
+soft_delete_subtrees (a replay goes on from there). The event is claimed in the transaction that
+finishes it. One call works at most CALL_BUDGET_S, collecting included (the liveness file is
+touched by the poll loop, and a SIGTERM must finish inside the grace period); a longer cascade
+hands itself on as a continuation event on its own topic, keyed by the same instance, and the
+next call picks up where the collection says.
 
 Bad input: an unknown or non-soft-deletable model, or a key of the wrong kind, is dead-lettered at
 once (PermanentError); a root that does not exist is retried, then dead-lettered. Differences
 from Plane: one stamp for the whole subtree, audit columns kept, SET_NULL leaves rows of the
-subtree alone (cascade.py); a root found live (restored since the event) is left as it is, while
-Plane's task would soft-delete it again.
+subtree alone (cascade.py); a root found live is left as it is, while Plane's task would walk it
+anyway. Found live means after its lock: Plane queues the task inside the delete's transaction
+(no on_commit), so the event may come before the delete commits; the root is read FOR SHARE,
+which waits for that transaction (cascade.ROOT_WAIT_MS, then a lock timeout: retried), so a
+delete that commits later still cascades and a rolled-back one leaves the root live.
+
+Plane's FK graph is read again every GRAPH_TTL_S, and at once after a statement meets a table or
+column that is gone (a Plane migration ran under us; the event is retried with the new graph).
 """
 
 from __future__ import annotations
@@ -26,13 +36,13 @@ import time
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
-from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, Row
+import psycopg2.errors
+from sqlalchemy import Connection
 from sqlalchemy.dialects.postgresql import insert
 
-from services.soft_deletes.cascade import Cascade, Outcome, Root
+from services.soft_deletes.cascade import Cascade, Root
 from services.soft_deletes.models import MODEL_TABLES
 from shared.db.engine import get_engine, session_factory
 from shared.db.fk_graph import Graph, load_graph
@@ -50,13 +60,29 @@ EMBEDDINGS_TOPIC = "embeddings"
 EMBEDDED = {"issues": ("issue", ("workspace_id", "project_id")), "pages": ("page", ("workspace_id",))}
 NAMESPACE = uuid.UUID("0d6f3a9e-2b1c-5e8f-9a47-3c5d1e2f4b6a")
 CALL_BUDGET_S = 15.0
+GRAPH_TTL_S = 300.0
+_graphs: dict[str, tuple[float, Graph]] = {}
 
 
-@cache
 def graph_for(url: str) -> Graph:
-    """Plane's FK graph, read once per process and database (migrations do not run under us)."""
+    """Plane's FK graph of a database, read again after GRAPH_TTL_S (Plane migrates under us)."""
+    cached = _graphs.get(url)
+    if cached is not None and time.monotonic() - cached[0] < GRAPH_TTL_S:
+        return cached[1]
     with get_engine(url).connect() as conn:
-        return load_graph(conn)
+        graph = load_graph(conn)
+    _graphs[url] = (time.monotonic(), graph)
+    return graph
+
+
+def forget_graph(url: str) -> None:
+    _graphs.pop(url, None)
+
+
+def _schema_changed(exc: BaseException) -> bool:
+    """A table or column the graph named is gone: Plane's schema changed since it was read."""
+    orig = getattr(exc, "orig", exc)
+    return isinstance(orig, psycopg2.errors.UndefinedTable | psycopg2.errors.UndefinedColumn)
 
 
 def root_of(data: dict[str, Any], graph: Graph) -> Root:
@@ -112,11 +138,17 @@ def handle(event: Event, ctx: HandlerContext) -> None:
         graph,
         root,
         returning={table: columns for table, (_, columns) in EMBEDDED.items()},
+        deliver=lambda table, rows, deleted_at: _send_embed_deletes(ctx, table, rows, deleted_at),
         deadline=time.monotonic() + budget,
         pause_s=ctx.settings.job_batch_pause_ms / 1000,
     )
-    cascade.on_marked = lambda _conn, table, rows: _send_embed_deletes(ctx, cascade.outcome, table, rows)
-    outcome = cascade.run(stamp, on_finish=lambda conn: _claim(conn, ctx.consumer, event.id))
+    try:
+        outcome = cascade.run(stamp, on_finish=lambda conn: _claim(conn, ctx.consumer, event.id))
+    except Exception as exc:
+        if _schema_changed(exc):
+            log.warning("Plane's schema changed under the FK graph: read again on the retry")
+            forget_graph(url)
+        raise
     if outcome.status == "paused":
         # Before the claim: a kill in between sends the same continuation again (same id).
         ctx.producer.send(TOPIC, _continuation(event), key=str(root.pk))
@@ -149,25 +181,35 @@ def _continuation(event: Event) -> Event:
     return new_event(EVENT_TYPE, data, event_id=str(uuid.uuid5(NAMESPACE, f"{event.id}:continued")))
 
 
-def _send_embed_deletes(ctx: HandlerContext, outcome: Outcome, table: str, rows: Sequence[Row]) -> None:
+def embed_deletes(
+    table: str, rows: Sequence[dict[str, Any]], deleted_at: datetime
+) -> list[tuple[str, Event]]:
+    """The `plane.embed.v1` deletes of marked rows, each id derived from entity and stamp."""
     entity_type, _ = EMBEDDED[table]
-    assert outcome.deleted_at is not None
-    version = outcome.deleted_at.isoformat()
+    version = deleted_at.isoformat()
     events = []
-    for row in rows:
-        values = row._mapping
+    for values in rows:
+        entity_id = str(values["id"])
         data = {
             "action": "delete",
             "entity_type": entity_type,
-            "entity_id": row.id,
+            "entity_id": entity_id,
             "workspace_id": _str(values.get("workspace_id")),
             "project_id": _str(values.get("project_id")),
             "version": version,
             "reason": "soft_delete",
         }
-        event_id = uuid.uuid5(NAMESPACE, f"embed:{entity_type}:{row.id}:{version}")
-        events.append((row.id, new_event("plane.embed.v1", data, event_id=str(event_id), subject=row.id)))
-    ctx.producer.send_many(EMBEDDINGS_TOPIC, events)
+        event_id = uuid.uuid5(NAMESPACE, f"embed:{entity_type}:{entity_id}:{version}")
+        events.append(
+            (entity_id, new_event("plane.embed.v1", data, event_id=str(event_id), subject=entity_id))
+        )
+    return events
+
+
+def _send_embed_deletes(
+    ctx: HandlerContext, table: str, rows: Sequence[dict[str, Any]], deleted_at: datetime
+) -> None:
+    ctx.producer.send_many(EMBEDDINGS_TOPIC, embed_deletes(table, rows, deleted_at))  # confirmed
 
 
 def _str(value: object) -> str | None:

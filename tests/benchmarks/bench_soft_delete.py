@@ -7,7 +7,8 @@ link, an attachment, a label, an assignee, a subscriber, a cycle and a module li
 next to it a live workspace of a fifth of its size.
 
 Ours: services/soft_deletes/cascade.py as the consumer runs it (the embed delete events built
-for every issue and page, not sent: no broker here). Plane's: soft_delete_related_objects
+for every issue and page after each batch commits, from the collection table, not sent: no
+broker here). Plane's: soft_delete_related_objects
 re-implemented on the same FK graph and on_delete table: per object, each reverse relation
 queried (`SELECT *` of the live children, as Django loads them), SET_NULL as one UPDATE per
 relation, each live child saved one row at a time (every column written, deleted_at and
@@ -35,13 +36,13 @@ from pathlib import Path
 from sqlalchemy import Connection, create_engine, text
 
 from services.soft_deletes.cascade import Cascade, Root, q, soft_action
-from services.soft_deletes.handler import EMBEDDED
+from services.soft_deletes.handler import EMBEDDED, embed_deletes
 from services.soft_deletes.samples import PROJECT_TABLES, add_workspace
 from shared.db.engine import get_engine, normalise_url
 from shared.db.fk_graph import Graph, load_graph
+from shared.db.migrate import upgrade
 from shared.embedded.bootstrap import ensure_plane_tables
 from shared.embedded.postgres import EmbeddedPostgres, with_database
-from shared.events import new_event
 from shared.testing.plane_rows import insert_user
 from tests.benchmarks.emit import emit, summary
 
@@ -86,18 +87,12 @@ def ours(url: str, graph: Graph, ws: uuid.UUID) -> dict[str, object]:
     engine = get_engine(url)
     embeds = [0]
 
-    def build_embeds(_conn, table, rows):  # type: ignore[no-untyped-def]
-        entity_type, _ = EMBEDDED[table]
-        for row in rows:
-            data = {"action": "delete", "entity_type": entity_type, "entity_id": row.id, "version": "1"}
-            new_event("plane.embed.v1", data)
-        embeds[0] += len(rows)
+    def build_embeds(table, rows, deleted_at):  # type: ignore[no-untyped-def]
+        embeds[0] += len(embed_deletes(table, rows, deleted_at))
 
     returning = {table: columns for table, (_, columns) in EMBEDDED.items()}
     started = time.perf_counter()
-    outcome = Cascade(
-        engine, graph, Root("workspaces", ws), returning=returning, on_marked=build_embeds
-    ).run()
+    outcome = Cascade(engine, graph, Root("workspaces", ws), returning=returning, deliver=build_embeds).run()
     seconds = time.perf_counter() - started
     assert outcome.status == "done", outcome.status
     return {
@@ -105,6 +100,7 @@ def ours(url: str, graph: Graph, ws: uuid.UUID) -> dict[str, object]:
         "rows": outcome.rows,
         "longest_transaction_ms": round(outcome.longest_tx_s * 1000, 1),
         "longest_collect_statement_ms": round(outcome.longest_read_s * 1000, 1),
+        "collect_statements": outcome.collect_statements,
         "transactions": outcome.batches,
         "embed_deletes_built": embeds[0],
     }
@@ -205,6 +201,7 @@ def main(rows: int = 100_000) -> dict[str, object]:
         seeded_at = time.perf_counter()
         template = pg.create_database("bench_template")
         ensure_plane_tables(template)
+        upgrade(template)  # plane_workers' tables: the cascade keeps its collection there
         get_engine(template).dispose()  # a template must have no sessions to be cloned
         ws, live = seed(template, rows)
         seed_s = time.perf_counter() - seeded_at

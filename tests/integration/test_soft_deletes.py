@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import signal
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -447,3 +448,240 @@ def test_malformed_events_are_dead_lettered_and_the_consumer_goes_on(settings, e
     assert "InvalidEvent.schema_violation" in classes, classes
     with engine.connect() as conn:
         assert state_of(conn, ws, stamp)["issues"] == (0, 3, 0)
+
+
+def subtree_state(engine: Engine) -> list[tuple]:
+    with engine.connect() as conn:
+        return [
+            tuple(r)
+            for r in conn.execute(
+                text(
+                    "SELECT s.phase, s.stamp, count(r.id) FROM plane_workers.soft_delete_subtrees s "
+                    "LEFT JOIN plane_workers.soft_delete_subtree_rows r ON r.subtree_id = s.id "
+                    "GROUP BY s.id ORDER BY s.id"
+                )
+            )
+        ]
+
+
+def test_collecting_is_bounded_per_call_and_resumes_from_the_table(
+    settings, engine, ws_world, monkeypatch
+) -> None:
+    """With no time budget and small collecting statements, each call does one statement and
+    leaves its collection in plane_workers (no temporary table, no session kept between calls);
+    the next call goes on from the cursor, and no row of Plane's changes until it is complete."""
+    monkeypatch.setattr(cascade_module, "COLLECT_ROWS", 500)
+    monkeypatch.setattr(cascade_module, "COLLECT_PARENTS", 200)
+    graph = handler.graph_for(settings.database_url)
+    root = Root("workspaces", ws_world.dead)
+    sizes, calls = [], 0
+    while True:
+        outcome = Cascade(engine, graph, root, deadline=0.0).run()
+        calls += 1
+        phase, stamp, rows = subtree_state(engine)[0]
+        assert stamp == ws_world.stamp
+        if outcome.rows:
+            break
+        assert outcome.status == "paused" and outcome.collect_statements <= 1, outcome
+        assert phase in ("collecting", "marking")
+        sizes.append(rows)
+        with engine.connect() as conn:
+            assert sum(n for _, n, _ in state_of(conn, ws_world.dead, ws_world.stamp).values()) == 0
+    assert calls > 20 and sizes == sorted(sizes) and sizes[-1] > 5000, (calls, sizes[-3:])
+    # A fan-out larger than COLLECT_ROWS (a project's issue links) was collected in pieces.
+    while Cascade(engine, graph, root, deadline=0.0).run().status == "paused":
+        pass
+    assert subtree_state(engine) == []  # dropped when the cascade finished
+    with engine.connect() as conn:
+        after = state_of(conn, ws_world.dead, ws_world.stamp)
+    assert all(live == 0 for live, _, _ in after.values()), after
+
+
+def test_a_root_stamped_anew_discards_its_old_collection(settings, engine, ws_world, monkeypatch) -> None:
+    monkeypatch.setattr(cascade_module, "COLLECT_ROWS", 500)
+    graph = handler.graph_for(settings.database_url)
+    root = Root("workspaces", ws_world.dead)
+    for _ in range(5):
+        assert Cascade(engine, graph, root, deadline=0.0).run().status == "paused"
+    (first,) = subtree_state(engine)
+    assert first[0] == "collecting" and first[2] > 1
+    # Restored: the next call finds the root live and discards the collection.
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE workspaces SET deleted_at = NULL WHERE id = :w"), {"w": ws_world.dead})
+    assert Cascade(engine, graph, root).run().status == "live"
+    assert [s[0] for s in subtree_state(engine)] == ["discarded"]
+    # Deleted again: collected anew for the new stamp, the discarded rows left to prune.
+    again = ws_world.stamp + timedelta(hours=1)
+    with engine.begin() as conn:
+        mark(conn, "workspaces", ws_world.dead, again)
+    assert Cascade(engine, graph, root).run().status == "done"
+    assert [s[0] for s in subtree_state(engine)] == ["discarded"]
+    with engine.connect() as conn:
+        after = state_of(conn, ws_world.dead, again)
+    assert all(live == 0 for live, _, _ in after.values()), after
+
+
+def test_a_soft_delete_committed_after_the_event_arrived_still_cascades(
+    settings, engine, monkeypatch
+) -> None:
+    """Plane queues the task inside the delete's transaction: the event can arrive first. The
+    root is read FOR SHARE, which waits for that transaction; one that commits 2 s later
+    cascades, one held past ROOT_WAIT_MS is a retried lock timeout, one rolled back is live."""
+    import threading
+
+    from sqlalchemy.exc import OperationalError
+
+    stamp = datetime(2026, 6, 1, tzinfo=UTC)
+    with engine.begin() as conn:
+        owner = insert_user(conn)
+        ws, (project, other, third) = add_workspace(conn, owner, 3, 4)
+    ctx = context(settings)
+
+    def delete_later(project_id: uuid.UUID, hold_s: float, commit: bool) -> threading.Thread:
+        started = threading.Event()
+
+        def run() -> None:
+            with engine.connect() as conn:
+                mark(conn, "projects", project_id, stamp)
+                started.set()
+                time.sleep(hold_s)
+                conn.commit() if commit else conn.rollback()
+
+        thread = threading.Thread(target=run)
+        thread.start()
+        started.wait(5)
+        return thread
+
+    thread = delete_later(project.id, 2.0, commit=True)
+    began = time.monotonic()
+    handler.handle(soft_delete_event("projects", project.id, "project"), ctx)
+    waited = time.monotonic() - began
+    thread.join()
+    assert waited >= 1.5, waited
+    with engine.connect() as conn:
+        assert state_of(conn, ws, stamp)["issues"] == (10, 5, 0)  # this project's 5, others live
+    assert processed(engine, "soft-deletes") == 1
+
+    monkeypatch.setattr(cascade_module, "ROOT_WAIT_MS", 300)
+    thread = delete_later(other.id, 2.0, commit=True)
+    late = soft_delete_event("projects", other.id, "project")
+    with pytest.raises(OperationalError, match="lock timeout"):  # transient: the retry tiers
+        handler.handle(late, ctx)
+    thread.join()
+    assert processed(engine, "soft-deletes") == 1
+    handler.handle(late, ctx)  # the retry tier's attempt
+    with engine.connect() as conn:
+        assert state_of(conn, ws, stamp)["issues"] == (5, 10, 0)
+
+    monkeypatch.setattr(cascade_module, "ROOT_WAIT_MS", 5000)
+    thread = delete_later(third.id, 1.0, commit=False)
+    handler.handle(soft_delete_event("projects", third.id, "project"), ctx)
+    thread.join()
+    with engine.connect() as conn:
+        assert state_of(conn, ws, stamp)["issues"] == (5, 10, 0)
+    assert processed(engine, "soft-deletes") == 3
+
+
+def test_embed_deletes_go_after_commit_and_none_is_lost_to_a_kill(settings, engine, monkeypatch) -> None:
+    """The embed deletes of a batch are sent once it committed (its rows are no longer locked),
+    from what the batch recorded in the collection; a call killed before sending them sends them
+    on the replay, and the event is claimed after the last."""
+    monkeypatch.setattr(cascade_module, "FIRST_BATCH", 3)
+    monkeypatch.setattr(cascade_module, "MAX_BATCH", 3)
+    stamp = datetime(2026, 7, 1, tzinfo=UTC)
+    with engine.begin() as conn:
+        owner = insert_user(conn)
+        ws, (project,) = add_workspace(conn, owner, 1, 12, pages=0)
+        mark(conn, "projects", project.id, stamp)
+    ctx = context(settings)
+    sent_batches: list[list[str]] = []
+    killed: list[list[str]] = []
+    real_send = handler._send_embed_deletes
+
+    def send(ctx_, table, rows, deleted_at):  # type: ignore[no-untyped-def]
+        ids = [r["id"] for r in rows]
+        with engine.connect() as other:  # the batch's rows are not locked any more
+            other.execute(text("SET lock_timeout = 100"))
+            other.execute(
+                text("SELECT 1 FROM issues WHERE id = ANY(CAST(:i AS uuid[])) FOR UPDATE"), {"i": ids}
+            )
+            other.rollback()
+        if len(sent_batches) == 2 and not killed:
+            killed.append(ids)
+            raise Killed  # after the batch committed, before its events went out
+        real_send(ctx_, table, rows, deleted_at)
+        sent_batches.append(ids)
+
+    monkeypatch.setattr(handler, "_send_embed_deletes", send)
+    event = soft_delete_event("projects", project.id, "project")
+    with pytest.raises(Killed):
+        handler.handle(event, ctx)
+    assert processed(engine, "soft-deletes") == 0
+    with engine.connect() as conn:
+        pending = conn.scalar(
+            text("SELECT count(*) FROM plane_workers.soft_delete_subtree_rows WHERE layer = -1")
+        )
+    assert pending == 3
+    handler.handle(event, ctx)
+    assert processed(engine, "soft-deletes") == 1
+    with engine.connect() as conn:
+        marked = content_ids(conn, "issues", ws, stamp)
+    told = [e["data"]["entity_id"] for e in embed_deletes(settings)]
+    assert set(told) == marked and len(marked) == 12 + 3 and len(told) == len(marked)
+    assert subtree_state(engine) == []
+
+
+def test_the_fk_graph_is_read_again_after_its_ttl_and_when_a_table_is_gone(
+    settings, engine, monkeypatch
+) -> None:
+    """A table Plane adds is cascaded into once the graph is read again (GRAPH_TTL_S); a table
+    the cached graph names but that is gone fails the event (retried) and drops the graph."""
+    url = settings.database_url
+    handler.forget_graph(url)
+    ddl = (
+        "CREATE TABLE issue_extras (id uuid PRIMARY KEY, issue_id uuid NOT NULL REFERENCES issues(id), "
+        "deleted_at timestamptz)"
+    )
+    stamp = datetime(2026, 8, 1, tzinfo=UTC)
+    with engine.begin() as conn:
+        owner = insert_user(conn)
+        ws, (project,) = add_workspace(conn, owner, 1, 4)
+    first = handler.graph_for(url)
+    with engine.begin() as conn:
+        conn.execute(text(ddl))
+        for issue in project.issues:
+            conn.execute(text("INSERT INTO issue_extras VALUES (gen_random_uuid(), :i, NULL)"), {"i": issue})
+    assert handler.graph_for(url) is first  # cached
+    monkeypatch.setattr(handler, "GRAPH_TTL_S", 0.0)
+    fresh = handler.graph_for(url)
+    assert fresh is not first and "issue_extras" in fresh.soft_deletable
+    monkeypatch.setattr(handler, "GRAPH_TTL_S", 300.0)
+    with engine.begin() as conn:
+        conn.execute(text("DROP TABLE issue_extras"))
+        mark(conn, "projects", project.id, stamp)
+    event = soft_delete_event("projects", project.id, "project")
+    with pytest.raises(Exception, match="issue_extras"):
+        handler.handle(event, context(settings))
+    assert handler.graph_for(url) is not fresh  # dropped, read again
+    handler.handle(event, context(settings))
+    with engine.connect() as conn:
+        assert state_of(conn, ws, stamp)["issues"] == (0, 5, 0)
+
+
+def test_the_subtree_models_match_the_migration(engine) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from shared.db.base import StateBase
+
+    tables = {"soft_delete_subtrees", "soft_delete_subtree_rows"}
+
+    def ours(obj, name, type_, reflected, compare_to) -> bool:  # type: ignore[no-untyped-def]
+        table = obj if type_ == "table" else getattr(obj, "table", None)
+        return table is None or (table.schema == "plane_workers" and table.name in tables)
+
+    with engine.connect() as conn:
+        context_ = MigrationContext.configure(
+            conn, opts={"include_schemas": True, "include_object": ours, "compare_type": True}
+        )
+        assert compare_metadata(context_, StateBase.metadata) == []
