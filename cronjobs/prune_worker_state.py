@@ -14,6 +14,10 @@ are marked by then; one still 'sending' is settled by the next digest run and is
 `plane_workers.issue_origins` drops origins not refreshed for PROCESSED_EVENTS_RETENTION_DAYS:
 every activity stores its issue's origin again before any mail about it is built, and a
 missing origin falls back to WEB_URL.
+`plane_workers.soft_delete_subtrees` (a soft-delete cascade's collection) goes with its rows once
+discarded (its root restored or stamped anew) or not advanced for PROCESSED_EVENTS_RETENTION_DAYS
+(its event chain is long gone; soft-deletes collects anew any it finds a day old): rows first,
+then the emptied subtrees.
 Every delete goes by an indexed timestamp in bounded batches.
 """
 
@@ -69,6 +73,25 @@ PRUNE_ORIGINS = text(
     f"DELETE FROM plane_workers.issue_origins WHERE issue_id IN (SELECT issue_id {_ORIGINS} LIMIT :limit)"
 )
 COUNT_ORIGINS = text(f"SELECT count(*) {_ORIGINS}")
+_GONE = "(s.phase = 'discarded' OR s.updated_at < :cutoff)"
+_SUBTREE_ROWS = (
+    "FROM plane_workers.soft_delete_subtrees s JOIN plane_workers.soft_delete_subtree_rows r "
+    f"ON r.subtree_id = s.id WHERE {_GONE}"
+)
+PRUNE_SUBTREE_ROWS = text(
+    "DELETE FROM plane_workers.soft_delete_subtree_rows"
+    f" WHERE ctid = ANY(ARRAY(SELECT r.ctid {_SUBTREE_ROWS} LIMIT :limit))"
+)
+COUNT_SUBTREE_ROWS = text(f"SELECT count(*) {_SUBTREE_ROWS}")
+_SUBTREES = (
+    f"FROM plane_workers.soft_delete_subtrees s WHERE {_GONE} AND NOT EXISTS "
+    "(SELECT 1 FROM plane_workers.soft_delete_subtree_rows r WHERE r.subtree_id = s.id)"
+)
+PRUNE_SUBTREES = text(
+    f"DELETE FROM plane_workers.soft_delete_subtrees WHERE id IN (SELECT s.id {_SUBTREES} LIMIT :limit)"
+)
+# A dry run prunes no rows first: every subtree gone counts.
+COUNT_SUBTREES = text(f"SELECT count(*) FROM plane_workers.soft_delete_subtrees s WHERE {_GONE}")
 
 
 def run(ctx: JobContext) -> None:
@@ -80,6 +103,13 @@ def run(ctx: JobContext) -> None:
         ("webhook_attempts", PRUNE_ATTEMPTS, COUNT_ATTEMPTS, settings.hard_delete_after_days),
         ("email_digests", PRUNE_DIGESTS, COUNT_DIGESTS, settings.processed_events_retention_days),
         ("issue_origins", PRUNE_ORIGINS, COUNT_ORIGINS, settings.processed_events_retention_days),
+        (
+            "soft_delete_subtree_rows",
+            PRUNE_SUBTREE_ROWS,
+            COUNT_SUBTREE_ROWS,
+            settings.processed_events_retention_days,
+        ),
+        ("soft_delete_subtrees", PRUNE_SUBTREES, COUNT_SUBTREES, settings.processed_events_retention_days),
     )
     for table, prune, count, days in steps:
         params = {"cutoff": ctx.now - timedelta(days=days)}

@@ -61,6 +61,24 @@ def seed(engine, now: datetime) -> None:  # type: ignore[no-untyped-def]
                 text("INSERT INTO plane_workers.issue_origins VALUES (gen_random_uuid(), 'https://x', :at)"),
                 {"at": now - timedelta(days=age)},
             )
+        # soft-deletes' collections: abandoned 15 days, discarded yesterday, in progress 13 days
+        # (kept: not abandoned for the retention), each with 3 rows.
+        for phase, age in (("marking", 15), ("discarded", 1), ("collecting", 13)):
+            subtree = conn.scalar(
+                text(
+                    "INSERT INTO plane_workers.soft_delete_subtrees"
+                    " (root_table, root_id, stamp, phase, updated_at)"
+                    " VALUES ('issues', gen_random_uuid()::text, now(), :p, :at) RETURNING id"
+                ),
+                {"p": phase, "at": now - timedelta(days=age)},
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO plane_workers.soft_delete_subtree_rows (subtree_id, tbl, id, layer)"
+                    " SELECT :s, 'issue_comments', gen_random_uuid()::text, 1 FROM generate_series(1, 3)"
+                ),
+                {"s": subtree},
+            )
 
 
 def counts(engine) -> tuple[int, list[str]]:  # type: ignore[no-untyped-def]
@@ -84,6 +102,12 @@ def left(engine) -> dict[str, list]:  # type: ignore[no-untyped-def]
             .scalars()
             .all(),
             "origins": conn.scalar(text("SELECT count(*) FROM plane_workers.issue_origins")),
+            "subtrees": conn.execute(
+                text(
+                    "SELECT s.phase, count(r.id) FROM plane_workers.soft_delete_subtrees s LEFT JOIN"
+                    " plane_workers.soft_delete_subtree_rows r ON r.subtree_id = s.id GROUP BY s.id"
+                )
+            ).all(),
         }
 
 
@@ -99,6 +123,8 @@ def test_prunes_past_retention_and_dry_run_counts_the_same(settings, engine):  #
         "deleted_webhook_attempts": 1,
         "deleted_email_digests": 2,
         "deleted_issue_origins": 1,
+        "deleted_soft_delete_subtree_rows": 6,
+        "deleted_soft_delete_subtrees": 2,
     }
     assert counts(engine) == (7050, ["success", "failure", "running", "success"])
 
@@ -111,9 +137,16 @@ def test_prunes_past_retention_and_dry_run_counts_the_same(settings, engine):  #
         "deleted_webhook_attempts": 1,
         "deleted_email_digests": 2,
         "deleted_issue_origins": 1,
+        "deleted_soft_delete_subtree_rows": 6,
+        "deleted_soft_delete_subtrees": 2,
     }
     # An attempt not yet logged is in flight, a digest still 'sending' is settled by the digest.
-    assert left(engine) == {"attempts": [False, True], "digests": ["sending", "sent"], "origins": 1}
+    assert left(engine) == {
+        "attempts": [False, True],
+        "digests": ["sending", "sent"],
+        "origins": 1,
+        "subtrees": [("collecting", 3)],
+    }
     # A run still marked running is the trace of a killed run: kept whatever its age.
     assert counts(engine) == (50, ["running", "success"])
 
