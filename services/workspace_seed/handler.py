@@ -20,7 +20,6 @@ has no cover image (Plane's seed links a stock photo).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import secrets
@@ -36,6 +35,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from services.workspace_seed.rows import insert
+from shared.db.issue_numbers import advisory_key, numbering
 from shared.events import Event
 from shared.kafka.handler import HandlerContext
 
@@ -82,11 +82,6 @@ DISPLAY_PROPERTIES = {
 
 class WorkspaceNotFound(LookupError):
     """Retried: the API publishes right after creating the workspace, maybe before it commits."""
-
-
-def advisory_key(value: str) -> int:
-    """Plane's lock key: the first 8 bytes of sha256(value) as a signed big-endian int64."""
-    return int.from_bytes(hashlib.sha256(value.encode()).digest()[:8], "big", signed=True)
 
 
 @cache
@@ -351,15 +346,7 @@ def _issue(session, now, row, projects, states, labels, cycles, modules, bot, by
     project = projects[row["project_id"]]
     state, group = states[row["state_id"]]
     # Issue.save(): the project's lock, then the next number and the sort order under it.
-    session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": advisory_key(str(project))})
-    last = session.scalar(
-        text("SELECT max(sequence) FROM issue_sequences WHERE project_id = :p"), {"p": project}
-    )
-    sequence = (last or 0) + 1
-    largest = session.scalar(
-        text("SELECT max(sort_order) FROM issues WHERE project_id = :p AND state_id = :s"),
-        {"p": project, "s": state},
-    )
+    sequence, sort_order = numbering(session, project).take(session, project, state, row["sort_order"])
     html = row.get("description_html", "<p></p>")
     issue = insert(
         session,
@@ -374,7 +361,7 @@ def _issue(session, now, row, projects, states, labels, cycles, modules, bot, by
         description_json={},
         description_stripped=_strip_tags(html) or None,
         sequence_id=sequence,
-        sort_order=row["sort_order"] if largest is None else largest + 10000,
+        sort_order=sort_order,
         completed_at=now if group == "completed" else None,
     )
     link = {"issue_id": issue, **by, "project_id": project}
