@@ -619,6 +619,17 @@ JOBS: tuple[JobSpec, ...] = (
         samples="cronjobs.samples.backfill:backfill_description_versions",
         replaces="`schedule_issue_description_version` + `sync_issue_description_version`",
     ),
+    JobSpec(
+        name="migrate-workspace",
+        entrypoint="cronjobs.migrate_workspace:run",
+        schedule=MANUAL_SCHEDULE,
+        manual=True,
+        description="One-off: copy a workspace's whole subtree (and S3 objects) into another Plane "
+        "database; resumable, idempotent, verified per table.",
+        active_deadline_seconds=12 * 3600,
+        samples="cronjobs.samples.migrate_workspace:migrate_workspace",
+        replaces="`silo_data_migration_task` (multi-tenant migration; not in Plane CE)",
+    ),
 )
 
 

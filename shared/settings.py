@@ -323,6 +323,19 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("POSTHOG_HOST", "", "PostHog's address (https://us.i.posthog.com or a self-hosted one)."),
     Variable("POSTHOG_ALLOWED_IPS", "", "IPs/CIDRs a self-hosted PostHog may have despite the SSRF rules."),
     Variable("POSTHOG_TIMEOUT_S", "10", "Total deadline of one PostHog /batch/ request."),
+    Variable("MIGRATE_WORKSPACE_SLUG", "", "migrate-workspace: the slug of the workspace to copy."),
+    Variable(
+        "MIGRATE_TARGET_DATABASE_URL",
+        "",
+        "migrate-workspace: the Plane database the workspace is copied into (same schema).",
+        secret=True,
+    ),
+    Variable(
+        "MIGRATE_S3_TARGET_BUCKET",
+        "",
+        "migrate-workspace: bucket the workspace's file_assets objects are copied to (same S3 endpoint "
+        "and keys); empty: objects are not copied.",
+    ),
 )
 
 
@@ -457,6 +470,9 @@ class Settings:
     posthog_host: str = ""
     posthog_allowed_ips: tuple[str, ...] = ()
     posthog_timeout_s: float = 10.0
+    migrate_workspace_slug: str = ""
+    migrate_target_database_url: str = field(default="", repr=False)
+    migrate_s3_target_bucket: str = ""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
