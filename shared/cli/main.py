@@ -171,6 +171,11 @@ def job(
         datetime | None,
         typer.Option(help="The run's notion of now (ISO 8601, UTC), e.g. a missed schedule."),
     ] = None,
+    workspace: Annotated[str | None, typer.Option(help="migrate-workspace: MIGRATE_WORKSPACE_SLUG.")] = None,
+    to: Annotated[str | None, typer.Option(help="migrate-workspace: MIGRATE_TARGET_DATABASE_URL.")] = None,
+    s3_bucket: Annotated[str | None, typer.Option(help="migrate-workspace: MIGRATE_S3_TARGET_BUCKET.")] = (
+        None
+    ),
 ) -> None:
     """Run one job now. Exit 0: done (or another run holds the lock); 1: failed; 2: usage or
     configuration; 3: database unreachable."""
@@ -181,6 +186,12 @@ def job(
     settings = _settings()
     spec = _lookup(registry.job, name)
     require_database(settings)
+    flags = {"migrate_workspace_slug": workspace, "migrate_target_database_url": to,
+             "migrate_s3_target_bucket": s3_bucket}  # fmt: skip
+    if any(v is not None for v in flags.values()):
+        from dataclasses import replace
+
+        settings = replace(settings, **{k: v for k, v in flags.items() if v is not None})
     if scheduled_for is not None and scheduled_for.tzinfo is None:
         scheduled_for = scheduled_for.replace(tzinfo=UTC)
     code, ctx = run_job(spec, settings, dry_run=dry_run, scheduled_for=scheduled_for)
