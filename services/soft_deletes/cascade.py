@@ -18,10 +18,10 @@ How, instead of one unbounded task, over as many calls as it takes (each stops a
    under one `soft_delete_subtrees` row per (root table, root id, stamp): layer n+1 is every live
    row of a soft-deletable table that a CASCADE foreign key points from a layer-n row, and was
    not found before. One statement collects one FK's children of up to COLLECT_PARENTS parents,
-   at most COLLECT_ROWS of them (keyset on the child's key), and commits with the cursor that
-   says where the next one starts: collecting resumes where a call stopped, locks no row of
-   Plane's, and a real table needs no session across statements (a temporary table broke under
-   transaction pooling, e.g. PgBouncer).
+   at most COLLECT_ROWS of them (keyset on the child's key); up to STEP_S of such statements
+   commit together with the cursor that says where the next one starts: collecting resumes
+   where a call stopped, locks no row of Plane's, and a real table needs no session across
+   statements (a temporary table broke under transaction pooling, e.g. PgBouncer).
 2. Mark: layers deepest first, each table's rows in batches, one short transaction each (lock
    waits bounded) that also removes the marked rows from the collection (issues and pages are
    kept at layer -1 with their embed columns, until `deliver` has been told after commit). A row
@@ -72,6 +72,7 @@ MIN_BATCH, MAX_BATCH = 50, 5000
 TARGET_TX_S = 0.25  # batch sizes steer towards this
 COLLECT_PARENTS = 5000  # parent rows per collecting statement
 COLLECT_ROWS = 10000  # child rows per collecting statement
+STEP_S = 0.5  # collecting statements per transaction: until this long
 LOCK_TIMEOUT_MS = 2000
 ROOT_WAIT_MS = 5000  # how long reading the root waits for an uncommitted soft delete of it
 STALE_AFTER = timedelta(days=1)
@@ -352,14 +353,20 @@ class Cascade:
         keys = [[fk.child, fk.column] for fk in fks]
         position = keys.index(cursor["fk"]) if cursor["fk"] in keys else 0
         if parents and fks:
-            fk = fks[position]
-            found, last = self._collect_children(conn, subtree.id, fk, layer, parents, cursor["after"])
-            if found >= COLLECT_ROWS:
-                cursor.update(fk=keys[position], after=last)  # more children of this FK
-                return self._advance(conn, subtree, layer, cursor)
-            if position + 1 < len(fks):
-                cursor.update(fk=keys[position + 1], after=None)
-                return self._advance(conn, subtree, layer, cursor)
+            # The chunk's FKs one after another in one transaction, for up to STEP_S (a small
+            # subtree is collected in few commits); one that finds COLLECT_ROWS ends it there.
+            began, after = time.monotonic(), cursor["after"]
+            while True:
+                found, last = self._collect_children(conn, subtree.id, fks[position], layer, parents, after)
+                if found >= COLLECT_ROWS:
+                    cursor.update(fk=keys[position], after=last)  # more children of this FK
+                    return self._advance(conn, subtree, layer, cursor)
+                position, after = position + 1, None
+                if position == len(fks):
+                    break
+                if time.monotonic() - began > STEP_S or self._past_deadline():
+                    cursor.update(fk=keys[position], after=None)
+                    return self._advance(conn, subtree, layer, cursor)
         # This chunk is done: the next one, the next table, or the next layer.
         if len(parents) == COLLECT_PARENTS:
             cursor = {"tbl": cursor["tbl"], "lo": parents[-1], "fk": None, "after": None}
@@ -395,7 +402,7 @@ class Cascade:
         )
         conn.commit()  # with the rows the step collected
         subtree.layer, subtree.cursor, subtree.phase = layer, cursor, phase
-        if phase == "marking":
+        if phase == "marking" and self.outcome.collected > 1000:
             conn.execute(text(f"ANALYZE {ROWS}"))  # the planner sees its real size
             conn.commit()
 
@@ -573,7 +580,10 @@ class Cascade:
 
     def _out_of_time(self) -> bool:
         """Past the deadline, once this call has done something (every call makes progress)."""
-        return self.deadline is not None and time.monotonic() > self.deadline and self._steps > 0
+        return self._past_deadline() and self._steps > 0
+
+    def _past_deadline(self) -> bool:
+        return self.deadline is not None and time.monotonic() > self.deadline
 
     @contextlib.contextmanager
     def _write(self, conn: Connection, lock_timeout_ms: int = LOCK_TIMEOUT_MS) -> Iterator[None]:
