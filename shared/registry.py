@@ -421,6 +421,20 @@ CONSUMERS: tuple[ConsumerSpec, ...] = (
         samples="services.workspace_seed.samples:cases",
         replaces="`workspace_seed`",
     ),
+    ConsumerSpec(
+        name="imports",
+        topic="imports",
+        handler="services.imports.handler:handle",
+        event_types=("plane.issue_import.v1",),
+        description="Issues into a project from our JSON/CSV export or GitHub, once per external id.",
+        # Batches commit as they go (each skips existing external ids); the event is claimed when
+        # done; one call works 15 s at most, then continues as a new event on its own topic.
+        idempotency="handler",
+        # A spent GitHub rate limit resets within the hour: the tiers span about 1.5 h.
+        retry_delays_s=(30.0, 300.0, 1800.0, 3600.0),
+        samples="services.imports.samples:cases",
+        replaces="(new: Plane CE has no importer; `importer_task` in the catalogue)",
+    ),
 )
 
 JOBS: tuple[JobSpec, ...] = (

@@ -287,7 +287,26 @@ VARIABLES: tuple[Variable, ...] = (
         "IPs/CIDRs ai-docs-sync may reach despite the SSRF rules (a GitHub Enterprise on a private network).",
     ),
     Variable(
-        "GITHUB_TOKEN", "", "ai-docs-sync: GitHub API token (optional; a higher rate limit).", secret=True
+        "GITHUB_TOKEN",
+        "",
+        "ai-docs-sync and the GitHub importer: GitHub API token (optional for public repositories; a higher "
+        "rate limit).",
+        secret=True,
+    ),
+    Variable("GITHUB_API_URL", "https://api.github.com", "imports: the GitHub REST API (or GHES's)."),
+    Variable(
+        "IMPORT_ALLOWED_IPS",
+        "",
+        "IPs/CIDRs the GitHub importer may reach despite the SSRF rules (a GitHub Enterprise inside).",
+    ),
+    Variable(
+        "IMPORT_BATCH_SIZE", "100", "imports: issues created per transaction (project lock held).", minimum=1
+    ),
+    Variable("IMPORT_MAX_FILE_BYTES", "67108864", "imports: the largest import file read.", minimum=1),
+    Variable(
+        "IMPORT_GITHUB_MAX_WAIT_S",
+        "10",
+        "imports: a GitHub rate limit resetting within this is waited out; a later one is retried later.",
     ),
     Variable(
         "LIVE_BASE_URL",
@@ -457,6 +476,11 @@ class Settings:
     ai_docs_github_raw_url: str = "https://raw.githubusercontent.com"
     ai_docs_allowed_ips: tuple[str, ...] = ()
     github_token: str = field(default="", repr=False)
+    github_api_url: str = "https://api.github.com"
+    import_allowed_ips: tuple[str, ...] = ()
+    import_batch_size: int = 100
+    import_max_file_bytes: int = 67108864
+    import_github_max_wait_s: float = 10.0
     live_base_url: str = ""
     live_base_path: str = "/live/"
     live_timeout_s: float = 10.0

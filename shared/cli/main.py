@@ -25,6 +25,7 @@ from shared.cli.errors import (
     require_broker,
     require_database,
 )
+from shared.cli.imports import import_issues
 from shared.settings import (
     Settings,
     get_settings,
@@ -54,6 +55,7 @@ mail_app = typer.Typer(
 app.add_typer(mail_app, name="mail")
 app.add_typer(celery_app, name="celery")
 app.add_typer(ai_app, name="ai")
+app.command("import")(import_issues)
 
 
 def _load_settings() -> Settings:
