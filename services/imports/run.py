@@ -79,12 +79,14 @@ def _file(  # type: ignore[no-untyped-def]
     size = settings.import_batch_size
     phase, start = cursor.get("phase", "issues"), int(cursor.get("start", 0))
     phases = ("issues", "relations")
+    worked = False  # every call does one batch at least, whatever its deadline: no empty loop
     for current in phases[phases.index(phase) :] if phase in phases else phases:
         step = writer.create_batch if current == "issues" else writer.relate
         for at in range(start, len(rows), size):
-            if _over(deadline):
+            if worked and _over(deadline):
                 return Outcome("paused", {"phase": current, "start": at}, outcome.counts)
             step(engine, project, source, rows[at : at + size], outcome.counts)
+            worked = True
         start = 0
     return outcome
 
@@ -97,7 +99,7 @@ def _github(  # type: ignore[no-untyped-def]
     outcome = Outcome("done")
     started = url
     while url is not None:
-        if _over(deadline):
+        if url != started and _over(deadline):
             return Outcome("paused", {"next_url": url}, outcome.counts)
         left = 30.0 if deadline is None else max(1.0, min(30.0, deadline - time.monotonic()))
         try:

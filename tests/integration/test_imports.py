@@ -266,3 +266,60 @@ def test_github_import_pages_waits_out_a_rate_limit_and_skips_pull_requests(
     assert rows[2][1:3] == ("Done", True) and rows[0][1:3] == ("Todo", False)
     assert rows[0][3] == "<p>Line one &lt;b&gt;1&lt;/b&gt;</p><p>Second</p>"
     assert {r[4] for r in rows} == {"#d73a4a"} and [r[5] for r in rows] == [1, 1, 0, 1]
+
+
+def test_a_long_import_hands_itself_on_and_the_cli_resolves_slug_and_identifier(
+    engine: Engine, s3_settings: Settings, tmp_path: Any
+) -> None:
+    """Each handler call does one batch (a budget of about nothing) and sends a continuation with
+    its cursor; following them to the end imports every row once. Then the CLI, by SLUG/IDENT."""
+    from shared.events import parse_event
+    from shared.events.producer import EventProducer
+    from shared.testing.topics import read_topic
+
+    settings = replace(s3_settings, import_batch_size=2, kafka_max_poll_interval_ms=1)
+    slug = f"w-{uuid.uuid4().hex[:8]}"
+    with engine.begin() as conn:
+        ada = insert_user(conn, first_name="Ada", last_name="Import", display_name="ada", is_active=True)
+        ws = insert_one(conn, "workspaces", name="W", slug=slug, owner_id=ada)
+        project = target_project(conn, ws, [ada], "LONG")
+    rows = [{**export_rows("L")[0], "identifier": f"L-{n}", "name": f"Long {n}",
+             "created_at": f"2024-03-01T10:00:{n:02d}Z"} for n in range(5)]  # fmt: skip
+    key = f"{ws}/imports/long.json"
+    s3_client(settings).put_object(
+        Bucket=settings.aws_s3_bucket_name, Key=key, Body=json.dumps(rows).encode()
+    )
+    event = new_event("plane.issue_import.v1", {"kind": "plane_json", "workspace_id": str(ws),
+                      "project_id": project, "actor_id": str(ada), "key": key})  # fmt: skip
+    producer = EventProducer(settings)
+    ctx = HandlerContext("imports", settings, producer, None)
+    cursors = []
+    for _ in range(10):
+        handle(event, ctx)
+        sent = [
+            parse_event(m.value(), max_bytes=10**6)
+            for m in read_topic(s3_settings, settings.topic("imports"))
+        ]
+        if not sent or sent[-1].id == event.id:
+            break
+        event = sent[-1]
+        cursors.append(event.data["cursor"])
+    # 5 rows in batches of 2 (issues 0-1, 2-3, 4), then the relations pass (3 batches again).
+    assert cursors == [{"phase": "issues", "start": 2}, {"phase": "issues", "start": 4},
+                       {"phase": "relations", "start": 0}, {"phase": "relations", "start": 2},
+                       {"phase": "relations", "start": 4}]  # fmt: skip
+    with engine.connect() as conn:
+        numbers = conn.execute(
+            text("SELECT external_id, sequence_id FROM issues WHERE project_id = :p ORDER BY 2"),
+            {"p": project},
+        ).all()
+    assert numbers == [(f"L-{n}", n + 1) for n in range(5)]
+    file = tmp_path / "more.json"
+    file.write_text(json.dumps([*rows, {**rows[0], "identifier": "L-9", "name": "Late"}]))
+    result = subprocess.run(
+        [sys.executable, "-m", "shared.cli.main", "import", str(file), "--project", f"{slug}/long"],
+        env=env_for(s3_settings), capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    counts = json.loads(result.stdout)["counts"]
+    assert counts["created"] == 1 and counts["existing"] == 5
