@@ -19,9 +19,10 @@ How, instead of one unbounded task, over as many calls as it takes (each stops a
    row of a soft-deletable table that a CASCADE foreign key points from a layer-n row, and was
    not found before. One statement collects one FK's children of up to COLLECT_PARENTS parents,
    at most COLLECT_ROWS of them (keyset on the child's key); up to STEP_S of such statements
-   commit together with the cursor that says where the next one starts: collecting resumes
-   where a call stopped, locks no row of Plane's, and a real table needs no session across
-   statements (a temporary table broke under transaction pooling, e.g. PgBouncer).
+   (across FKs, tables and layers) commit together with the cursor that says where the next
+   one starts: collecting resumes where a call stopped, locks no row of Plane's, and a real
+   table needs no session across statements (a temporary table broke under transaction
+   pooling, e.g. PgBouncer).
 2. Mark: layers deepest first, each table's rows in batches, one short transaction each (lock
    waits bounded) that also removes the marked rows from the collection (issues and pages are
    kept at layer -1 with their embed columns, until `deliver` has been told after commit). A row
@@ -72,7 +73,7 @@ MIN_BATCH, MAX_BATCH = 50, 5000
 TARGET_TX_S = 0.25  # batch sizes steer towards this
 COLLECT_PARENTS = 5000  # parent rows per collecting statement
 COLLECT_ROWS = 10000  # child rows per collecting statement
-STEP_S = 0.5  # collecting statements per transaction: until this long
+STEP_S = 0.5  # collecting steps per transaction: until this long
 LOCK_TIMEOUT_MS = 2000
 ROOT_WAIT_MS = 5000  # how long reading the root waits for an uncommitted soft delete of it
 STALE_AFTER = timedelta(days=1)
@@ -159,6 +160,7 @@ class Cascade:
     _batch: dict[str, int] = field(default_factory=dict)
     _updated_at: frozenset[str] = frozenset()
     _steps: int = 0
+    _tx_began: float = 0.0
 
     def run(self, stamp: datetime | None = None, on_finish: OnFinish | None = None) -> Outcome:
         """Cascade the root's soft delete. `stamp` soft-deletes a still-live root first (as the
@@ -329,11 +331,20 @@ class Cascade:
 
     def _collect(self, conn: Connection, subtree: Subtree) -> bool:
         """Advance the collection statement by statement; True once it is complete."""
+        self._tx_began = time.monotonic()
         while subtree.phase == "collecting":
             if self._out_of_time():
+                conn.commit()
                 return False
             self._collect_step(conn, subtree)
             self._steps += 1
+            if time.monotonic() - self._tx_began > STEP_S:
+                conn.commit()  # the steps' rows with the cursor after them
+                self._tx_began = time.monotonic()
+        conn.commit()
+        if self.outcome.collected > 1000:
+            conn.execute(text(f"ANALYZE {ROWS}"))  # the planner sees its real size
+            conn.commit()
         return True
 
     def _cascading(self, table: str) -> list[ForeignKey]:
@@ -355,7 +366,7 @@ class Cascade:
         if parents and fks:
             # The chunk's FKs one after another in one transaction, for up to STEP_S (a small
             # subtree is collected in few commits); one that finds COLLECT_ROWS ends it there.
-            began, after = time.monotonic(), cursor["after"]
+            after = cursor["after"]
             while True:
                 found, last = self._collect_children(conn, subtree.id, fks[position], layer, parents, after)
                 if found >= COLLECT_ROWS:
@@ -364,7 +375,7 @@ class Cascade:
                 position, after = position + 1, None
                 if position == len(fks):
                     break
-                if time.monotonic() - began > STEP_S or self._past_deadline():
+                if time.monotonic() - self._tx_began > STEP_S or self._past_deadline():
                     cursor.update(fk=keys[position], after=None)
                     return self._advance(conn, subtree, layer, cursor)
         # This chunk is done: the next one, the next table, or the next layer.
@@ -400,11 +411,7 @@ class Cascade:
             ),
             {"s": subtree.id, "l": layer, "c": None if cursor is None else json.dumps(cursor), "p": phase},
         )
-        conn.commit()  # with the rows the step collected
-        subtree.layer, subtree.cursor, subtree.phase = layer, cursor, phase
-        if phase == "marking" and self.outcome.collected > 1000:
-            conn.execute(text(f"ANALYZE {ROWS}"))  # the planner sees its real size
-            conn.commit()
+        subtree.layer, subtree.cursor, subtree.phase = layer, cursor, phase  # committed by _collect
 
     def _next_table(self, conn: Connection, subtree_id: int, layer: int, after: str) -> str | None:
         return conn.scalar(
@@ -535,7 +542,10 @@ class Cascade:
                 ),
                 {"s": subtree.id, "t": table, "ids": _array(ids)},
             )
-            conn.execute(text(f"UPDATE {SUBTREES} SET updated_at = now() WHERE id = :s"), {"s": subtree.id})
+            if not self.outcome.batches:  # advanced this call (prune drops the abandoned ones)
+                conn.execute(
+                    text(f"UPDATE {SUBTREES} SET updated_at = now() WHERE id = :s"), {"s": subtree.id}
+                )
             if self.on_marked is not None:
                 self.on_marked(conn, table, rows)
         self._count(table, len(rows))
