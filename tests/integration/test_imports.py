@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import subprocess
 import sys
 import time
@@ -201,8 +202,9 @@ def gh_issue(n: int, **extra: Any) -> dict[str, Any]:
 
 
 def test_github_import_pages_waits_out_a_rate_limit_and_skips_pull_requests(
-    engine: Engine, settings: Settings
+    engine: Engine, settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     server = HttpServer()
     refused = []
 
@@ -247,8 +249,9 @@ def test_github_import_pages_waits_out_a_rate_limit_and_skips_pull_requests(
             server.routes["/repos/o/r/issues"] = lambda h: send(
                 h, 429, b"", {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(int(time.time()) + 3600)}
             )
-            with pytest.raises(RateLimited):
+            with pytest.raises(RateLimited) as limited:
                 importer.run(engine, gh_settings, event, client=client)
+            assert TOKEN not in str(limited.value) and TOKEN not in caplog.text
     finally:
         server.close()
     with engine.connect() as conn:
