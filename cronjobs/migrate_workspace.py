@@ -28,7 +28,10 @@ How (no superuser needed: no session_replication_role):
 5. Verify: per table, batch by batch over the source's ids, the row count and md5 of the rows as
    jsonb (key order canonical, both sessions in UTC) on both sides; any table that differs is a
    failure line and the job fails (exit 1). Referenced users: only their presence is checked.
-Dry run: collects and counts (`would_copy`), writes nothing. run_job's advisory lock (on the
+Counts (what changed, so a rerun of a finished migration reports none): `copied` rows, `linked`
+rows (deferred columns set), `s3_copied` objects, `s3_missing`; rows and objects already in the
+target and the verified tables are logged. Dry run: collects, checks the target, and counts as
+`copied` the subtree rows the target lacks; writes nothing. run_job's advisory lock (on the
 source) keeps two runs apart.
 """
 
@@ -120,12 +123,13 @@ def migrate(ctx: JobContext, target: Engine) -> None:
                 )
             if ctx.dry_run:
                 for t in tables:
-                    ctx.count("would_copy", the_plan.counts[t])
+                    ctx.count("copied", the_plan.counts[t] - _present(src, dst, graph.pk(t), t))
                 return
             progress = Progress(ctx.name, sum(the_plan.counts.values()), unit="rows")
             done = 0
             for t in tables:
                 done = _copy_table(ctx, src, dst, graph.pk(t), t, the_plan, progress, done)
+            seen = done - ctx.counts["copied"]
             progress.update(done, final=True)
             for t, cols in the_plan.deferred.items():
                 _link(ctx, src, dst, graph.pk(t), t, cols)
@@ -139,7 +143,12 @@ def migrate(ctx: JobContext, target: Engine) -> None:
         for line in bad:
             log.error("verification failed: %s", line)
         raise MigrateError(f"verification failed for {len(bad)} table(s): " + "; ".join(bad))
-    ctx.count("verified_tables", len(tables))
+    log.info(
+        "workspace migrated and verified",
+        extra={
+            "fields": {"tables": len(tables), "rows": sum(the_plan.counts.values()), "already_there": seen}
+        },
+    )
 
 
 def _batches(src: Connection, table: str, kind: str, pk: str, select: str) -> Iterator[tuple[str, int, str]]:
@@ -162,6 +171,21 @@ def _batches(src: Connection, table: str, kind: str, pk: str, select: str) -> It
         if row.n < BATCH_SIZE:
             return
         after = row.last
+
+
+def _present(src: Connection, dst: Connection, pk: str, table: str) -> int:
+    """How many of the table's collected rows the target already holds (by key)."""
+    kind, found = _kind(table, src), 0
+    for _last, _n, ids in _batches(src, table, kind, pk, f"t.{q(pk)}"):
+        found += dst.scalar(
+            text(f"SELECT count(*) FROM {q(table)} t WHERE {_in_ids(pk, kind)}"), {"ids": ids}
+        )
+        dst.commit()
+    return found
+
+
+def _in_ids(pk: str, kind: str) -> str:
+    return f"t.{q(pk)} IN (SELECT CAST(x AS {kind}) FROM jsonb_array_elements_text(CAST(:ids AS jsonb)) x)"
 
 
 def _kind(table: str, src: Connection) -> str:
@@ -199,7 +223,6 @@ def _copy_table(
         with _tx(dst):
             copied = dst.execute(insert, {"rows": rows}).rowcount
         ctx.count("copied", copied)
-        ctx.count("already_there", n - copied)
         done += n
         progress.update(done)
         ctx.batch_done()
@@ -245,10 +268,7 @@ def verify(src: Connection, dst: Connection, graph: Graph, tables: list[str]) ->
     for t in tables:
         pk, kind = graph.pk(t), _kind(t, src)
         shown = "NULL" if t in SHARED else f"md5(string_agg(md5(to_jsonb(t)::text), '' ORDER BY t.{q(pk)}))"
-        check = text(
-            f"SELECT count(*) AS n, {shown} AS h FROM {q(t)} t WHERE t.{q(pk)} IN "
-            f"(SELECT CAST(x AS {kind}) FROM jsonb_array_elements_text(CAST(:ids AS jsonb)) x)"
-        )
+        check = text(f"SELECT count(*) AS n, {shown} AS h FROM {q(t)} t WHERE {_in_ids(pk, kind)}")
         ids_seen = mismatched = 0
         for _last, _n, ids in _batches(src, t, kind, pk, f"t.{q(pk)}"):
             mine = src.execute(check, {"ids": ids}).one()

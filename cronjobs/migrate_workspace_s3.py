@@ -2,7 +2,8 @@
 
 Same endpoint and credentials as the uploads bucket (AWS_S3_*), so a server-side copy_object;
 an object the target already holds with the source's size is skipped (a rerun copies nothing),
-a source object that is missing (never uploaded, already purged) is counted and logged.
+a source object that is missing (never uploaded, already purged) is logged. Only `s3_copied` is
+a count (what changed); skipped and missing objects go to the log line at the end.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ def _size(client: object, bucket: str, key: str) -> int | None:
 def copy_objects(ctx: JobContext, src: Connection) -> None:
     s = ctx.settings
     client = s3_client(s)
-    after = ""
+    after, skipped, missing = "", 0, 0
     while True:
         rows = src.execute(
             text(
@@ -46,11 +47,11 @@ def copy_objects(ctx: JobContext, src: Connection) -> None:
         for row in rows:
             size = _size(client, s.aws_s3_bucket_name, row.asset)
             if size is None:
-                ctx.count("s3_missing")
+                missing += 1
                 log.warning("file_assets %s: no object %s in the source bucket", row.id, row.asset)
                 continue
             if _size(client, s.migrate_s3_target_bucket, row.asset) == size:
-                ctx.count("s3_already_there")
+                skipped += 1
                 continue
             client.copy_object(
                 Bucket=s.migrate_s3_target_bucket,
@@ -59,6 +60,7 @@ def copy_objects(ctx: JobContext, src: Connection) -> None:
             )
             ctx.count("s3_copied")
         if len(rows) < BATCH:
-            return
+            break
         after = rows[-1].id
         ctx.batch_done()
+    log.info("s3 objects: %d already in the target, %d missing in the source", skipped, missing)
