@@ -365,9 +365,9 @@ CONSUMERS: tuple[ConsumerSpec, ...] = (
         handler="services.soft_deletes.handler:handle",
         event_types=("plane.soft_delete.v1",),
         description="Soft-delete cascades in short, resumable batches, audit columns kept; embeddings told.",
-        # The cascade commits batch by batch (a replay finds what is left, no progress record)
-        # and claims the event when done; one call works 15 s at most, then continues the
-        # cascade as a new event on its own topic.
+        # The cascade commits batch by batch, its collected subtree kept between calls in
+        # plane_workers.soft_delete_subtrees, and claims the event when done; one call works 15 s
+        # at most, then continues the cascade as a new event on its own topic.
         idempotency="handler",
         produces=("embeddings",),
         samples="services.soft_deletes.samples:cases",

@@ -243,13 +243,18 @@ def produce(
         raise typer.Exit(2) from None
     require_broker(settings)
     producer = EventProducer(settings)
-    producer.send_many(topic, [(key or _default_key(e.data), e) for e in events])
+    producer.send_many(topic, [(key or _default_key(topic, e.data), e) for e in events])
     for e in events:
         typer.echo(json.dumps({"produced": e.id, "topic": settings.topic(topic)}))
 
 
-def _default_key(data: dict) -> str | None:
-    for field in ("issue_id", "webhook_id", "workspace_id", "page_id", "id"):
+# Topics whose catalogue key (DESIGN.md) is not the first of the fields below.
+_TOPIC_KEY_FIELDS = {"imports": ("project_id",)}
+
+
+def _default_key(topic: str, data: dict) -> str | None:
+    fields = _TOPIC_KEY_FIELDS.get(topic, ())
+    for field in (*fields, "issue_id", "webhook_id", "workspace_id", "page_id", "id"):
         if isinstance(data.get(field), str):
             return data[field]
     return None
