@@ -22,16 +22,17 @@ demo: $(BIN)/plane-workers
 	$(BIN)/plane-workers demo
 
 # tests/unit and tests/chart are CPU-bound and share no state (helm renders, promtool, parsing):
-# one xdist worker per core. tests/conformance runs apart: its cases mostly wait (restarts, group
-# joins, outages), so six go side by side, each xdist worker with its own PostgreSQL and broker
-# (an outage stays in it): 177 cases in 12m33s on 2 cores, 15m19s with four. The rest
-# (integration, reliability, compat) runs in one process.
+# one xdist worker per core. The rest runs in two more pytest runs, each xdist worker with its own
+# embedded PostgreSQL, broker and S3 (an outage or restart stays in it). Integration, reliability
+# and compat mostly wait on servers and subprocesses: three workers, a module per worker (module
+# fixtures stay shared). tests/conformance runs real consumer processes and is CPU-bound on 2
+# cores: four workers (six overcommitted the machine, and slow consumers missed their settle time).
 test: $(BIN)/plane-workers
 	$(BIN)/ruff check .
 	$(BIN)/plane-workers export-helm --check
 	$(BIN)/pytest -p no:cacheprovider -n 2 tests/unit tests/chart
-	$(BIN)/pytest -p no:cacheprovider --durations=30 --ignore=tests/conformance --ignore=tests/unit --ignore=tests/chart
-	$(BIN)/pytest -p no:cacheprovider -n 6 tests/conformance
+	$(BIN)/pytest -p no:cacheprovider -n 3 --dist loadfile --durations=30 --ignore=tests/conformance --ignore=tests/unit --ignore=tests/chart
+	$(BIN)/pytest -p no:cacheprovider -n 4 --durations=20 tests/conformance
 
 # Every benchmark under tests/benchmarks, one JSON report (README "Benchmarks"); quick: small sizes.
 bench: $(BIN)/plane-workers

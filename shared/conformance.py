@@ -62,6 +62,12 @@ class SampleWorld:
     # How many events (consumers) or rows (jobs) to aim for; the suite picks it per case.
     size: int
 
+    def scaled(self, per_event: int) -> int:
+        """How many events to make when each one is a unit of work worth about `per_event`
+        light ones (an export file, an import, a seeded workspace, a subtree): `size` of them would
+        make one case cost several times another's, and a CI run of the suite is CPU-bound."""
+        return max(12, self.size // per_event)
+
 
 Effects = Callable[[], object]
 

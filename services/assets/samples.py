@@ -81,9 +81,10 @@ def image(src: object) -> str:
 
 def cases(world: SampleWorld) -> ConsumerSamples:
     owner, ws, project = seed_workspace(world.engine)
+    count = world.scaled(4)  # each an S3 object, half of them a page fetch
     events, metadata, pages = [], [], []
     with world.engine.begin() as conn:
-        for n in range(world.size):
+        for n in range(count):
             body = f"asset {n} ".encode() * (1 + n % 7)
             asset_id, _key = upload(conn, world.settings, ws, project, body)
             if n % 2 == 0:
@@ -128,6 +129,6 @@ def cases(world: SampleWorld) -> ConsumerSamples:
     return ConsumerSamples(
         events=events,
         effects=effects,
-        expected={"metadata": sorted(metadata), "pages": sorted(pages), "objects": world.size + len(pages)},
+        expected={"metadata": sorted(metadata), "pages": sorted(pages), "objects": count + len(pages)},
         env={"LIVE_BASE_URL": world.receiver.url("/"), "LIVE_TIMEOUT_S": "2"},
     )

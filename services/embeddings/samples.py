@@ -27,8 +27,9 @@ ENV = {"EMBEDDING_DEVICE": "cpu", "EMBEDDING_CPU_THREADS": "1"}
 
 
 def cases(world: SampleWorld) -> ConsumerSamples:
-    n_external = world.size // 3
-    _users, issues = make.project_with_issues(world.engine, max(world.size - n_external, 1))
+    size = world.scaled(2)  # an encode each, and every restart loads the model
+    n_external = size // 3
+    _users, issues = make.project_with_issues(world.engine, max(size - n_external, 1))
     events, expected = [], []
     for issue in issues:
         data = {

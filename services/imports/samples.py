@@ -68,7 +68,8 @@ def cases(world: SampleWorld) -> ConsumerSamples:
     with world.engine.begin() as conn:
         ada = insert_user(conn, first_name="Ada", last_name="Import", display_name="ada", is_active=True)
         ws = insert_one(conn, "workspaces", name="Imports", slug=f"im-{uuid.uuid4().hex[:8]}", owner_id=ada)
-        projects = [target_project(conn, ws, [ada], f"I{n}") for n in range(world.size)]
+        # Each event imports a file: a fifth of the suite's size.
+        projects = [target_project(conn, ws, [ada], f"I{n}") for n in range(world.scaled(5))]
     events = []
     expected = {}
     for n, project in enumerate(projects):

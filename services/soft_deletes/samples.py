@@ -153,10 +153,11 @@ STAMP = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
 
 
 def cases(world: SampleWorld) -> ConsumerSamples:
-    """`world.size` issue soft deletes (each issue's row already stamped, as the API leaves it),
-    every fifth by table name instead of model; plus one untouched issue whose rows stay live,
-    and an intake row of another issue marking each deleted one as its duplicate (SET_NULL)."""
-    n = world.size
+    """`world.scaled(4)` issue soft deletes, each a subtree over a dozen tables (each issue's row
+    already stamped, as the API leaves it), every fifth by table name instead of model; plus one
+    untouched issue whose rows stay live, and an intake row of another issue marking each deleted
+    one as its duplicate (SET_NULL)."""
+    n = world.scaled(4)
     with world.engine.begin() as conn:
         owner = insert_user(conn)
         ws, (project,) = add_workspace(conn, owner, 1, n + 1)

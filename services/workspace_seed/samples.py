@@ -43,7 +43,9 @@ def cases(world: SampleWorld) -> ConsumerSamples:
         owner = make.user(0)
         session.add(owner)
         session.flush()
-        workspaces = [make.workspace(owner, slug=f"seed-{uuid.uuid4().hex[:10]}") for _ in range(world.size)]
+        # Each event seeds a workspace (~60 rows): a fifth of the suite's size.
+        n = world.scaled(5)
+        workspaces = [make.workspace(owner, slug=f"seed-{uuid.uuid4().hex[:10]}") for _ in range(n)]
         session.add_all(workspaces)
         ids = [str(ws.id) for ws in workspaces]
     events = [(wid, new_event(EVENT_TYPE, {"workspace_id": wid})) for wid in ids]
