@@ -25,6 +25,7 @@ from shared.events import parse_event
 from shared.settings import Settings
 from shared.testing import plane_factory as make
 from tests.helpers import wait_until
+from tests.integration import rabbitmq_node
 from tests.integration.celery_bridge_world import (
     AMQP_URL,
     bridge_settings,
@@ -511,6 +512,50 @@ def test_the_bridge_reconnects_when_its_amqp_connection_is_cut(world):  # type: 
         assert proxy.accepted >= 2, "the bridge never connected again"
     ids = {parse_event(r.value, max_bytes=s.event_max_bytes).id for r in records}
     assert {event_id(before.id), event_id(after.id)} <= ids
+
+
+@pytest.mark.skipif(not rabbitmq_node.available(), reason="rabbitmq-server is not installed")
+def test_the_bridge_reconnects_after_rabbitmq_itself_restarts(settings: Settings) -> None:
+    """RabbitMQ stopped (its orderly shutdown) while the bridge is mid-stream, then started again
+    on the same name, port and data: a node of this test's own (tests/integration/rabbitmq_node.py).
+    The bridge process stays up and reconnects by itself, what it held unacked at the stop comes
+    again from the durable queue, and every task, sent before or after, reaches Kafka."""
+    node = rabbitmq_node.RabbitMQNode()
+    node.start()
+    try:
+        s = bridge_settings(settings, amqp_url=node.url)
+        apps = [celery_client(s, node.url)]
+        task = "plane.bgtasks.issue_description_version_task.issue_description_version_task"
+
+        def send() -> str:
+            return str(apps[-1].send_task(task, args=[None, str(uuid.uuid4()), str(uuid.uuid4())]).id)
+
+        sent = [send()]
+        bridge = spawn_bridge(s)
+        try:
+            read_topic(s, "issue-description-versions", 1)
+            sent += [send() for _ in range(300)]
+            node.stop()
+            time.sleep(2)
+            node.start()
+            apps.append(celery_client(s, node.url))  # as Plane's API would, on a new connection
+            sent.append(send())
+            wanted = {event_id(i) for i in sent}
+            records = read_topic(s, "issue-description-versions", len(sent), timeout_s=120)
+            deadline = time.monotonic() + 30
+            while True:  # duplicates (written, unacked at the stop) may have made up the count
+                got = {parse_event(r.value, max_bytes=s.event_max_bytes).id for r in records}
+                if wanted <= got or time.monotonic() > deadline:
+                    break
+                records = read_topic(s, "issue-description-versions", len(records) + 1, timeout_s=5)
+            assert wanted <= got, f"{len(wanted - got)} of {len(sent)} tasks never reached Kafka"
+            assert bridge.poll() is None, "the bridge exited instead of reconnecting"
+        finally:
+            bridge.send_signal(signal.SIGTERM)
+            bridge.wait(timeout=30)
+        assert bridge.returncode == 0
+    finally:
+        node.close()
 
 
 def test_nothing_is_acked_while_kafka_is_unreachable(world):  # type: ignore[no-untyped-def]
